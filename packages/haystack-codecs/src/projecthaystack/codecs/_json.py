@@ -1,0 +1,663 @@
+"""JSON: Haystack 4 ("Hayson", objects tagged with ``_kind``) and the Haystack 3 encoding
+(type-prefixed strings such as ``"n:72 °F"``).
+
+Parsing of the JSON text itself is msgspec's; this module turns the resulting plain
+Python structure into Haystack values and back.  Errors name the JSON path of the
+offending value, such as ``rows[3].siteRef``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal
+
+import msgspec
+
+from projecthaystack.kinds import (
+    NA,
+    Col,
+    Coord,
+    DecodeError,
+    EncodeError,
+    FrozenDict,
+    Grid,
+    InvalidValueError,
+    Marker,
+    MarkerType,
+    NAType,
+    Number,
+    Ref,
+    Remove,
+    RemoveType,
+    Symbol,
+    Uri,
+    XStr,
+    format_float,
+    is_tag_name,
+)
+
+from ._limits import DEFAULT_LIMITS, Limits
+from ._zinc import format_datetime, format_time, make_datetime
+
+__all__ = ["decode_grid", "decode_value", "encode_grid", "encode_grid_bytes", "encode_value"]
+
+Version = Literal[3, 4]
+
+_decoder: Final = msgspec.json.Decoder()
+_encoder: Final = msgspec.json.Encoder()
+
+
+class _PathError(Exception):
+    """A value error on its way up, collecting the path as it goes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parts: list[str] = []
+
+    def to_decode_error(self) -> DecodeError:
+        path = ""
+        for part in reversed(self.parts):
+            path += part if part.startswith("[") else ("." + part if path else part)
+        return DecodeError(self.message, path=path)
+
+
+def _load(data: bytes | str, limits: Limits) -> Any:
+    if isinstance(data, str):
+        limits.check_size(len(data))
+    elif isinstance(data, bytes | bytearray | memoryview):
+        limits.check_size(len(data))
+    else:
+        raise TypeError(f"expected bytes or str, not {type(data).__name__}")
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise DecodeError("JSON nested too deeply") from None
+
+
+# ----------------------------------------------------------------------------- v4 decode
+
+
+def _num_val(v: Any) -> float:
+    t = type(v)
+    if t is float or t is int:
+        return float(v)
+    if v == "INF":
+        return math.inf
+    if v == "-INF":
+        return -math.inf
+    if v == "NaN":
+        return math.nan
+    raise _PathError(f"invalid number value {v!r}")
+
+
+def _str_field(obj: Mapping[str, Any], key: str, kind: str) -> str:
+    v = obj.get(key)
+    if type(v) is not str:
+        raise _PathError(f"{kind} needs a string {key!r}")
+    return v
+
+
+def _opt_str(obj: Mapping[str, Any], key: str, kind: str) -> str | None:
+    v = obj.get(key)
+    if v is not None and type(v) is not str:
+        raise _PathError(f"{kind} {key!r} must be a string")
+    return v
+
+
+def _k_number(o: dict[str, Any], d: _V4) -> Number:
+    return Number(_num_val(o.get("val")), _opt_str(o, "unit", "number"))
+
+
+def _k_ref(o: dict[str, Any], d: _V4) -> Ref:
+    return Ref(_str_field(o, "val", "ref"), _opt_str(o, "dis", "ref"))
+
+
+def _k_datetime(o: dict[str, Any], d: _V4) -> _dt.datetime:
+    return make_datetime(_str_field(o, "val", "dateTime"), _opt_str(o, "tz", "dateTime") or "GMT")
+
+
+def _k_coord(o: dict[str, Any], d: _V4) -> Coord:
+    lat, lng = o.get("lat"), o.get("lng")
+    if type(lat) not in (int, float) or type(lng) not in (int, float):
+        raise _PathError("coord needs numbers 'lat' and 'lng'")
+    return Coord(lat, lng)
+
+
+def _k_grid(o: dict[str, Any], d: _V4) -> Grid:
+    return d.grid(o)
+
+
+def _k_dict(o: dict[str, Any], d: _V4) -> FrozenDict:
+    return d.dict_(o)
+
+
+_KINDS4: Final[dict[str, Callable[[dict[str, Any], _V4], Any]]] = {
+    "marker": lambda o, d: Marker,
+    "na": lambda o, d: NA,
+    "remove": lambda o, d: Remove,
+    "number": _k_number,
+    "ref": _k_ref,
+    "symbol": lambda o, d: Symbol(_str_field(o, "val", "symbol")),
+    "uri": lambda o, d: Uri(_str_field(o, "val", "uri")),
+    "date": lambda o, d: _dt.date.fromisoformat(_iso(_str_field(o, "val", "date"), _DATE_RE)),
+    "time": lambda o, d: _dt.time.fromisoformat(_iso(_str_field(o, "val", "time"), _TIME_RE)),
+    "dateTime": _k_datetime,
+    "coord": _k_coord,
+    "xstr": lambda o, d: XStr(_str_field(o, "type", "xstr"), _str_field(o, "val", "xstr")),
+    "grid": _k_grid,
+    "dict": _k_dict,
+}
+
+_DATE_RE: Final = re.compile(r"\d{4}-\d\d-\d\d")
+_TIME_RE: Final = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?")
+
+
+def _iso(text: str, pattern: re.Pattern[str]) -> str:
+    # fromisoformat() also takes compact and week forms, which Haystack does not allow.
+    if pattern.fullmatch(text) is None:
+        raise _PathError(f"invalid date or time {text!r}")
+    return text
+
+
+class _V4:
+    __slots__ = ("depth", "max_depth")
+
+    def __init__(self, limits: Limits) -> None:
+        self.max_depth = limits.max_depth
+        self.depth = 0
+
+    def value(self, v: Any) -> Any:
+        t = type(v)
+        if t is str or t is bool or v is None:
+            return v
+        if t is float or t is int:
+            return Number(float(v))
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise _PathError(f"nesting deeper than {self.max_depth}")
+        try:
+            if t is list:
+                out = []
+                for i, item in enumerate(v):
+                    try:
+                        out.append(self.value(item))
+                    except _PathError as exc:
+                        exc.parts.append(f"[{i}]")
+                        raise
+                return out
+            kind = v.get("_kind")
+            if kind is None:
+                return self.dict_(v)
+            fn = _KINDS4.get(kind) if type(kind) is str else None
+            if fn is None:
+                raise _PathError(f"unknown _kind {kind!r}")
+            try:
+                return fn(v, self)
+            except (InvalidValueError, ValueError) as exc:
+                if isinstance(exc, _PathError):
+                    raise
+                raise _PathError(str(exc)) from None
+        finally:
+            self.depth -= 1
+
+    def dict_(self, obj: dict[str, Any]) -> FrozenDict:
+        out = []
+        value = self.value
+        for k, v in obj.items():
+            if v is None or not is_tag_name(k):
+                continue  # the spec: keys that are not tag names are ignored
+            t = type(v)
+            if t is not str:
+                try:
+                    v = value(v)
+                except _PathError as exc:
+                    exc.parts.append(k)
+                    raise
+            out.append((k, v))
+        return FrozenDict(out)
+
+    def meta(self, obj: Any, what: str) -> FrozenDict:
+        if obj is None:
+            return FrozenDict()
+        if type(obj) is not dict:
+            raise _PathError(f"{what} must be an object")
+        meta = self.dict_(obj)
+        if "ver" in meta:
+            meta = FrozenDict((k, v) for k, v in meta.items() if k != "ver")
+        return meta
+
+    def cols(self, cols: Any) -> tuple[Col, ...]:
+        if type(cols) is not list:
+            raise _PathError("grid 'cols' must be a list")
+        out = []
+        seen = set()
+        for i, c in enumerate(cols):
+            try:
+                if type(c) is not dict:
+                    raise _PathError("a column must be an object")
+                name = c.get("name")
+                if type(name) is not str or not is_tag_name(name):
+                    raise _PathError(f"invalid column name {name!r}")
+                if name in seen:
+                    raise _PathError(f"duplicate column {name!r}")
+                seen.add(name)
+                try:
+                    meta = self.meta(c.get("meta"), "column meta")
+                except _PathError as exc:
+                    exc.parts.append("meta")
+                    raise
+                out.append(Col._trusted(name, meta))
+            except _PathError as exc:
+                exc.parts.append(f"[{i}]")
+                exc.parts.append("cols")
+                raise
+        return tuple(out)
+
+    def grid(self, obj: dict[str, Any]) -> Grid:
+        try:
+            meta = self.meta(obj.get("meta"), "grid meta")
+        except _PathError as exc:
+            exc.parts.append("meta")
+            raise
+        cols = self.cols(obj.get("cols"))
+        names = {c.name for c in cols}
+        rows_in = obj.get("rows", [])
+        if type(rows_in) is not list:
+            raise _PathError("grid 'rows' must be a list")
+        rows = []
+        dict_ = self.dict_
+        for i, r in enumerate(rows_in):
+            try:
+                if type(r) is not dict:
+                    raise _PathError("a row must be an object")
+                row = dict_(r)
+                if not names.issuperset(row):
+                    extra = sorted(set(row) - names)
+                    raise _PathError(f"row has tags that are not columns: {extra}")
+            except _PathError as exc:
+                exc.parts.append(f"[{i}]")
+                exc.parts.append("rows")
+                raise
+            rows.append(row)
+        return Grid._trusted(meta, cols, tuple(rows))
+
+
+# ----------------------------------------------------------------------------- v3 decode
+
+_V3_NUM = re.compile(r"(-?(?:\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|INF)|NaN)(?: (.+))?")
+
+
+def _v3_str(s: str) -> Any:
+    if len(s) < 2 or s[1] != ":":
+        return s
+    tag, body = s[0], s[2:]
+    if tag == "s":
+        return body
+    if tag == "m" and not body:
+        return Marker
+    if tag == "n":
+        m = _V3_NUM.fullmatch(body)
+        if m is None:
+            raise _PathError(f"invalid number {s!r}")
+        num, unit = m.groups()
+        val = {"INF": math.inf, "-INF": -math.inf, "NaN": math.nan}.get(num)
+        return Number(float(num) if val is None else val, unit)
+    if tag == "r":
+        rid, _, dis = body.partition(" ")
+        return Ref(rid, dis or None)
+    if tag == "d":
+        return _dt.date.fromisoformat(_iso(body, _DATE_RE))
+    if tag == "h":
+        return _dt.time.fromisoformat(_iso(body, _TIME_RE))
+    if tag == "t":
+        iso, _, tz = body.partition(" ")
+        return make_datetime(iso, tz or None)
+    if tag == "u":
+        return Uri(body)
+    if tag == "y":
+        return Symbol(body)
+    if tag == "c":
+        lat, sep, lng = body.partition(",")
+        if not sep:
+            raise _PathError(f"invalid coord {s!r}")
+        return Coord(float(lat), float(lng))
+    if tag == "x" or tag == "b":
+        if tag == "b":
+            return XStr("Bin", body)
+        typ, sep, val = body.partition(":")
+        if not sep:
+            raise _PathError(f"invalid xstr {s!r}")
+        return XStr(typ, val)
+    if tag == "z" and not body:
+        return NA
+    if tag == "-" and not body:
+        return Remove
+    # Any other "<char>:" string is an ordinary string (the spec's last note).
+    return s
+
+
+class _V3(_V4):
+    __slots__ = ()
+
+    def value(self, v: Any) -> Any:
+        t = type(v)
+        if t is str:
+            try:
+                return _v3_str(v)
+            except _PathError:
+                raise
+            except ValueError as exc:
+                raise _PathError(str(exc)) from None
+        if t is dict and "_kind" not in v and _is_v3_grid(v):
+            self.depth += 1
+            if self.depth > self.max_depth:
+                raise _PathError(f"nesting deeper than {self.max_depth}")
+            try:
+                return self.grid(v)
+            finally:
+                self.depth -= 1
+        return super().value(v)
+
+    def dict_(self, obj: dict[str, Any]) -> FrozenDict:
+        out = []
+        for k, v in obj.items():
+            if v is None or not is_tag_name(k):
+                continue
+            try:
+                out.append((k, self.value(v)))
+            except _PathError as exc:
+                exc.parts.append(k)
+                raise
+        return FrozenDict(out)
+
+    def cols(self, cols: Any) -> tuple[Col, ...]:
+        # v3 columns carry their meta beside "name" rather than under "meta".
+        if type(cols) is not list:
+            raise _PathError("grid 'cols' must be a list")
+        fixed = []
+        for c in cols:
+            if type(c) is dict and "meta" not in c:
+                c = {"name": c.get("name"), "meta": {k: v for k, v in c.items() if k != "name"}}
+            fixed.append(c)
+        return super().cols(fixed)
+
+
+def _is_v3_grid(v: dict[str, Any]) -> bool:
+    meta = v.get("meta")
+    return (
+        type(meta) is dict
+        and "ver" in meta
+        and type(v.get("cols")) is list
+        and type(v.get("rows", [])) is list
+    )
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def decode_grid(
+    data: bytes | str, *, version: Version = 4, limits: Limits = DEFAULT_LIMITS
+) -> Grid:
+    """Decode a JSON grid, Haystack 4 encoding by default, ``version=3`` for the old one.
+
+    >>> g = decode_grid(b'{"_kind":"grid","meta":{"ver":"3.0"},"cols":[{"name":"a"}],'
+    ...                 b'"rows":[{"a":{"_kind":"number","val":5,"unit":"kW"}}]}')
+    >>> g[0]["a"]
+    Number(val=5.0, unit='kW')
+    """
+    obj = _load(data, limits)
+    reader = _V3(limits) if version == 3 else _V4(limits)
+    if type(obj) is not dict:
+        raise DecodeError("a JSON grid must be an object", path="")
+    kind = obj.get("_kind", "grid")
+    if kind != "grid":
+        raise DecodeError(f"expected a grid, found _kind {kind!r}", path="_kind")
+    try:
+        return reader.grid(obj)
+    except _PathError as exc:
+        raise exc.to_decode_error() from None
+    except (InvalidValueError, ValueError) as exc:
+        raise DecodeError(str(exc), path="") from None
+
+
+def decode_value(
+    data: bytes | str, *, version: Version = 4, limits: Limits = DEFAULT_LIMITS
+) -> Any:
+    """Decode one JSON value into Haystack values.
+
+    >>> decode_value('{"_kind":"ref","val":"s1","dis":"HQ"}')
+    Ref(id='s1', dis='HQ')
+    >>> decode_value('"n:72 °F"', version=3)
+    Number(val=72.0, unit='°F')
+    """
+    obj = _load(data, limits)
+    reader = _V3(limits) if version == 3 else _V4(limits)
+    try:
+        return reader.value(obj)
+    except _PathError as exc:
+        raise exc.to_decode_error() from None
+    except (InvalidValueError, ValueError) as exc:
+        raise DecodeError(str(exc), path="") from None
+
+
+# ----------------------------------------------------------------------------- encode
+
+_MARKER4: Final = {"_kind": "marker"}
+_NA4: Final = {"_kind": "na"}
+_REMOVE4: Final = {"_kind": "remove"}
+_MAX_EXACT: Final = 2.0**53
+
+
+def _json_num(f: float) -> float | int:
+    # Whole numbers are written without ".0", as other Haystack implementations do.
+    if f.is_integer() and -_MAX_EXACT < f < _MAX_EXACT:
+        return int(f)
+    return f
+
+
+def _e4_number(n: Number) -> Any:
+    v = n.val
+    if math.isfinite(v):
+        if n.unit is None:
+            return _json_num(v)
+        return {"_kind": "number", "val": _json_num(v), "unit": n.unit}
+    out: dict[str, Any] = {"_kind": "number", "val": format_float(v)}
+    if n.unit is not None:
+        out["unit"] = n.unit
+    return out
+
+
+def _e4_float(f: float) -> Any:
+    return _e4_number(Number(float(f)))
+
+
+def _e4_ref(r: Ref) -> dict[str, Any]:
+    if r.dis is None:
+        return {"_kind": "ref", "val": r.id}
+    return {"_kind": "ref", "val": r.id, "dis": r.dis}
+
+
+def _e4_datetime(dt: _dt.datetime) -> dict[str, Any]:
+    iso, tz = format_datetime(dt)
+    return {"_kind": "dateTime", "val": iso, "tz": tz}
+
+
+def _e4_list(items: Any) -> list[Any]:
+    return [_enc4(v) for v in items]
+
+
+def _e4_dict(d: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if v is None:
+            continue
+        if not isinstance(k, str) or not is_tag_name(k):
+            raise EncodeError(f"invalid tag name {k!r}")
+        out[k] = v if type(v) is str else _enc4(v)
+    return out
+
+
+def _e4_grid(g: Grid) -> dict[str, Any]:
+    meta = {"ver": "3.0"}
+    meta.update(_e4_dict(g.meta))
+    cols = []
+    for c in g.cols:
+        cols.append({"name": c.name, "meta": _e4_dict(c.meta)} if c.meta else {"name": c.name})
+    enc = _ENC4
+    rows = []
+    for row in g.rows:
+        out = {}
+        for k, v in row.items():
+            t = type(v)
+            if t is str:
+                out[k] = v
+            elif v is Marker:
+                out[k] = _MARKER4
+            else:
+                fn = enc.get(t)
+                out[k] = fn(v) if fn is not None else _enc4(v)
+        rows.append(out)
+    return {"_kind": "grid", "meta": meta, "cols": cols, "rows": rows}
+
+
+_ENC4: Final[dict[type, Callable[[Any], Any]]] = {
+    str: lambda s: s,
+    bool: lambda b: b,
+    type(None): lambda _: None,
+    Number: _e4_number,
+    int: _e4_float,
+    float: _e4_float,
+    MarkerType: lambda _: _MARKER4,
+    NAType: lambda _: _NA4,
+    RemoveType: lambda _: _REMOVE4,
+    Ref: _e4_ref,
+    Symbol: lambda s: {"_kind": "symbol", "val": s.val},
+    Uri: lambda u: {"_kind": "uri", "val": u.val},
+    _dt.datetime: _e4_datetime,
+    _dt.date: lambda d: {"_kind": "date", "val": d.isoformat()},
+    _dt.time: lambda t: {"_kind": "time", "val": format_time(t)},
+    Coord: lambda c: {"_kind": "coord", "lat": c.lat, "lng": c.lng},
+    XStr: lambda x: {"_kind": "xstr", "type": x.type, "val": x.val},
+    list: _e4_list,
+    tuple: _e4_list,
+    dict: _e4_dict,
+    FrozenDict: _e4_dict,
+    Grid: _e4_grid,
+}
+
+
+def _lookup(table: dict[type, Callable[[Any], Any]], v: Any) -> Callable[[Any], Any]:
+    fn = table.get(type(v))
+    if fn is not None:
+        return fn
+    for cls, f in table.items():
+        if isinstance(v, cls) and cls is not int:
+            return f
+    if isinstance(v, Mapping):
+        return table[dict]
+    raise EncodeError(f"{type(v).__name__} is not a Haystack kind")
+
+
+def _enc4(v: Any) -> Any:
+    return _lookup(_ENC4, v)(v)
+
+
+def _v3_num(n: Number) -> str:
+    text = format_float(n.val)
+    return "n:" + text + " " + n.unit if n.unit else "n:" + text
+
+
+def _v3_datetime(dt: _dt.datetime) -> str:
+    iso, tz = format_datetime(dt)
+    return "t:" + iso + " " + tz
+
+
+def _v3_ref(r: Ref) -> str:
+    return "r:" + r.id + " " + r.dis if r.dis else "r:" + r.id
+
+
+def _e3_dict(d: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if v is None:
+            continue
+        if not isinstance(k, str) or not is_tag_name(k):
+            raise EncodeError(f"invalid tag name {k!r}")
+        out[k] = _enc3(v)
+    return out
+
+
+def _e3_grid(g: Grid) -> dict[str, Any]:
+    meta = {"ver": "3.0"}
+    meta.update(_e3_dict(g.meta))
+    cols = [{"name": c.name, **_e3_dict(c.meta)} for c in g.cols]
+    return {"meta": meta, "cols": cols, "rows": [_e3_dict(r) for r in g.rows]}
+
+
+_ENC3: Final[dict[type, Callable[[Any], Any]]] = {
+    str: lambda s: "s:" + s if len(s) > 1 and s[1] == ":" else s,
+    bool: lambda b: b,
+    type(None): lambda _: None,
+    Number: _v3_num,
+    int: lambda i: _v3_num(Number(float(i))),
+    float: lambda f: _v3_num(Number(float(f))),
+    MarkerType: lambda _: "m:",
+    NAType: lambda _: "z:",
+    RemoveType: lambda _: "-:",
+    Ref: _v3_ref,
+    Symbol: lambda s: "y:" + s.val,
+    Uri: lambda u: "u:" + u.val,
+    _dt.datetime: _v3_datetime,
+    _dt.date: lambda d: "d:" + d.isoformat(),
+    _dt.time: lambda t: "h:" + format_time(t),
+    Coord: lambda c: f"c:{format_float(c.lat)},{format_float(c.lng)}",
+    XStr: lambda x: "x:" + x.type + ":" + x.val,
+    list: lambda items: [_enc3(v) for v in items],
+    tuple: lambda items: [_enc3(v) for v in items],
+    dict: _e3_dict,
+    FrozenDict: _e3_dict,
+    Grid: _e3_grid,
+}
+
+
+def _enc3(v: Any) -> Any:
+    return _lookup(_ENC3, v)(v)
+
+
+def encode_value(value: Any, *, version: Version = 4) -> str:
+    """One value as JSON text.
+
+    >>> encode_value(Number(72, "°F"))
+    '{"_kind":"number","val":72,"unit":"°F"}'
+    >>> encode_value(Number(72, "°F"), version=3)
+    '"n:72 °F"'
+    """
+    return encode_value_bytes(value, version=version).decode()
+
+
+def encode_value_bytes(value: Any, *, version: Version = 4) -> bytes:
+    """One value as UTF-8 JSON bytes."""
+    return _encoder.encode(_enc3(value) if version == 3 else _enc4(value))
+
+
+def encode_grid_bytes(grid: Grid, *, version: Version = 4) -> bytes:
+    """A grid as UTF-8 JSON bytes, ready for the wire."""
+    if not isinstance(grid, Grid):
+        raise EncodeError(f"expected a Grid, not {type(grid).__name__}")
+    return _encoder.encode(_e3_grid(grid) if version == 3 else _e4_grid(grid))
+
+
+def encode_grid(grid: Grid, *, version: Version = 4) -> str:
+    """A grid as JSON text, Haystack 4 encoding by default.
+
+    >>> from projecthaystack.kinds import Grid, Marker
+    >>> encode_grid(Grid.from_rows([{"site": Marker}]))
+    '{"_kind":"grid","meta":{"ver":"3.0"},"cols":[{"name":"site"}],"rows":[{"site":{"_kind":"marker"}}]}'
+    """
+    return encode_grid_bytes(grid, version=version).decode()

@@ -1,0 +1,227 @@
+"""Trio: records of ``name:value`` lines separated by dashes; values in Zinc syntax."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from projecthaystack.kinds import DecodeError, EncodeError, FrozenDict, Grid, Marker
+
+from ._limits import DEFAULT_LIMITS, Limits
+from ._zinc import ZincParser, encode_value, read_text
+
+__all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid"]
+
+_TAG_LINE = re.compile(r"([a-z][A-Za-z0-9_]*)[ \t]*(?::[ \t]*(.*?))?[ \t]*")
+_SEPARATOR = re.compile(r"-+[ \t]*")
+# Strings that Trio lets stand without quotes and that Zinc would not read as a value.
+_SAFE_STR = re.compile(r"[A-Za-z_][A-Za-z_ ]*")
+# Multi-line strings that read back exactly: no blank lines, no leading or trailing space.
+_MULTILINE_OK = re.compile(r"[^\s\x00-\x1f](?:[^\n\x00-\x1f]*[^\s])?(?:\n[^\s\x00-\x1f](?:[^\n\x00-\x1f]*[^\s])?)*")
+_KEYWORDS: Final = {"N", "M", "R", "NA", "T", "F", "INF", "NaN"}
+
+
+class _Reader:
+    __slots__ = ("cache", "i", "limits", "lines", "offsets", "text")
+
+    def __init__(self, text: str, limits: Limits) -> None:
+        self.text = text
+        self.limits = limits
+        self.lines = text.split("\n")
+        self.i = 0
+        self.cache: dict[str, Any] = {}
+
+    def error(self, message: str, line_index: int, col: int = 1) -> DecodeError:
+        return DecodeError(message, line=line_index + 1, col=col)
+
+    def indented_block(self) -> list[str]:
+        """The lines after the current one that are indented (or blank inside the block)."""
+        lines = self.lines
+        j = self.i + 1
+        block: list[str] = []
+        while j < len(lines):
+            line = lines[j].rstrip("\r")
+            if line[:1] in (" ", "\t"):
+                block.append(line)
+            elif not line.strip() and j + 1 < len(lines) and lines[j + 1][:1] in (" ", "\t"):
+                block.append("")
+            else:
+                break
+            j += 1
+        self.i = j - 1
+        return block
+
+    def parse_zinc(self, text: str, line_index: int, col: int) -> Any:
+        parser = ZincParser(text, self.limits)
+        try:
+            val = parser.value()
+            if not parser.at_end():
+                raise parser.error("unexpected text after the value")
+        except DecodeError as exc:
+            line = line_index + (exc.line or 1)
+            raise DecodeError(exc.reason, line=line, col=(exc.col or 1) + (col - 1 if exc.line == 1 else 0)) from None
+        return val
+
+    def scalar(self, raw: str, line_index: int, col: int) -> Any:
+        cached = self.cache.get(raw, self)
+        if cached is not self:
+            return cached
+        if raw == "true":
+            val: Any = True
+        elif raw == "false":
+            val = False
+        elif _SAFE_STR.fullmatch(raw) and raw not in _KEYWORDS:
+            val = raw
+        elif not raw.isascii() and not raw[0].isascii():
+            val = raw  # unquoted strings may begin with any non-ASCII character
+        else:
+            parser = ZincParser(raw, self.limits)
+            try:
+                val = parser.value()
+                ok = parser.pos == len(raw)
+            except DecodeError:
+                ok = False
+            if not ok:
+                # Real files (the spec's own example buildings among them) leave strings
+                # like `AHU-1 Discharge Temp` unquoted; what Zinc cannot read is a string,
+                # unless it starts like a string or collection whose syntax is broken.
+                if raw[0] in "\"`[{<":
+                    self.parse_zinc(raw, line_index, col)  # raises with the position
+                val = raw
+        if type(val) is not list and len(self.cache) < 65536:
+            self.cache[raw] = val
+        return val
+
+    def value(self, raw: str, line_index: int, col: int) -> Any:
+        if not raw:
+            block = self.indented_block()
+            return _dedent(block)
+        if raw in ("Zinc:", "Trio:"):
+            start = self.i + 1
+            block = _dedent(self.indented_block())
+            if raw == "Zinc:":
+                parser = ZincParser(block, self.limits)
+                try:
+                    grid = parser.grid()
+                    if not parser.at_end():
+                        raise parser.error("unexpected text after the grid")
+                except DecodeError as exc:
+                    raise DecodeError(exc.reason, line=start + (exc.line or 1), col=exc.col) from None
+                return grid
+            inner = _Reader(block, self.limits)
+            try:
+                return Grid.from_rows(inner.records())
+            except DecodeError as exc:
+                raise DecodeError(exc.reason, line=start + (exc.line or 1), col=exc.col) from None
+        if raw[0] in "[{" and self.i + 1 < len(self.lines) and self.lines[self.i + 1][:1] in " \t":
+            first = self.i
+            block = [ln for ln in self.indented_block() if not ln.strip().startswith("//")]
+            return self.parse_zinc(" ".join([raw, *block]), first, col)
+        return self.scalar(raw, line_index, col)
+
+    def records(self) -> list[FrozenDict]:
+        out: list[FrozenDict] = []
+        tags: dict[str, Any] = {}
+        lines = self.lines
+        tag_line = _TAG_LINE.fullmatch
+        while self.i < len(lines):
+            line = lines[self.i]
+            if line.endswith("\r"):
+                line = line[:-1]
+            c = line[:1]
+            if not c or line.startswith("//") or not line.strip():
+                self.i += 1
+                continue
+            if c == "-":
+                if _SEPARATOR.fullmatch(line) is None:
+                    raise self.error("a record separator holds only dashes", self.i)
+                if tags:
+                    out.append(FrozenDict(tags))
+                    tags = {}
+                self.i += 1
+                continue
+            m = tag_line(line)
+            if m is None:
+                raise self.error(f"expected 'name:value', found {line[:40]!r}", self.i)
+            name, raw = m.group(1), m.group(2)
+            if name in tags:
+                raise self.error(f"duplicate tag {name!r}", self.i)
+            index = self.i
+            val = Marker if raw is None else self.value(raw, index, m.start(2) + 1)
+            if val is not None:
+                tags[name] = val
+            self.i += 1
+        if tags:
+            out.append(FrozenDict(tags))
+        return out
+
+
+def _dedent(block: list[str]) -> str:
+    indent = min((len(ln) - len(ln.lstrip(" \t")) for ln in block if ln.strip()), default=0)
+    return "\n".join(ln[indent:] for ln in block)
+
+
+def decode_dicts(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> list[FrozenDict]:
+    """Decode Trio into its records, in order.
+
+    >>> decode_dicts("dis: Site 1\\nsite\\n---\\ndis: \\"Site 2\\"\\narea: 3702ft²\\n")
+    [FrozenDict({'dis': 'Site 1', 'site': Marker}), FrozenDict({'dis': 'Site 2', 'area': Number(val=3702.0, unit='ft²')})]
+    """
+    return _Reader(read_text(data, limits), limits).records()
+
+
+def decode_grid(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Grid:
+    """Decode Trio into a grid whose columns are the union of the records' tags."""
+    return Grid.from_rows(decode_dicts(data, limits=limits))
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + ln if ln else ln for ln in text.split("\n"))
+
+
+def _tag_line(name: str, val: Any) -> str:
+    if val is Marker:
+        return name
+    if type(val) is str:
+        if "\n" in val and _MULTILINE_OK.fullmatch(val):
+            return name + ":\n" + _indent(val)
+        if (
+            _SAFE_STR.fullmatch(val)
+            and val[-1] != " "
+            and val not in _KEYWORDS
+            and val not in ("true", "false")
+        ):
+            return name + ":" + val
+    elif isinstance(val, Grid):
+        from ._zinc import encode_grid as zinc_grid
+
+        return name + ":Zinc:\n" + _indent(zinc_grid(val).rstrip("\n"))
+    return name + ":" + encode_value(val)
+
+
+def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
+    """Records as Trio text: one ``name:value`` line per tag, ``---`` between records.
+
+    >>> from projecthaystack.kinds import Marker
+    >>> print(encode_dicts([{"dis": "HQ", "site": Marker}]), end="")
+    dis:HQ
+    site
+    """
+    out: list[str] = []
+    for i, d in enumerate(dicts):
+        if i:
+            out.append("---")
+        for name, val in d.items():
+            if val is None:
+                continue
+            if not isinstance(name, str) or _TAG_LINE.fullmatch(name) is None:
+                raise EncodeError(f"invalid tag name {name!r}")
+            out.append(_tag_line(name, val))
+    out.append("")
+    return "\n".join(out)
+
+
+def encode_grid(grid: Grid) -> str:
+    """A grid's rows as Trio (Trio has no grid or column meta)."""
+    return encode_dicts(grid.rows)

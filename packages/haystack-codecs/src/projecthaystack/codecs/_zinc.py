@@ -1,0 +1,802 @@
+"""Zinc: the reader (a recursive-descent parser with a fast path for plain rows) and writer.
+
+The reader is one parser over a ``str`` and a position.  Rows of the top-level grid take
+a fast path first: one regular expression splits a line into its cells and each distinct
+cell text is parsed once per decode; any line the fast path cannot prove it understands
+(a nested grid, a cell count that is off, a syntax error) goes to the full parser, which
+is the one that reports errors.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from projecthaystack.kinds import (
+    NA,
+    Col,
+    Coord,
+    DecodeError,
+    EncodeError,
+    FrozenDict,
+    Grid,
+    InvalidValueError,
+    Marker,
+    MarkerType,
+    NAType,
+    Number,
+    Ref,
+    Remove,
+    RemoveType,
+    Symbol,
+    Uri,
+    XStr,
+    format_float,
+    tz_from_name,
+    tz_name,
+)
+
+from ._limits import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "ZincParser",
+    "decode_grid",
+    "decode_value",
+    "encode_grid",
+    "encode_value",
+    "make_datetime",
+    "read_text",
+]
+
+_UTC_ZONE: Final = tz_from_name("UTC")
+
+# ----------------------------------------------------------------------------- tokens
+
+_SPACE = re.compile(r"[ \t]*")
+_WS_NL = re.compile(r"[ \t\r\n]*")
+_NAME = re.compile(r"[a-z][A-Za-z0-9_]*")
+_STR = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
+_URI = re.compile(r"`((?:[^`\\\n]|\\.)*)`")
+_REF = re.compile(r'@([A-Za-z0-9_:\-.~]+)(?: "((?:[^"\\\n]|\\.)*)")?')
+_SYMBOL = re.compile(r"\^([A-Za-z0-9_:\-.~]+)")
+_KEYWORD = re.compile(r"[A-Z][A-Za-z0-9_]*")
+_UNIT_CHARS = r"[A-Za-z%_/$\u0080-\U0010ffff]"
+_NUMERIC = re.compile(
+    # dateTime: offset required, timezone name optional after 'Z'
+    r"(?P<dt>(?P<dtv>\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d))"
+    r"(?: (?P<tz>[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*))?)"
+    r"|(?P<date>\d{4}-\d\d-\d\d)"
+    r"|(?P<time>\d\d:\d\d(?::\d\d(?:\.\d+)?)?)"
+    r"|(?P<num>-?\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d[\d_]*)?)(?P<unit>" + _UNIT_CHARS + r"*)"
+    r"|(?P<inf>-INF)(?P<iunit>" + _UNIT_CHARS + r"*)"
+)
+_COORD = re.compile(
+    r"C\([ \t]*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)[ \t]*,[ \t]*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)[ \t]*\)"
+)
+_INF_UNIT = re.compile(_UNIT_CHARS + r"*")
+_ESCAPES: Final = {
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    '"': '"',
+    "\\": "\\",
+    "$": "$",
+    "'": "'",
+    "`": "`",
+}
+_ESC_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.DOTALL)
+_URI_ESC_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.DOTALL)
+
+# A fast-path cell: quoted strings, uris and plain characters, or one flat dict or list.
+_Q = r'"(?:[^"\\\n]|\\.)*"'
+_U = r"`(?:[^`\\\n]|\\.)*`"
+_FAST_CELL = re.compile(
+    r"((?:" + _Q + "|" + _U + r"|[^,\"`{}\[\]<>\n])*"
+    r"|[ ]*\{(?:" + _Q + "|" + _U + r"|[^\"`{}\[\]<>\n])*\}[ ]*"
+    r"|[ ]*\[(?:" + _Q + "|" + _U + r"|[^\"`{}\[\]<>\n])*\][ ]*),"
+)
+
+_KEYWORDS: Final[dict[str, Any]] = {
+    "N": None,
+    "M": Marker,
+    "R": Remove,
+    "NA": NA,
+    "T": True,
+    "F": False,
+    "NaN": Number(math.nan),
+}
+
+
+def _unescape(body: str) -> str:
+    if "\\" not in body:
+        return body
+
+    def repl(m: re.Match[str]) -> str:
+        esc = m.group(1)
+        if esc[0] == "u" and len(esc) == 5:
+            return chr(int(esc[1:], 16))
+        try:
+            return _ESCAPES[esc]
+        except KeyError:
+            raise ValueError(f"invalid escape \\{esc}") from None
+
+    return _ESC_RE.sub(repl, body)
+
+
+def _unescape_uri(body: str) -> str:
+    if "\\" not in body:
+        return body
+
+    def repl(m: re.Match[str]) -> str:
+        esc = m.group(1)
+        if esc[0] == "u" and len(esc) == 5:
+            return chr(int(esc[1:], 16))
+        if esc == "`" or esc == "\\":
+            return esc
+        # Reserved-character escapes such as \# keep their backslash (spec, URIs note).
+        return "\\" + esc
+
+    return _URI_ESC_RE.sub(repl, body)
+
+
+def make_datetime(text: str, tz: str | None) -> _dt.datetime:
+    """A ``datetime`` from ISO 8601 text with offset and a Haystack timezone name.
+
+    The instant is the one the offset gives; the zone is the named one (``UTC`` when
+    the name is missing, as Zinc allows after ``Z``).
+
+    >>> make_datetime("2020-07-17T16:55:42.977-04:00", "New_York").isoformat()
+    '2020-07-17T16:55:42.977000-04:00'
+    """
+    if text[-1] == "Z":
+        text = text[:-1] + "+00:00"
+    dt = _dt.datetime.fromisoformat(text)
+    zone = tz_from_name(tz) if tz else _UTC_ZONE
+    return dt.astimezone(zone)
+
+
+def _number(text: str, unit: str | None) -> Number:
+    if "_" in text:
+        text = text.replace("_", "")
+    return Number(float(text), unit or None)
+
+
+class ZincParser:
+    """A recursive-descent Zinc parser over one text; also parses Trio and JSON v3 values."""
+
+    __slots__ = ("depth", "limits", "pos", "text")
+
+    def __init__(self, text: str, limits: Limits = DEFAULT_LIMITS, pos: int = 0) -> None:
+        self.text = text
+        self.pos = pos
+        self.limits = limits
+        self.depth = 0
+
+    # ------------------------------------------------------------------ helpers
+
+    def error(self, message: str, pos: int | None = None) -> DecodeError:
+        """A ``DecodeError`` naming the line and column of ``pos`` (default: here)."""
+        p = self.pos if pos is None else pos
+        line = self.text.count("\n", 0, p) + 1
+        col = p - (self.text.rfind("\n", 0, p) + 1) + 1
+        return DecodeError(message, line=line, col=col)
+
+    def skip_space(self) -> None:
+        """Skip spaces and tabs."""
+        self.pos = _SPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]
+
+    def peek(self) -> str:
+        """The next character, or ``""`` at the end."""
+        return self.text[self.pos : self.pos + 1]
+
+    def expect(self, s: str) -> None:
+        """Consume ``s`` or raise."""
+        if not self.text.startswith(s, self.pos):
+            found = self.text[self.pos : self.pos + 10] or "end of input"
+            raise self.error(f"expected {s!r}, found {found!r}")
+        self.pos += len(s)
+
+    def at_end(self) -> bool:
+        """Whether only spaces and newlines remain."""
+        return _WS_NL.match(self.text, self.pos).end() == len(self.text)  # type: ignore[union-attr]
+
+    def name(self) -> str:
+        """A tag name."""
+        m = _NAME.match(self.text, self.pos)
+        if m is None:
+            raise self.error("expected a tag name")
+        self.pos = m.end()
+        return m.group()
+
+    def _push(self) -> None:
+        self.depth += 1
+        if self.depth > self.limits.max_depth:
+            raise self.error(f"nesting deeper than {self.limits.max_depth}")
+
+    # ------------------------------------------------------------------ values
+
+    def value(self) -> Any:
+        """One value: a scalar, list, dict or nested grid."""
+        text, pos = self.text, self.pos
+        c = text[pos : pos + 1]
+        if c == '"':
+            m = _STR.match(text, pos)
+            if m is None:
+                raise self.error("unterminated or invalid string")
+            self.pos = m.end()
+            try:
+                return _unescape(m.group(1))
+            except ValueError as exc:
+                raise self.error(str(exc)) from None
+        if c == "@":
+            m = _REF.match(text, pos)
+            if m is None:
+                raise self.error("invalid Ref")
+            self.pos = m.end()
+            dis = m.group(2)
+            try:
+                return Ref(m.group(1), None if dis is None else _unescape(dis))
+            except ValueError as exc:
+                raise self.error(str(exc), pos) from None
+        if c.isdigit() or c == "-":
+            return self._numeric()
+        if c == "`":
+            m = _URI.match(text, pos)
+            if m is None:
+                raise self.error("unterminated or invalid Uri")
+            self.pos = m.end()
+            return Uri(_unescape_uri(m.group(1)))
+        if c == "^":
+            m = _SYMBOL.match(text, pos)
+            if m is None:
+                raise self.error("invalid Symbol")
+            self.pos = m.end()
+            return Symbol(m.group(1))
+        if c == "[":
+            return self.list_()
+        if c == "{":
+            return self.dict_("{", "}")
+        if c == "<":
+            if not text.startswith("<<", pos):
+                raise self.error("expected '<<'")
+            self.pos += 2
+            self._push()
+            grid = self.grid(nested=True)
+            self.depth -= 1
+            return grid
+        if "A" <= c <= "Z":
+            return self._keyword()
+        if not c:
+            raise self.error("expected a value, found end of input")
+        raise self.error(f"unexpected {c!r}")
+
+    def _keyword(self) -> Any:
+        text, pos = self.text, self.pos
+        if text.startswith("C(", pos):
+            m = _COORD.match(text, pos)
+            if m is None:
+                raise self.error("invalid Coord")
+            self.pos = m.end()
+            try:
+                return Coord(float(m.group(1)), float(m.group(2)))
+            except ValueError as exc:
+                raise self.error(str(exc), pos) from None
+        m = _KEYWORD.match(text, pos)
+        assert m is not None
+        word = m.group()
+        end = m.end()
+        if text.startswith("(", end):
+            self.pos = end + 1
+            self.skip_space()
+            sm = _STR.match(text, self.pos)
+            if sm is None:
+                raise self.error(f"expected a string in {word}(...)")
+            self.pos = sm.end()
+            self.skip_space()
+            self.expect(")")
+            try:
+                return XStr(word, _unescape(sm.group(1)))
+            except ValueError as exc:
+                raise self.error(str(exc), pos) from None
+        if word == "INF":
+            unit = _INF_UNIT.match(text, end)
+            assert unit is not None
+            self.pos = unit.end()
+            return Number(math.inf, unit.group() or None)
+        try:
+            val = _KEYWORDS[word]
+        except KeyError:
+            raise self.error(f"unknown keyword {word!r}") from None
+        self.pos = end
+        return val
+
+    def _numeric(self) -> Any:
+        text, pos = self.text, self.pos
+        m = _NUMERIC.match(text, pos)
+        if m is None:
+            raise self.error("invalid number, date or time")
+        self.pos = m.end()
+        kind = m.lastgroup
+        try:
+            if kind == "unit":
+                return _number(m.group("num"), m.group("unit"))
+            if kind == "dt" or kind == "tz" or kind == "dtv":
+                return make_datetime(m.group("dtv"), m.group("tz"))
+            if kind == "date":
+                return _dt.date.fromisoformat(m.group("date"))
+            if kind == "time":
+                return _dt.time.fromisoformat(m.group("time"))
+            return Number(-math.inf, m.group("iunit") or None)
+        except ValueError as exc:
+            raise self.error(str(exc), pos) from None
+
+    def list_(self) -> list[Any]:
+        """``[v, v, ...]``; a trailing comma is allowed."""
+        self.expect("[")
+        self._push()
+        items: list[Any] = []
+        text = self.text
+        while True:
+            self.pos = _WS_NL.match(text, self.pos).end()  # type: ignore[union-attr]
+            if text.startswith("]", self.pos):
+                self.pos += 1
+                break
+            items.append(self.value())
+            self.pos = _WS_NL.match(text, self.pos).end()  # type: ignore[union-attr]
+            c = self.peek()
+            if c == ",":
+                self.pos += 1
+            elif c != "]":
+                raise self.error("expected ',' or ']' in list")
+        self.depth -= 1
+        return items
+
+    def dict_(self, open_: str, close: str) -> FrozenDict:
+        """``{name:val name ...}``; commas between tags are optional."""
+        self.expect(open_)
+        self._push()
+        tags: dict[str, Any] = {}
+        text = self.text
+        while True:
+            self.pos = _WS_NL.match(text, self.pos).end()  # type: ignore[union-attr]
+            if text.startswith(close, self.pos):
+                self.pos += len(close)
+                break
+            start = self.pos
+            name = self.name()
+            self.skip_space()
+            if self.peek() == ":":
+                self.pos += 1
+                self.skip_space()
+                val = self.value()
+            else:
+                val = Marker
+            if name in tags:
+                raise self.error(f"duplicate tag {name!r}", start)
+            if val is not None:
+                tags[name] = val
+            self.pos = _WS_NL.match(text, self.pos).end()  # type: ignore[union-attr]
+            if self.peek() == ",":
+                self.pos += 1
+        self.depth -= 1
+        return FrozenDict(tags)
+
+    def meta_tags(self) -> FrozenDict:
+        """Space-separated tags up to the end of the line or a comma (grid/column meta)."""
+        tags: dict[str, Any] = {}
+        text = self.text
+        while True:
+            self.skip_space()
+            c = self.peek()
+            if not c or c in ",\n\r":
+                break
+            start = self.pos
+            name = self.name()
+            after_name = self.pos
+            self.skip_space()
+            if self.peek() == ":":
+                self.pos += 1
+                self.skip_space()
+                val = self.value()
+            else:
+                self.pos = after_name
+                val = Marker
+            if name in tags:
+                raise self.error(f"duplicate tag {name!r}", start)
+            if val is not None:
+                tags[name] = val
+            if self.pos < len(text) and text[self.pos] not in " \t\n\r,":
+                raise self.error("expected a space between tags")
+        return FrozenDict(tags)
+
+    def end_line(self) -> None:
+        """Consume the end of a line (spaces, then ``\\n`` or ``\\r\\n``, or end of input)."""
+        self.skip_space()
+        text, pos = self.text, self.pos
+        if text.startswith("\r\n", pos):
+            self.pos += 2
+        elif text.startswith("\n", pos):
+            self.pos += 1
+        elif pos < len(text) and not text.startswith(">>", pos):
+            raise self.error(f"expected the end of the line, found {text[pos]!r}")
+
+    # ------------------------------------------------------------------ grids
+
+    def grid(self, nested: bool = False) -> Grid:
+        """A whole grid; nested ones end at ``>>``."""
+        text = self.text
+        self.pos = _WS_NL.match(text, self.pos).end()  # type: ignore[union-attr]
+        self.expect("ver:")
+        self.skip_space()
+        ver_pos = self.pos
+        ver = self.value()
+        if ver not in ("3.0", "2.0"):
+            raise self.error(f"unsupported Zinc version {ver!r}", ver_pos)
+        meta = self.meta_tags()
+        self.end_line()
+        self.skip_space()
+        cols: list[Col] = []
+        seen: set[str] = set()
+        while True:
+            self.skip_space()
+            start = self.pos
+            name = self.name()
+            if name in seen:
+                raise self.error(f"duplicate column {name!r}", start)
+            seen.add(name)
+            cols.append(Col._trusted(name, self.meta_tags()))
+            if self.peek() == ",":
+                self.pos += 1
+                continue
+            break
+        self.end_line()
+        names = [c.name for c in cols]
+        rows: list[FrozenDict] = []
+        if nested:
+            while True:
+                self.pos = _WS_NL.match(text, self.pos).end()  # type: ignore[union-attr]
+                if text.startswith(">>", self.pos):
+                    self.pos += 2
+                    break
+                if self.pos >= len(text):
+                    raise self.error("nested grid has no closing '>>'")
+                rows.append(self.row(names, nested=True))
+        else:
+            self._rows_fast(names, rows)
+        return Grid._trusted(meta, tuple(cols), tuple(rows))
+
+    def row(self, names: Sequence[str], nested: bool = False) -> FrozenDict:
+        """One row of cells separated by commas, with its line end."""
+        text = self.text
+        cells: dict[str, Any] = {}
+        n = len(names)
+        i = 0
+        while True:
+            self.skip_space()
+            c = self.peek()
+            if c == "," or c == "\n" or c == "\r" or not c or (nested and text.startswith(">>", self.pos)):
+                val = None
+            else:
+                if i >= n:
+                    raise self.error(f"row has more cells than the {n} columns")
+                val = self.value()
+                self.skip_space()
+            if val is not None:
+                cells[names[i]] = val
+            i += 1
+            if self.peek() == ",":
+                self.pos += 1
+                continue
+            break
+        if i > n:
+            raise self.error(f"row has more cells than the {n} columns")
+        self.end_line()
+        return FrozenDict(cells)
+
+    def _rows_fast(self, names: list[str], rows: list[FrozenDict]) -> None:
+        text = self.text
+        end = len(text)
+        ncols = len(names)
+        cache: dict[str, Any] = {}
+        cell_re = _FAST_CELL.findall
+        nested_rows = "<<" in text
+        while self.pos < end:
+            pos = self.pos
+            nl = text.find("\n", pos)
+            if nl < 0:
+                nl = end
+            line = text[pos:nl]
+            if line.endswith("\r"):
+                line = line[:-1]
+            if not line.strip(" \t"):
+                self.pos = nl + 1
+                continue
+            if not (nested_rows and "<<" in line):
+                cells = cell_re(line + ",")
+                if len(cells) == ncols and len(",".join(cells)) == len(line):
+                    row = self._fast_row(names, cells, cache, pos)
+                    if row is not None:
+                        rows.append(row)
+                        self.pos = nl + 1
+                        continue
+            rows.append(self.row(names))
+
+    def _fast_row(
+        self, names: list[str], cells: list[str], cache: dict[str, Any], pos: int
+    ) -> FrozenDict | None:
+        out = []
+        for name, cell in zip(names, cells, strict=True):
+            if not cell:
+                continue
+            val = cache.get(cell, cache)
+            if val is cache:
+                sub = ZincParser(cell.strip(" \t"), self.limits)
+                sub.depth = self.depth
+                try:
+                    val = sub.value()
+                except DecodeError:
+                    return None
+                if sub.pos != len(sub.text):
+                    return None
+                if type(val) is not list and len(cache) < 65536:
+                    cache[cell] = val
+            if val is not None:
+                out.append((name, val))
+        return FrozenDict(out)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def read_text(data: bytes | str | bytearray | memoryview, limits: Limits) -> str:
+    """The input as ``str``: bytes are decoded as UTF-8 (a BOM is dropped)."""
+    if isinstance(data, str):
+        limits.check_size(len(data))
+        return data
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"expected bytes or str, not {type(data).__name__}")
+    limits.check_size(len(data))
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"input is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def decode_grid(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Grid:
+    """Decode a Zinc grid (``ver:"3.0"``, or the ``ver:"2.0"`` grids the spec still shows).
+
+    >>> grid = decode_grid('ver:"3.0"\\nid,temp\\n@t1,72.5°F\\n')
+    >>> grid[0]["temp"]
+    Number(val=72.5, unit='°F')
+    """
+    text = read_text(data, limits)
+    parser = ZincParser(text, limits)
+    grid = parser.grid()
+    if not parser.at_end():
+        raise parser.error("unexpected text after the grid")
+    return grid
+
+
+def decode_value(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Decode one Zinc value, such as ``72°F``, ``@site "HQ"`` or ``{dis:"x" site}``.
+
+    >>> decode_value("[1, 2kW, ^hot-water]")
+    [Number(val=1.0), Number(val=2.0, unit='kW'), Symbol(val='hot-water')]
+    """
+    text = read_text(data, limits)
+    parser = ZincParser(text, limits)
+    parser.pos = _WS_NL.match(text).end()  # type: ignore[union-attr]
+    val = parser.value()
+    if not parser.at_end():
+        raise parser.error("unexpected text after the value")
+    return val
+
+
+# ----------------------------------------------------------------------------- writer
+
+_STR_SPECIAL = re.compile(r'[\\"$\x00-\x1f\x7f]')
+_STR_ESC: Final = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "$": "\\$",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+_URI_SPECIAL = re.compile(r"[`\\\x00-\x1f\x7f]")
+
+
+def _esc_char(m: re.Match[str]) -> str:
+    ch = m.group()
+    return _STR_ESC.get(ch) or f"\\u{ord(ch):04x}"
+
+
+def encode_str(s: str) -> str:
+    """A Zinc string literal."""
+    if _STR_SPECIAL.search(s) is None:
+        return '"' + s + '"'
+    return '"' + _STR_SPECIAL.sub(_esc_char, s) + '"'
+
+
+def _esc_uri_char(m: re.Match[str]) -> str:
+    ch = m.group()
+    if ch == "`":
+        return "\\`"
+    if ch == "\\":
+        return "\\\\"
+    return f"\\u{ord(ch):04x}"
+
+
+def _enc_uri(u: Uri) -> str:
+    return "`" + _URI_SPECIAL.sub(_esc_uri_char, u.val) + "`"
+
+
+def _enc_number(n: Number) -> str:
+    text = format_float(n.val)
+    unit = n.unit
+    return text + unit if unit else text
+
+
+def _enc_float(f: float) -> str:
+    return format_float(float(f))
+
+
+def _enc_ref(r: Ref) -> str:
+    return "@" + r.id if r.dis is None else "@" + r.id + " " + encode_str(r.dis)
+
+
+def format_time(t: _dt.time) -> str:
+    """``hh:mm:ss`` with milliseconds when they fit, else microseconds."""
+    if t.microsecond % 1000 == 0:
+        return t.isoformat("milliseconds" if t.microsecond else "seconds")
+    return t.isoformat("microseconds")
+
+
+def format_datetime(dt: _dt.datetime) -> tuple[str, str]:
+    """The ISO 8601 text and the Haystack timezone name of an aware ``datetime``."""
+    if dt.tzinfo is None:
+        raise EncodeError(f"a DateTime needs a timezone: {dt!r}")
+    try:
+        name = tz_name(dt.tzinfo)
+    except InvalidValueError as exc:
+        raise EncodeError(str(exc)) from None
+    spec = (
+        "seconds"
+        if not dt.microsecond
+        else ("milliseconds" if dt.microsecond % 1000 == 0 else "microseconds")
+    )
+    iso = dt.isoformat(timespec=spec)
+    if iso.endswith("+00:00") and name == "UTC":
+        iso = iso[:-6] + "Z"
+    return iso, name
+
+
+def _enc_datetime(dt: _dt.datetime) -> str:
+    iso, name = format_datetime(dt)
+    return iso + " " + name
+
+
+def _enc_list(items: Sequence[Any]) -> str:
+    return "[" + ",".join([encode_value(v) for v in items]) + "]"
+
+
+def _enc_dict(d: Mapping[str, Any]) -> str:
+    return "{" + _tags(d) + "}"
+
+
+def _tags(d: Mapping[str, Any]) -> str:
+    parts = []
+    for name, val in d.items():
+        _check_name(name)
+        if val is Marker:
+            parts.append(name)
+        elif val is not None:
+            parts.append(name + ":" + encode_value(val))
+    return " ".join(parts)
+
+
+def _check_name(name: str) -> None:
+    if _NAME.fullmatch(name) is None:
+        raise EncodeError(f"invalid tag name {name!r}")
+
+
+def _enc_grid_nested(g: Grid) -> str:
+    return "<<\n" + encode_grid(g) + ">>"
+
+
+_ENCODERS: Final[dict[type, Callable[[Any], str]]] = {
+    str: encode_str,
+    Number: _enc_number,
+    Ref: _enc_ref,
+    MarkerType: lambda _: "M",
+    NAType: lambda _: "NA",
+    RemoveType: lambda _: "R",
+    bool: lambda b: "T" if b else "F",
+    type(None): lambda _: "N",
+    int: _enc_float,
+    float: _enc_float,
+    Uri: _enc_uri,
+    Symbol: lambda s: "^" + s.val,
+    # datetime before date: a datetime is a date, and isinstance() walks this in order
+    _dt.datetime: _enc_datetime,
+    _dt.date: lambda d: d.isoformat(),
+    _dt.time: format_time,
+    Coord: lambda c: f"C({format_float(c.lat)},{format_float(c.lng)})",
+    XStr: lambda x: x.type + "(" + encode_str(x.val) + ")",
+    list: _enc_list,
+    tuple: _enc_list,
+    dict: _enc_dict,
+    FrozenDict: _enc_dict,
+    Grid: _enc_grid_nested,
+}
+
+
+def encode_value(val: Any) -> str:
+    """One value in Zinc.
+
+    >>> encode_value(Number(72.5, "°F")), encode_value(Ref("a", "A")), encode_value(Marker)
+    ('72.5°F', '@a "A"', 'M')
+    """
+    enc = _ENCODERS.get(type(val))
+    if enc is None:
+        for cls, fn in _ENCODERS.items():
+            if isinstance(val, cls) and cls is not int:
+                enc = fn
+                break
+        else:
+            if isinstance(val, Mapping):
+                enc = _enc_dict
+            else:
+                raise EncodeError(f"{type(val).__name__} is not a Haystack kind")
+    return enc(val)
+
+
+def _meta_line(meta: Mapping[str, Any]) -> str:
+    return _tags(meta)
+
+
+def encode_grid(grid: Grid) -> str:
+    """A grid as Zinc text, ending with a newline.
+
+    >>> from projecthaystack.kinds import Grid, Marker
+    >>> print(encode_grid(Grid.from_rows([{"dis": "HQ", "site": Marker}])), end="")
+    ver:"3.0"
+    dis,site
+    "HQ",M
+    """
+    meta = _meta_line(grid.meta)
+    out = ['ver:"3.0" ' + meta if meta else 'ver:"3.0"']
+    cols = grid.cols
+    if not cols:
+        raise EncodeError("a Zinc grid needs at least one column")
+    heads = []
+    for col in cols:
+        cmeta = _meta_line(col.meta)
+        heads.append(col.name + " " + cmeta if cmeta else col.name)
+    out.append(",".join(heads))
+    names = [c.name for c in cols]
+    encoders = _ENCODERS
+    for row in grid.rows:
+        cells = []
+        for name in names:
+            val = row.get(name)
+            if val is None:
+                cells.append("")
+            elif val is Marker:
+                cells.append("M")
+            else:
+                enc = encoders.get(type(val))
+                cells.append(enc(val) if enc is not None else encode_value(val))
+        if len(cells) == 1 and not cells[0]:
+            cells[0] = "N"
+        out.append(",".join(cells))
+    out.append("")
+    return "\n".join(out)

@@ -1,0 +1,23 @@
+"""Haystack JSON: version 4 (``application/json``, the default) and version 3
+(``application/vnd.haystack+json;version=3``), chosen with ``version=``.
+
+>>> from projecthaystack.codecs import json
+>>> json.decode_value('{"_kind": "marker"}')
+Marker
+"""
+
+from ._json import decode_grid as decode_grid
+from ._json import decode_value as decode_value
+from ._json import encode_grid as encode_grid
+from ._json import encode_grid_bytes as encode_grid_bytes
+from ._json import encode_value as encode_value
+from ._json import encode_value_bytes as encode_value_bytes
+
+__all__ = [
+    "decode_grid",
+    "decode_value",
+    "encode_grid",
+    "encode_grid_bytes",
+    "encode_value",
+    "encode_value_bytes",
+]

@@ -1,0 +1,246 @@
+"""The scalar kinds that have no exact Python counterpart."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, ClassVar, Final
+
+import msgspec
+
+from ._errors import InvalidValueError
+
+__all__ = [
+    "NA",
+    "Coord",
+    "Marker",
+    "MarkerType",
+    "NAType",
+    "Number",
+    "Ref",
+    "Remove",
+    "RemoveType",
+    "Symbol",
+    "Uri",
+    "XStr",
+    "is_tag_name",
+]
+
+_REF_RE: Final = re.compile(r"[A-Za-z0-9_:\-.~]+")
+_NAME_RE: Final = re.compile(r"[a-z][A-Za-z0-9_]*")
+_XSTR_TYPE_RE: Final = re.compile(r"[A-Z][A-Za-z0-9_]*")
+# The Zinc grammar's unit characters: letters, % _ / $ and anything beyond ASCII.
+_UNIT_RE: Final = re.compile(r"[A-Za-z%_/$\u0080-\U0010ffff]+")
+
+
+def is_tag_name(name: str) -> bool:
+    """Whether ``name`` is a valid tag or column name (``[a-z][A-Za-z0-9_]*``).
+
+    >>> is_tag_name("siteRef"), is_tag_name("SiteRef"), is_tag_name("a-b")
+    (True, False, False)
+    """
+    return _NAME_RE.fullmatch(name) is not None
+
+
+class _Singleton:
+    """Base of the three singleton kinds: one instance each, compared by identity."""
+
+    __slots__ = ()
+    _instance: ClassVar[Any] = None
+    _name: ClassVar[str] = ""
+
+    def __new__(cls) -> Any:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __reduce__(self) -> str:
+        return self._name
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Any:
+        return self
+
+
+class MarkerType(_Singleton):
+    """The type of :data:`Marker`, the value of a label tag such as ``site``."""
+
+    __slots__ = ()
+    _name = "Marker"
+
+
+class NAType(_Singleton):
+    """The type of :data:`NA`, "not available": a sample known to be missing or invalid."""
+
+    __slots__ = ()
+    _name = "NA"
+
+
+class RemoveType(_Singleton):
+    """The type of :data:`Remove`, which asks for a tag to be removed in an update."""
+
+    __slots__ = ()
+    _name = "Remove"
+
+
+Marker: Final = MarkerType()
+"""The marker value: ``{"site": Marker}`` labels a dict as a site."""
+NA: Final = NAType()
+"""The not-available value."""
+Remove: Final = RemoveType()
+"""The remove value."""
+
+
+class Number(msgspec.Struct, frozen=True, eq=False, repr_omit_defaults=True):
+    """A 64-bit float with an optional unit of measurement.
+
+    Numbers are equal when value and unit are equal; ``NaN`` equals ``NaN`` (as in
+    Haystack itself) so that data round-trips compare equal.  ``75°F`` and ``75`` differ.
+
+    >>> Number(72.5, "°F")
+    Number(val=72.5, unit='°F')
+    >>> Number(1, "kW") == Number(1.0, "kW")
+    True
+    """
+
+    val: float
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        val = self.val
+        if type(val) is not float:
+            if isinstance(val, bool) or not isinstance(val, int | float):
+                raise InvalidValueError(f"Number value must be a float, not {val!r}")
+            msgspec.structs.force_setattr(self, "val", float(val))
+        unit = self.unit
+        if unit is not None:
+            if not _UNIT_RE.fullmatch(unit):
+                raise InvalidValueError(f"invalid unit {unit!r}")
+            if math.isnan(self.val):
+                raise InvalidValueError("NaN cannot have a unit")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Number:
+            return NotImplemented
+        a, b = self.val, other.val
+        return self.unit == other.unit and (a == b or (a != a and b != b))
+
+    def __hash__(self) -> int:
+        return hash((self.val, self.unit))
+
+    def __str__(self) -> str:
+        from ._format import format_number
+
+        return format_number(self.val, self.unit)
+
+    def is_int(self) -> bool:
+        """Whether the value is a whole number (``3.0`` is; ``INF`` and ``NaN`` are not)."""
+        return math.isfinite(self.val) and self.val.is_integer()
+
+
+class Ref(msgspec.Struct, frozen=True, eq=False, repr_omit_defaults=True):
+    """A reference to an entity: an opaque ``id`` and an optional display name.
+
+    Two Refs are equal when their ids are; the display name is only a label.
+
+    >>> Ref("site-1", "HQ") == Ref("site-1")
+    True
+    >>> Ref("site-1").dis is None
+    True
+    """
+
+    id: str
+    dis: str | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.id) is not str or not _REF_RE.fullmatch(self.id):
+            raise InvalidValueError(f"invalid Ref id {self.id!r}")
+        if self.dis is not None and type(self.dis) is not str:
+            raise InvalidValueError(f"Ref dis must be a str, not {self.dis!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Ref:
+            return NotImplemented
+        return self.id == other.id
+
+    def __hash__(self) -> int:
+        return hash(("Ref", self.id))
+
+    def __str__(self) -> str:
+        return "@" + self.id
+
+
+class Symbol(msgspec.Struct, frozen=True):
+    """The name of a def, such as ``^hot-water`` or ``^lib:phIoT``.
+
+    >>> Symbol("hot-water")
+    Symbol(val='hot-water')
+    """
+
+    val: str
+
+    def __post_init__(self) -> None:
+        if type(self.val) is not str or not _REF_RE.fullmatch(self.val):
+            raise InvalidValueError(f"invalid Symbol {self.val!r}")
+
+    def __str__(self) -> str:
+        return "^" + self.val
+
+
+class Uri(msgspec.Struct, frozen=True):
+    """A URI, kept as the text it was given.
+
+    >>> Uri("http://project-haystack.org/").val
+    'http://project-haystack.org/'
+    """
+
+    val: str
+
+    def __post_init__(self) -> None:
+        if type(self.val) is not str:
+            raise InvalidValueError(f"Uri value must be a str, not {self.val!r}")
+
+    def __str__(self) -> str:
+        return self.val
+
+
+class XStr(msgspec.Struct, frozen=True):
+    """A vendor value carried as a type name and a string, such as ``Color("red")``.
+
+    >>> XStr("Color", "red").type
+    'Color'
+    """
+
+    type: str
+    val: str
+
+    def __post_init__(self) -> None:
+        if type(self.type) is not str or not _XSTR_TYPE_RE.fullmatch(self.type):
+            raise InvalidValueError(f"invalid XStr type name {self.type!r}")
+        if type(self.val) is not str:
+            raise InvalidValueError(f"XStr value must be a str, not {self.val!r}")
+
+
+class Coord(msgspec.Struct, frozen=True):
+    """A latitude and longitude in decimal degrees, range-checked.
+
+    >>> Coord(37.55, -77.45)
+    Coord(lat=37.55, lng=-77.45)
+    """
+
+    lat: float
+    lng: float
+
+    def __post_init__(self) -> None:
+        for name, val, bound in (("lat", self.lat, 90.0), ("lng", self.lng, 180.0)):
+            if isinstance(val, bool) or not isinstance(val, int | float):
+                raise InvalidValueError(f"Coord {name} must be a number, not {val!r}")
+            if not -bound <= val <= bound:
+                raise InvalidValueError(f"Coord {name} {val!r} is outside ±{bound:g}")
+            if type(val) is not float:
+                msgspec.structs.force_setattr(self, name, float(val))
