@@ -65,15 +65,28 @@ class _PathError(Exception):
         return DecodeError(self.message, path=path)
 
 
-def _load(data: bytes | str, limits: Limits) -> Any:
+def _load(data: bytes | str, limits: Limits) -> tuple[Any, bool]:
     if isinstance(data, str):
         limits.check_size(len(data))
     elif isinstance(data, bytes | bytearray | memoryview):
         limits.check_size(len(data))
     else:
         raise TypeError(f"expected bytes or str, not {type(data).__name__}")
+    # Markers are most of the values in entity data, and a dict apiece costs msgspec an
+    # allocation and us a lookup.  In valid JSON the exact bytes {"_kind":"marker"} can
+    # only be a marker object (a '{' inside a string would have to be followed by a
+    # closing quote and then bare text), so they become the string "\u0000", which no
+    # other value can decode to once the input is known not to spell that escape itself.
+    if isinstance(data, str):
+        swapped = "\\u0000" not in data
+        if swapped:
+            data = data.replace('{"_kind":"marker"}', '"\\u0000"')
+    else:
+        swapped = b"\\u0000" not in data
+        if swapped:
+            data = bytes(data).replace(b'{"_kind":"marker"}', b'"\\u0000"')
     try:
-        return _decoder.decode(data)
+        return _decoder.decode(data), swapped
     except msgspec.DecodeError as exc:
         raise DecodeError(f"invalid JSON: {exc}") from None
     except RecursionError:
@@ -133,6 +146,7 @@ def _k_grid(o: dict[str, Any], d: _V4) -> Grid:
     return d.grid(o)
 
 
+
 def _k_dict(o: dict[str, Any], d: _V4) -> FrozenDict:
     return d.dict_(o)
 
@@ -166,60 +180,98 @@ def _iso(text: str, pattern: re.Pattern[str]) -> str:
 
 
 class _V4:
-    __slots__ = ("depth", "max_depth")
+    __slots__ = ("depth", "marker", "max_depth", "names", "refs")
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, swapped: bool = False) -> None:
+        # The string that stands for a marker (see _load), or one no string equals.
+        self.marker: object = "\x00" if swapped else object()
         self.max_depth = limits.max_depth
         self.depth = 0
+        self.names: set[str] = set()  # keys already known to be valid tag names
+        self.refs: dict[str, Ref] = {}  # ids seen without a dis: one Ref per id
 
     def value(self, v: Any) -> Any:
         t = type(v)
-        if t is str or t is bool or v is None:
+        if t is str:
+            return v if v != self.marker else Marker
+        if t is bool or v is None:
             return v
         if t is float or t is int:
             return Number(float(v))
+        if t is dict:
+            kind = v.get("_kind")
+            if kind is None:
+                return self.nested(self.dict_, v)
+            if kind == "marker":
+                return Marker
+            if kind == "ref" and len(v) == 2:
+                rid = v.get("val")
+                ref = self.refs.get(rid) if type(rid) is str else None
+                if ref is None:
+                    ref = self.kind(v, kind)
+                    self.refs[rid] = ref
+                return ref
+            return self.kind(v, kind)
+        if t is list:
+            return self.nested(self.list_, v)
+        raise _PathError(f"unexpected JSON value {v!r}")
+
+    def kind(self, v: dict[str, Any], kind: Any) -> Any:
+        fn = _KINDS4.get(kind) if type(kind) is str else None
+        if fn is None:
+            raise _PathError(f"unknown _kind {kind!r}")
+        if fn is _k_grid or fn is _k_dict:
+            return self.nested(lambda o: fn(o, self), v)
+        try:
+            return fn(v, self)
+        except _PathError:
+            raise
+        except ValueError as exc:  # InvalidValueError and the date/time parsers
+            raise _PathError(str(exc)) from None
+
+    def nested(self, fn: Callable[[Any], Any], v: Any) -> Any:
         self.depth += 1
         if self.depth > self.max_depth:
             raise _PathError(f"nesting deeper than {self.max_depth}")
         try:
-            if t is list:
-                out = []
-                for i, item in enumerate(v):
-                    try:
-                        out.append(self.value(item))
-                    except _PathError as exc:
-                        exc.parts.append(f"[{i}]")
-                        raise
-                return out
-            kind = v.get("_kind")
-            if kind is None:
-                return self.dict_(v)
-            fn = _KINDS4.get(kind) if type(kind) is str else None
-            if fn is None:
-                raise _PathError(f"unknown _kind {kind!r}")
-            try:
-                return fn(v, self)
-            except (InvalidValueError, ValueError) as exc:
-                if isinstance(exc, _PathError):
-                    raise
-                raise _PathError(str(exc)) from None
+            return fn(v)
         finally:
             self.depth -= 1
 
-    def dict_(self, obj: dict[str, Any]) -> FrozenDict:
+    def list_(self, items: list[Any]) -> list[Any]:
         out = []
         value = self.value
-        for k, v in obj.items():
-            if v is None or not is_tag_name(k):
-                continue  # the spec: keys that are not tag names are ignored
-            t = type(v)
-            if t is not str:
-                try:
-                    v = value(v)
-                except _PathError as exc:
-                    exc.parts.append(k)
-                    raise
-            out.append((k, v))
+        i = 0
+        try:
+            for i, item in enumerate(items):  # noqa: B007 - i names the failing item
+                out.append(value(item))
+        except _PathError as exc:
+            exc.parts.append(f"[{i}]")
+            raise
+        return out
+
+    def dict_(self, obj: dict[str, Any]) -> FrozenDict:
+        out = {}
+        value = self.value
+        names = self.names
+        marker = self.marker
+        k = ""
+        try:
+            for k, v in obj.items():
+                if k not in names:
+                    if not is_tag_name(k):
+                        continue  # the spec: keys that are not tag names are ignored
+                    names.add(k)
+                t = type(v)
+                if t is str:
+                    out[k] = v if v != marker else Marker
+                elif t is dict and v.get("_kind") == "marker":
+                    out[k] = Marker
+                elif v is not None:
+                    out[k] = value(v)
+        except _PathError as exc:
+            exc.parts.append(k)
+            raise
         return FrozenDict(out)
 
     def meta(self, obj: Any, what: str) -> FrozenDict:
@@ -343,37 +395,53 @@ def _v3_str(s: str) -> Any:
 
 
 class _V3(_V4):
-    __slots__ = ()
+    __slots__ = ("strs",)
+
+    def __init__(self, limits: Limits, swapped: bool = False) -> None:
+        super().__init__(limits, swapped)
+        self.strs: dict[str, Any] = {}  # v3 scalars are strings: parse each text once
 
     def value(self, v: Any) -> Any:
         t = type(v)
         if t is str:
+            return self.str_(v)
+        if t is dict and "_kind" not in v and _is_v3_grid(v):
+            return self.nested(self.grid, v)
+        return super().value(v)
+
+    def str_(self, v: str) -> Any:
+        val = self.strs.get(v, self)
+        if val is self:
             try:
-                return _v3_str(v)
+                val = _v3_str(v)
             except _PathError:
                 raise
             except ValueError as exc:
                 raise _PathError(str(exc)) from None
-        if t is dict and "_kind" not in v and _is_v3_grid(v):
-            self.depth += 1
-            if self.depth > self.max_depth:
-                raise _PathError(f"nesting deeper than {self.max_depth}")
-            try:
-                return self.grid(v)
-            finally:
-                self.depth -= 1
-        return super().value(v)
+            if len(self.strs) < 65536:
+                self.strs[v] = val
+        return val
 
     def dict_(self, obj: dict[str, Any]) -> FrozenDict:
-        out = []
-        for k, v in obj.items():
-            if v is None or not is_tag_name(k):
-                continue
-            try:
-                out.append((k, self.value(v)))
-            except _PathError as exc:
-                exc.parts.append(k)
-                raise
+        out = {}
+        value = self.value
+        str_ = self.str_
+        names = self.names
+        marker = self.marker
+        k = ""
+        try:
+            for k, v in obj.items():
+                if k not in names:
+                    if not is_tag_name(k):
+                        continue
+                    names.add(k)
+                if type(v) is str:
+                    out[k] = str_(v) if v != marker else Marker
+                elif v is not None:
+                    out[k] = value(v)
+        except _PathError as exc:
+            exc.parts.append(k)
+            raise
         return FrozenDict(out)
 
     def cols(self, cols: Any) -> tuple[Col, ...]:
@@ -411,8 +479,8 @@ def decode_grid(
     >>> g[0]["a"]
     Number(val=5.0, unit='kW')
     """
-    obj = _load(data, limits)
-    reader = _V3(limits) if version == 3 else _V4(limits)
+    obj, swapped = _load(data, limits)
+    reader = _V3(limits, swapped) if version == 3 else _V4(limits, swapped)
     if type(obj) is not dict:
         raise DecodeError("a JSON grid must be an object", path="")
     kind = obj.get("_kind", "grid")
@@ -436,8 +504,8 @@ def decode_value(
     >>> decode_value('"n:72 °F"', version=3)
     Number(val=72.0, unit='°F')
     """
-    obj = _load(data, limits)
-    reader = _V3(limits) if version == 3 else _V4(limits)
+    obj, swapped = _load(data, limits)
+    reader = _V3(limits, swapped) if version == 3 else _V4(limits, swapped)
     try:
         return reader.value(obj)
     except _PathError as exc:

@@ -6,14 +6,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from projecthaystack.kinds import DecodeError, EncodeError, FrozenDict, Grid, Marker
+from projecthaystack.kinds import DecodeError, EncodeError, FrozenDict, Grid, Marker, Ref
 
 from ._limits import DEFAULT_LIMITS, Limits
 from ._zinc import ZincParser, encode_value, read_text
 
 __all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid"]
 
-_TAG_LINE = re.compile(r"([a-z][A-Za-z0-9_]*)[ \t]*(?::[ \t]*(.*?))?[ \t]*")
+_NAME = re.compile(r"[a-z][A-Za-z0-9_]*")
 _SEPARATOR = re.compile(r"-+[ \t]*")
 # Strings that Trio lets stand without quotes and that Zinc would not read as a value.
 _SAFE_STR = re.compile(r"[A-Za-z_][A-Za-z_ ]*")
@@ -124,31 +124,40 @@ class _Reader:
         out: list[FrozenDict] = []
         tags: dict[str, Any] = {}
         lines = self.lines
-        tag_line = _TAG_LINE.fullmatch
+        names: set[str] = set()  # tag names already checked
+        cache_get = self.cache.get
+        miss = self.cache
         while self.i < len(lines):
-            line = lines[self.i]
-            if line.endswith("\r"):
-                line = line[:-1]
-            c = line[:1]
-            if not c or line.startswith("//") or not line.strip():
-                self.i += 1
-                continue
-            if c == "-":
-                if _SEPARATOR.fullmatch(line) is None:
-                    raise self.error("a record separator holds only dashes", self.i)
-                if tags:
-                    out.append(FrozenDict(tags))
-                    tags = {}
-                self.i += 1
-                continue
-            m = tag_line(line)
-            if m is None:
-                raise self.error(f"expected 'name:value', found {line[:40]!r}", self.i)
-            name, raw = m.group(1), m.group(2)
+            i = self.i
+            line = lines[i]
+            name, sep, raw = line.partition(":")
+            if name not in names:
+                stripped = line.strip()
+                if not stripped or stripped.startswith("//"):
+                    self.i += 1
+                    continue
+                if stripped[0] == "-":
+                    if _SEPARATOR.fullmatch(stripped) is None:
+                        raise self.error("a record separator holds only dashes", i)
+                    if tags:
+                        out.append(FrozenDict(tags))
+                        tags = {}
+                    self.i += 1
+                    continue
+                name = name.rstrip(" \t\r")
+                if _NAME.fullmatch(name) is None or line[:1] in " \t":
+                    raise self.error(f"expected 'name:value', found {line[:40]!r}", i)
+                names.add(name)
             if name in tags:
-                raise self.error(f"duplicate tag {name!r}", self.i)
-            index = self.i
-            val = Marker if raw is None else self.value(raw, index, m.start(2) + 1)
+                raise self.error(f"duplicate tag {name!r}", i)
+            if not sep:
+                tags[name] = Marker
+                self.i += 1
+                continue
+            raw = raw.strip(" \t\r")
+            val = cache_get(raw, miss)
+            if val is miss:
+                val = self.value(raw, i, len(name) + 2)
             if val is not None:
                 tags[name] = val
             self.i += 1
@@ -209,15 +218,21 @@ def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
     site
     """
     out: list[str] = []
+    names: set[str] = set()
     for i, d in enumerate(dicts):
         if i:
             out.append("---")
         for name, val in d.items():
-            if val is None:
-                continue
-            if not isinstance(name, str) or _TAG_LINE.fullmatch(name) is None:
-                raise EncodeError(f"invalid tag name {name!r}")
-            out.append(_tag_line(name, val))
+            if name not in names:
+                if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+                    raise EncodeError(f"invalid tag name {name!r}")
+                names.add(name)
+            if val is Marker:
+                out.append(name)
+            elif type(val) is Ref and val.dis is None:
+                out.append(name + ":@" + val.id)
+            elif val is not None:
+                out.append(_tag_line(name, val))
     out.append("")
     return "\n".join(out)
 

@@ -13,6 +13,7 @@ import datetime as _dt
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from itertools import compress
 from typing import Any, Final
 
 from projecthaystack.kinds import (
@@ -93,12 +94,13 @@ _ESC_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.DOTALL)
 _URI_ESC_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.DOTALL)
 
 # A fast-path cell: quoted strings, uris and plain characters, or one flat dict or list.
-_Q = r'"(?:[^"\\\n]|\\.)*"'
-_U = r"`(?:[^`\\\n]|\\.)*`"
+# Possessive quantifiers keep a line that does not fit from backtracking at length.
+_Q = r'"(?:[^"\\\n]++|\\.)*+"'
+_U = r"`(?:[^`\\\n]++|\\.)*+`"
 _FAST_CELL = re.compile(
-    r"((?:" + _Q + "|" + _U + r"|[^,\"`{}\[\]<>\n])*"
-    r"|[ ]*\{(?:" + _Q + "|" + _U + r"|[^\"`{}\[\]<>\n])*\}[ ]*"
-    r"|[ ]*\[(?:" + _Q + "|" + _U + r"|[^\"`{}\[\]<>\n])*\][ ]*),"
+    r"((?:[^,\"`{}\[\]<>\n]++|" + _Q + "|" + _U + r")*+"
+    r"|[ ]*+\{(?:[^\"`{}\[\]<>\n]++|" + _Q + "|" + _U + r")*+\}[ ]*+"
+    r"|[ ]*+\[(?:[^\"`{}\[\]<>\n]++|" + _Q + "|" + _U + r")*+\][ ]*+),"
 )
 
 _KEYWORDS: Final[dict[str, Any]] = {
@@ -502,7 +504,9 @@ class ZincParser:
         text = self.text
         end = len(text)
         ncols = len(names)
-        cache: dict[str, Any] = {}
+        cache = _CellCache(self)
+        getitem = cache.__getitem__
+        nulls = cache.nulls
         cell_re = _FAST_CELL.findall
         nested_rows = "<<" in text
         while self.pos < end:
@@ -517,37 +521,64 @@ class ZincParser:
                 self.pos = nl + 1
                 continue
             if not (nested_rows and "<<" in line):
-                cells = cell_re(line + ",")
-                if len(cells) == ncols and len(",".join(cells)) == len(line):
-                    row = self._fast_row(names, cells, cache, pos)
-                    if row is not None:
+                # A plain split is right unless a string, dict, list or Coord holds a comma;
+                # then the count is off or a piece fails to parse alone, and the regex,
+                # which knows quotes and flat collections, has its turn.
+                cells = line.split(",")
+                if len(cells) != ncols:
+                    cells = cell_re(line + ",")
+                    if len(",".join(cells)) != len(line):
+                        cells = []
+                if len(cells) == ncols:
+                    # compress() skips the empty cells in C; most cells of a wide grid are.
+                    try:
+                        row = FrozenDict(zip(compress(names, cells), map(getitem, compress(cells, cells))))
+                    except DecodeError:
+                        pass  # the full parser below reports it with its position
+                    else:
+                        if nulls and None in row.values():
+                            row = FrozenDict((k, v) for k, v in row.items() if v is not None)
                         rows.append(row)
                         self.pos = nl + 1
                         continue
             rows.append(self.row(names))
 
-    def _fast_row(
-        self, names: list[str], cells: list[str], cache: dict[str, Any], pos: int
-    ) -> FrozenDict | None:
-        out = []
-        for name, cell in zip(names, cells, strict=True):
-            if not cell:
-                continue
-            val = cache.get(cell, cache)
-            if val is cache:
-                sub = ZincParser(cell.strip(" \t"), self.limits)
-                sub.depth = self.depth
-                try:
-                    val = sub.value()
-                except DecodeError:
-                    return None
-                if sub.pos != len(sub.text):
-                    return None
-                if type(val) is not list and len(cache) < 65536:
-                    cache[cell] = val
-            if val is not None:
-                out.append((name, val))
-        return FrozenDict(out)
+
+class _CellCache(dict[str, Any]):
+    """Cell text → value, parsed once per decode; values are immutable so rows share them."""
+
+    __slots__ = ("nulls", "parent")
+
+    def __init__(self, parent: ZincParser) -> None:
+        super().__init__()
+        self.parent = parent
+        self.nulls: set[str] = set()
+
+    def __missing__(self, cell: str) -> Any:
+        c = cell[:1]
+        # The two commonest one-off cells, ids and display names, skip the general parser.
+        if c == "@":
+            m = _REF.fullmatch(cell)
+            if m is not None and m.group(2) is None:
+                val: Any = Ref(m.group(1))
+                self[cell] = val
+                return val
+        elif c == '"':
+            m = _STR.fullmatch(cell)
+            if m is not None and "\\" not in cell:
+                val = m.group(1)
+                self[cell] = val
+                return val
+        sub = ZincParser(cell.strip(" \t"), self.parent.limits)
+        sub.depth = self.parent.depth
+        val = sub.value()
+        if sub.pos != len(sub.text):
+            raise sub.error("unexpected text after the value")
+        if val is None:
+            self.nulls.add(cell)
+        if type(val) is not list and len(self) < 65536:
+            self[cell] = val
+        return val
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -782,21 +813,30 @@ def encode_grid(grid: Grid) -> str:
         cmeta = _meta_line(col.meta)
         heads.append(col.name + " " + cmeta if cmeta else col.name)
     out.append(",".join(heads))
-    names = [c.name for c in cols]
+    index = {c.name: i for i, c in enumerate(cols)}
+    blank = [""] * len(cols)
+    if len(cols) == 1:
+        blank[0] = "N"  # a lone empty cell would read as a blank line
     encoders = _ENCODERS
+    ref_t = Ref
     for row in grid.rows:
-        cells = []
-        for name in names:
-            val = row.get(name)
-            if val is None:
-                cells.append("")
+        # Fill only the row's own tags into a blank line; wide grids are mostly empty.
+        cells = blank.copy()
+        for name, val in row.items():
+            t = type(val)
+            if t is str:
+                cell = encode_str(val)
             elif val is Marker:
-                cells.append("M")
+                cell = "M"
+            elif t is ref_t and val.dis is None:
+                cell = "@" + val.id
             else:
-                enc = encoders.get(type(val))
-                cells.append(enc(val) if enc is not None else encode_value(val))
-        if len(cells) == 1 and not cells[0]:
-            cells[0] = "N"
+                enc = encoders.get(t)
+                cell = enc(val) if enc is not None else encode_value(val)
+            try:
+                cells[index[name]] = cell
+            except KeyError:
+                raise EncodeError(f"row tag {name!r} is not a column") from None
         out.append(",".join(cells))
     out.append("")
     return "\n".join(out)

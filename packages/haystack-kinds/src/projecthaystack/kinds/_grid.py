@@ -184,7 +184,13 @@ class Grid:
         ('a', 'b')
         """
         rows_l = list(rows)
-        names: dict[str, None] = {}
+        names: dict[str, Any] = {}
+        if all(type(r) is FrozenDict for r in rows_l):
+            # FrozenDicts hold no nulls and were built from checked names (decoders).
+            for row in rows_l:
+                names.update(row)
+            cols = tuple(Col(n) for n in names)  # Col() checks each name
+            return cls._trusted(_frozen(meta, "grid meta"), cols, tuple(rows_l))  # type: ignore[arg-type]
         for row in rows_l:
             names.update(dict.fromkeys(k for k, v in row.items() if v is not None))
         return cls(names, rows_l, meta)
