@@ -78,18 +78,21 @@ def decode_grid(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Grid:
     (('equipName', 'equip'), 'RTU-1', 'Equip Name')
     """
     text = read_text(data, limits)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+        for row in reader:
+            rows.append((reader.line_num, row))
     except csv.Error as exc:
-        raise DecodeError(f"invalid CSV: {exc}") from None
+        raise DecodeError(f"invalid CSV: {exc}", line=reader.line_num) from None
     if not rows:
         raise DecodeError("CSV has no header line", line=1, col=1)
-    header = rows[0]
+    header = rows[0][1]
     seen: set[str] = set()
     cols = tuple(Col(_col_name(h, i, seen), {"dis": h}) for i, h in enumerate(header))
     names = [c.name for c in cols]
     out = []
-    for lineno, row in enumerate(rows[1:], start=2):
+    for lineno, row in rows[1:]:
         if not row:
             continue
         if len(row) > len(names):

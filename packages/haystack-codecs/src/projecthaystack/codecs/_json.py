@@ -572,8 +572,8 @@ def _e4_dict(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _e4_grid(g: Grid) -> dict[str, Any]:
-    meta = {"ver": "3.0"}
-    meta.update(_e4_dict(g.meta))
+    meta: dict[str, Any] = {"ver": "3.0"}
+    meta.update((k, v) for k, v in _e4_dict(g.meta).items() if k != "ver")
     cols = []
     for c in g.cols:
         cols.append({"name": c.name, "meta": _e4_dict(c.meta)} if c.meta else {"name": c.name})
@@ -662,8 +662,8 @@ def _e3_dict(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _e3_grid(g: Grid) -> dict[str, Any]:
-    meta = {"ver": "3.0"}
-    meta.update(_e3_dict(g.meta))
+    meta: dict[str, Any] = {"ver": "3.0"}
+    meta.update((k, v) for k, v in _e3_dict(g.meta).items() if k != "ver")
     cols = [{"name": c.name, **_e3_dict(c.meta)} for c in g.cols]
     return {"meta": meta, "cols": cols, "rows": [_e3_dict(r) for r in g.rows]}
 

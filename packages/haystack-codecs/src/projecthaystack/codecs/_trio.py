@@ -206,7 +206,12 @@ def _tag_line(name: str, val: Any) -> str:
         from ._zinc import encode_grid as zinc_grid
 
         return name + ":Zinc:\n" + _indent(zinc_grid(val).rstrip("\n"))
-    return name + ":" + encode_value(val)
+    text = encode_value(val)
+    if "\n" in text:
+        # Only a tag's own grid can take the indented Zinc: form; Trio has no way to
+        # write a grid that sits inside a list or dict.
+        raise EncodeError(f"tag {name!r}: Trio cannot carry a grid inside a list or dict")
+    return name + ":" + text
 
 
 def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:

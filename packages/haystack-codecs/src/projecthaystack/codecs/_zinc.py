@@ -71,7 +71,8 @@ _NUMERIC = re.compile(
     r"(?: (?P<tz>[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*))?)"
     r"|(?P<date>\d{4}-\d\d-\d\d)"
     r"|(?P<time>\d\d:\d\d(?::\d\d(?:\.\d+)?)?)"
-    r"|(?P<num>-?\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d[\d_]*)?)(?P<unit>" + _UNIT_CHARS + r"*)"
+    # underbars only between digits, so that a unit may start with one ("0_x")
+    r"|(?P<num>-?\d(?:_*\d)*(?:\.\d(?:_*\d)*)?(?:[eE][+-]?\d(?:_*\d)*)?)(?P<unit>" + _UNIT_CHARS + r"*)"
     r"|(?P<inf>-INF)(?P<iunit>" + _UNIT_CHARS + r"*)"
 )
 _COORD = re.compile(
@@ -234,7 +235,7 @@ class ZincParser:
             try:
                 return _unescape(m.group(1))
             except ValueError as exc:
-                raise self.error(str(exc)) from None
+                raise self.error(str(exc), pos) from None
         if c == "@":
             m = _REF.match(text, pos)
             if m is None:
@@ -305,8 +306,8 @@ class ZincParser:
                 return XStr(word, _unescape(sm.group(1)))
             except ValueError as exc:
                 raise self.error(str(exc), pos) from None
-        if word == "INF":
-            unit = _INF_UNIT.match(text, end)
+        if word.startswith("INF"):
+            unit = _INF_UNIT.match(text, pos + 3)
             assert unit is not None
             self.pos = unit.end()
             return Number(math.inf, unit.group() or None)
@@ -790,10 +791,6 @@ def encode_value(val: Any) -> str:
     return enc(val)
 
 
-def _meta_line(meta: Mapping[str, Any]) -> str:
-    return _tags(meta)
-
-
 def encode_grid(grid: Grid) -> str:
     """A grid as Zinc text, ending with a newline.
 
@@ -803,14 +800,15 @@ def encode_grid(grid: Grid) -> str:
     dis,site
     "HQ",M
     """
-    meta = _meta_line(grid.meta)
+    gmeta = grid.meta
+    meta = _tags({k: v for k, v in gmeta.items() if k != "ver"} if "ver" in gmeta else gmeta)
     out = ['ver:"3.0" ' + meta if meta else 'ver:"3.0"']
     cols = grid.cols
     if not cols:
         raise EncodeError("a Zinc grid needs at least one column")
     heads = []
     for col in cols:
-        cmeta = _meta_line(col.meta)
+        cmeta = _tags(col.meta)
         heads.append(col.name + " " + cmeta if cmeta else col.name)
     out.append(",".join(heads))
     index = {c.name: i for i, c in enumerate(cols)}
