@@ -2,7 +2,7 @@
 """One entry point for working on the monorepo with nothing but Python and pip.
 
     python3 tools/dev.py demo      # the main job (see the README)
-    python3 tools/dev.py test      # every package's tests and tests-integration
+    python3 tools/dev.py test      # the tests, on every Python 3.11-3.13 found on PATH
     python3 tools/dev.py lint      # ruff check and format check
     python3 tools/dev.py types     # mypy --strict
     python3 tools/dev.py bench     # the benchmarks under tools/bench
@@ -15,6 +15,7 @@ uv, and hatch makes the project's environments from there; later runs reuse both
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools-venv"
 PINS = ["hatch==1.18.2", "uv==0.13.9"]
 STAMP = TOOLS / "pins.txt"
+SUPPORTED = ("3.11", "3.12", "3.13")
 
 COMMANDS = {
     "demo": ["run", "demo"],
@@ -54,6 +56,23 @@ def ensure_tools() -> Path:
     return hatch
 
 
+def _runs(exe: str) -> bool:
+    # A pyenv shim exists for every installed version but fails for inactive ones.
+    path = shutil.which(exe)
+    if path is None:
+        return False
+    probe = subprocess.run([path, "-c", "pass"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def _pythons(rest: list[str]) -> list[str]:
+    """``-py`` with every supported Python on PATH, unless the caller chose already."""
+    if any(a in ("-py", "--python", "-i", "--include", "--all", "-a") for a in rest):
+        return []
+    found = [v for v in SUPPORTED if _runs(f"python{v}")]
+    return ["-py", ",".join(found)] if found else []
+
+
 def main(argv: list[str]) -> int:
     """Run the named command; anything after it goes to hatch (or pytest, for ``test``)."""
     if not argv or argv[0] in ("-h", "--help"):
@@ -62,6 +81,8 @@ def main(argv: list[str]) -> int:
     verb, rest = argv[0], argv[1:]
     if verb == "hatch":
         cmd = rest
+    elif verb == "test":
+        cmd = [*COMMANDS[verb], *_pythons(rest), *rest]
     elif verb in COMMANDS:
         cmd = [*COMMANDS[verb], *rest]
     else:

@@ -15,7 +15,9 @@ from projecthaystack.codecs import csv, json, trio, zinc
 from projecthaystack.kinds import Grid, Number, Ref
 
 ROOT = Path(__file__).resolve().parents[3]
-BUILDINGS = Path(os.environ.get("HAYSTACK_BUILDINGS", ROOT.parent / "shared" / "data" / "buildings"))
+BUILDINGS = Path(
+    os.environ.get("HAYSTACK_BUILDINGS", ROOT.parent / "shared" / "data" / "buildings")
+)
 
 
 def _load(name: str, ext: str) -> bytes:

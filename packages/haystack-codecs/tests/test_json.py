@@ -80,14 +80,23 @@ def test_spec_v3_example():
         ('{"_kind":"ref","val":"abc-def"}', Ref("abc-def")),
         ('{"_kind":"date","val":"2021-03-22"}', dt.date(2021, 3, 22)),
         ('{"_kind":"time","val":"17:19:23"}', dt.time(17, 19, 23)),
-        ('{"_kind":"uri","val":"https://project-haystack.org"}', Uri("https://project-haystack.org")),
+        (
+            '{"_kind":"uri","val":"https://project-haystack.org"}',
+            Uri("https://project-haystack.org"),
+        ),
         ('{"_kind":"coord","lat":50.979603,"lng":10.318789}', Coord(50.979603, 10.318789)),
         ('{"_kind":"xstr","type":"Span","val":"today"}', XStr("Span", "today")),
         ('{"_kind":"symbol","val":"site"}', Symbol("site")),
         ("[]", []),
-        ('[true, 123, "a string", {"site": {"_kind":"marker"}, "dis":"Carnegie Hall"}]', [True, Number(123), "a string", {"site": Marker, "dis": "Carnegie Hall"}]),
+        (
+            '[true, 123, "a string", {"site": {"_kind":"marker"}, "dis":"Carnegie Hall"}]',
+            [True, Number(123), "a string", {"site": Marker, "dis": "Carnegie Hall"}],
+        ),
         ('{"_kind":"dict"}', {}),
-        ('{"site": {"_kind": "marker"}, "dis": "Kennedy Center", "Ignore": "This tag should be ignored"}', {"site": Marker, "dis": "Kennedy Center"}),
+        (
+            '{"site": {"_kind": "marker"}, "dis": "Kennedy Center", "Ignore": "This tag should be ignored"}',
+            {"site": Marker, "dis": "Kennedy Center"},
+        ),
         ('"\\u0000"', "\x00"),
         ('[{"_kind":"marker"}, "\\u0000"]', [Marker, "\x00"]),
         ('{"a": null}', {}),
@@ -98,7 +107,9 @@ def test_v4_values(text, value):
 
 
 def test_v4_datetimes():
-    v = json.decode_value('{"_kind":"dateTime","val":"2021-03-22T13:57:00.381-04:00","tz":"New_York"}')
+    v = json.decode_value(
+        '{"_kind":"dateTime","val":"2021-03-22T13:57:00.381-04:00","tz":"New_York"}'
+    )
     assert v.tzinfo == tz_from_name("New_York") and v.microsecond == 381000
     v = json.decode_value('{"_kind":"dateTime","val":"2021-03-22T17:56:05.411Z"}')
     assert v.tzinfo.key == "Etc/GMT" and v.hour == 17
@@ -146,7 +157,10 @@ def test_encode_v4_shapes():
     assert json.decode_value(json.encode_value(Number(1e300))) == Number(1e300)
     assert json.encode_value(Ref("a", "A")) == '{"_kind":"ref","val":"a","dis":"A"}'
     when = dt.datetime(2021, 3, 22, 13, 57, tzinfo=tz_from_name("New_York"))
-    assert json.encode_value(when) == '{"_kind":"dateTime","val":"2021-03-22T13:57:00-04:00","tz":"New_York"}'
+    assert (
+        json.encode_value(when)
+        == '{"_kind":"dateTime","val":"2021-03-22T13:57:00-04:00","tz":"New_York"}'
+    )
     assert json.encode_value({"a": None, "b": 1}) == '{"b":1}'
     g = Grid.from_rows([{"a": Marker}], {"ver": "2.0", "x": 1})
     assert json.encode_grid(g).startswith('{"_kind":"grid","meta":{"ver":"3.0","x":1}')
@@ -159,7 +173,10 @@ def test_encode_v3_shapes():
     assert json.encode_value(Ref("x", "Y Z"), version=3) == '"r:x Y Z"'
     g = Grid([("a"), "b"], [{"a": Marker}], {"dis": "d"})
     out = json.encode_grid(g, version=3)
-    assert out == '{"meta":{"ver":"3.0","dis":"d"},"cols":[{"name":"a"},{"name":"b"}],"rows":[{"a":"m:"}]}'
+    assert (
+        out
+        == '{"meta":{"ver":"3.0","dis":"d"},"cols":[{"name":"a"},{"name":"b"}],"rows":[{"a":"m:"}]}'
+    )
 
 
 @pytest.mark.parametrize("bad", [{1, 2}, object(), {"Bad": 1}, dt.datetime(2020, 1, 1)])
@@ -178,14 +195,46 @@ def test_encode_rejects(bad, version):
         ('{"_kind":"grid","cols":{}}', "'cols' must be a list", ""),
         ('{"_kind":"grid","cols":[{"name":"A"}]}', "invalid column name", "cols[0]"),
         ('{"_kind":"grid","cols":[{"name":"a"},{"name":"a"}]}', "duplicate column", "cols[1]"),
-        ('{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":1},{"b":2}]}', "not columns", "rows[1]"),
-        ('{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":{"_kind":"ref","val":"x y"}}]}', "invalid Ref id", "rows[0].a"),
-        ('{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":[1,{"_kind":"bogus"}]}]}', "unknown _kind", "rows[0].a[1]"),
-        ('{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":{"x":{"_kind":"date","val":"20200101"}}}]}', "invalid date", "rows[0].a.x"),
-        ('{"_kind":"grid","cols":[{"name":"a","meta":{"u":{"_kind":"number","val":"big"}}}]}', "invalid number", "cols[0].meta.u"),
-        ('{"_kind":"grid","meta":{"x":{"_kind":"coord","lat":100,"lng":0}},"cols":[]}', "lat", "meta.x"),
-        ('{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":{"_kind":"ref"}}]}', "string 'val'", "rows[0].a"),
-        ('{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":{"_kind":"dateTime","val":"2020-01-01T00:00:00Z","tz":"Nowhere"}}]}', "unknown timezone", "rows[0].a"),
+        (
+            '{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":1},{"b":2}]}',
+            "not columns",
+            "rows[1]",
+        ),
+        (
+            '{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":{"_kind":"ref","val":"x y"}}]}',
+            "invalid Ref id",
+            "rows[0].a",
+        ),
+        (
+            '{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":[1,{"_kind":"bogus"}]}]}',
+            "unknown _kind",
+            "rows[0].a[1]",
+        ),
+        (
+            '{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":{"x":{"_kind":"date","val":"20200101"}}}]}',
+            "invalid date",
+            "rows[0].a.x",
+        ),
+        (
+            '{"_kind":"grid","cols":[{"name":"a","meta":{"u":{"_kind":"number","val":"big"}}}]}',
+            "invalid number",
+            "cols[0].meta.u",
+        ),
+        (
+            '{"_kind":"grid","meta":{"x":{"_kind":"coord","lat":100,"lng":0}},"cols":[]}',
+            "lat",
+            "meta.x",
+        ),
+        (
+            '{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":{"_kind":"ref"}}]}',
+            "string 'val'",
+            "rows[0].a",
+        ),
+        (
+            '{"_kind":"grid","cols":[{"name":"a"}],"rows":[{"a":{"_kind":"dateTime","val":"2020-01-01T00:00:00Z","tz":"Nowhere"}}]}',
+            "unknown timezone",
+            "rows[0].a",
+        ),
         ('{"_kind":"grid","cols":[{"name":"a"}],"rows":[5]}', "row must be an object", "rows[0]"),
     ],
 )
@@ -198,10 +247,26 @@ def test_v4_errors_name_the_path(text, message, path):
 @pytest.mark.parametrize(
     ("text", "message", "path"),
     [
-        ('{"meta":{"ver":"3.0"},"cols":[{"name":"a"}],"rows":[{"a":"n:abc"}]}', "invalid number", "rows[0].a"),
-        ('{"meta":{"ver":"3.0"},"cols":[{"name":"a"}],"rows":[{"a":"c:1"}]}', "invalid coord", "rows[0].a"),
-        ('{"meta":{"ver":"3.0"},"cols":[{"name":"a"}],"rows":[{"a":["d:2020-02-30"]}]}', "day", "rows[0].a[0]"),
-        ('{"meta":{"ver":"3.0"},"cols":[{"name":"a"}],"rows":[{"a":"x:nocolon"}]}', "invalid xstr", "rows[0].a"),
+        (
+            '{"meta":{"ver":"3.0"},"cols":[{"name":"a"}],"rows":[{"a":"n:abc"}]}',
+            "invalid number",
+            "rows[0].a",
+        ),
+        (
+            '{"meta":{"ver":"3.0"},"cols":[{"name":"a"}],"rows":[{"a":"c:1"}]}',
+            "invalid coord",
+            "rows[0].a",
+        ),
+        (
+            '{"meta":{"ver":"3.0"},"cols":[{"name":"a"}],"rows":[{"a":["d:2020-02-30"]}]}',
+            "day",
+            "rows[0].a[0]",
+        ),
+        (
+            '{"meta":{"ver":"3.0"},"cols":[{"name":"a"}],"rows":[{"a":"x:nocolon"}]}',
+            "invalid xstr",
+            "rows[0].a",
+        ),
     ],
 )
 def test_v3_errors_name_the_path(text, message, path):

@@ -24,7 +24,9 @@ from projecthaystack.kinds import (
     tz_from_name,
 )
 
-settings.register_profile("codecs", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "codecs", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("codecs")
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
@@ -32,17 +34,21 @@ names = st.from_regex(r"[a-z][A-Za-z0-9_]{0,6}", fullmatch=True).filter(
     lambda n: n not in ("ver", "meta", "cols", "rows")
 )
 ref_ids = st.from_regex(r"[A-Za-z0-9_:\-.~]{1,10}", fullmatch=True)
-units = st.sampled_from(["°F", "kW", "m²", "%", "$", "EER", "E", "e", "gal/min", "m³/h", "_x", "ft²"])
+units = st.sampled_from(
+    ["°F", "kW", "m²", "%", "$", "EER", "E", "e", "gal/min", "m³/h", "_x", "ft²"]
+)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 numbers = st.one_of(
     st.builds(Number, finite, st.none() | units),
     st.builds(Number, st.sampled_from([math.inf, -math.inf]), st.none() | units),
     st.just(Number(math.nan)),
 )
-zones = st.sampled_from(["UTC", "New_York", "Denver", "GMT+5", "GMT-3", "Taipei", "London", "Kolkata"])
+zones = st.sampled_from(
+    ["UTC", "New_York", "Denver", "GMT+5", "GMT-3", "Taipei", "London", "Kolkata"]
+)
 datetimes = st.builds(
     lambda instant, zone: instant.astimezone(tz_from_name(zone)),
-    st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1), timezones=st.just(dt.timezone.utc)),
+    st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1), timezones=st.just(dt.UTC)),
     zones,
 )
 scalars = st.one_of(
@@ -61,7 +67,9 @@ scalars = st.one_of(
 
 
 def grids(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Grid]:
-    def build(cols: list[str], meta: dict[str, Any], rows: list[dict[str, Any]], col_meta: dict[str, Any]) -> Grid:
+    def build(
+        cols: list[str], meta: dict[str, Any], rows: list[dict[str, Any]], col_meta: dict[str, Any]
+    ) -> Grid:
         return Grid(
             [Col(cols[0], col_meta), *cols[1:]],
             [{k: v for k, v in r.items() if k in cols} for r in rows],
@@ -117,7 +125,12 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, Ref):
         return isinstance(b, Ref) and a.id == b.id and a.dis == b.dis
     if isinstance(a, dt.datetime):
-        return isinstance(b, dt.datetime) and a == b and a.tzinfo == b.tzinfo and a.utcoffset() == b.utcoffset()
+        return (
+            isinstance(b, dt.datetime)
+            and a == b
+            and a.tzinfo == b.tzinfo
+            and a.utcoffset() == b.utcoffset()
+        )
     return type(a) is type(b) and a == b
 
 

@@ -44,8 +44,19 @@ summary:
 
 def test_public_names_are_pinned():
     assert sorted(codecs.__all__) == sorted(
-        ["CODECS", "DEFAULT_LIMITS", "Codec", "Limits", "UnknownFormatError", "codec_for_mime",
-         "codec_for_name", "csv", "json", "trio", "zinc"]
+        [
+            "CODECS",
+            "DEFAULT_LIMITS",
+            "Codec",
+            "Limits",
+            "UnknownFormatError",
+            "codec_for_mime",
+            "codec_for_name",
+            "csv",
+            "json",
+            "trio",
+            "zinc",
+        ]
     )
     assert zinc.__all__ == ["decode_grid", "decode_value", "encode_grid", "encode_value"]
     assert trio.__all__ == ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid"]
@@ -63,7 +74,11 @@ def test_spec_trio_example():
         "strTag": "OK if unquoted if only safe chars",
         "summary": "This is a string value that spans multiple\nlines with two or more space characters",
     }
-    assert b == {"name": "Site 2", "site": Marker, "summary": "Entities are separated by one more dashes"}
+    assert b == {
+        "name": "Site 2",
+        "site": Marker,
+        "summary": "Entities are separated by one more dashes",
+    }
 
 
 def test_trio_nested_values_and_comments():
@@ -122,7 +137,7 @@ nested:Trio:
         ("a:1\n--x\n", "only dashes", 2),
         ('a:1\nb:"open\n', "unterminated", 2),
         ("a:1\nb:[1 2]\n", "expected ','", 2),
-        ("a:Zinc:\n  ver:\"3.0\"\n  x\n  1,2\n", "more cells", 4),
+        ('a:Zinc:\n  ver:"3.0"\n  x\n  1,2\n', "more cells", 4),
         ("a:1\n  stray\n", "expected 'name:value'", 2),
     ],
 )
@@ -134,8 +149,20 @@ def test_trio_errors(text, message, line):
 
 def test_trio_encode_forms():
     recs = [
-        {"dis": "HQ", "site": Marker, "n": Number(1, "kW"), "s": "two\nlines", "t": "T", "q": " pad"},
-        {"g": Grid.from_rows([{"a": Number(1)}]), "u": Uri("x"), "d": dt.date(2020, 1, 2), "x": None},
+        {
+            "dis": "HQ",
+            "site": Marker,
+            "n": Number(1, "kW"),
+            "s": "two\nlines",
+            "t": "T",
+            "q": " pad",
+        },
+        {
+            "g": Grid.from_rows([{"a": Number(1)}]),
+            "u": Uri("x"),
+            "d": dt.date(2020, 1, 2),
+            "x": None,
+        },
     ]
     text = trio.encode_dicts(recs)
     assert text == (
@@ -182,7 +209,10 @@ def test_csv_cells():
 def test_csv_read():
     g = csv.decode_grid("Equip Name,equip,,2nd,equip\nRTU-1,✓,x,,y\n\nRTU-2\n")
     assert g.col_names == ("equipName", "equip", "v2", "v2nd", "equip2")
-    assert g.rows == ({"equipName": "RTU-1", "equip": "✓", "v2": "x", "equip2": "y"}, {"equipName": "RTU-2"})
+    assert g.rows == (
+        {"equipName": "RTU-1", "equip": "✓", "v2": "x", "equip2": "y"},
+        {"equipName": "RTU-2"},
+    )
     with pytest.raises(DecodeError, match="no header"):
         csv.decode_grid("")
     with pytest.raises(DecodeError, match="3 cells for 2") as info:
@@ -212,7 +242,9 @@ def test_codec_for_mime(mime, name):
     assert codec_for_mime(mime).name == name
 
 
-@pytest.mark.parametrize("mime", ["text/html", "application/vnd.haystack+json;version=5", "image/png"])
+@pytest.mark.parametrize(
+    "mime", ["text/html", "application/vnd.haystack+json;version=5", "image/png"]
+)
 def test_codec_for_unknown_mime(mime):
     with pytest.raises(UnknownFormatError):
         codec_for_mime(mime)

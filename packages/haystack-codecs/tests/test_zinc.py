@@ -69,10 +69,14 @@ NY = tz_from_name("New_York")
         ("C(37.55,-77.45)", Coord(37.55, -77.45)),
         ('Color("red")', XStr("Color", "red")),
         ('Bin("text/plain")', XStr("Bin", "text/plain")),
+        ('C("not a coord")', XStr("C", "not a coord")),
         ("[1, 2, 3]", [Number(1), Number(2), Number(3)]),
         ("[1,2,]", [Number(1), Number(2)]),
         ("[]", []),
-        ('{dis:"Building" site area:35000ft²}', {"dis": "Building", "site": Marker, "area": Number(35000, "ft²")}),
+        (
+            '{dis:"Building" site area:35000ft²}',
+            {"dis": "Building", "site": Marker, "area": Number(35000, "ft²")},
+        ),
         ("{a:1, b:2,}", {"a": Number(1), "b": Number(2)}),
         ("{a:N}", {}),
     ],
@@ -89,11 +93,19 @@ def test_scalar_literals(text, value):
         ("2010-03-11T23:55:00-05:00 New_York", "2010-03-11T23:55:00-05:00", "America/New_York"),
         ("2009-11-09T15:39:00Z", "2009-11-09T15:39:00+00:00", "Etc/UTC"),
         ("2010-01-08T05:00:00Z UTC", "2010-01-08T05:00:00+00:00", "Etc/UTC"),
-        ("2010-11-28T07:23:02.773-08:00 Los_Angeles", "2010-11-28T07:23:02.773000-08:00", "America/Los_Angeles"),
+        (
+            "2010-11-28T07:23:02.773-08:00 Los_Angeles",
+            "2010-11-28T07:23:02.773000-08:00",
+            "America/Los_Angeles",
+        ),
         ("2010-11-28T23:19:29.741+08:00 Taipei", "2010-11-28T23:19:29.741000+08:00", "Asia/Taipei"),
         ("2010-11-28T18:21:58+03:00 GMT-3", "2010-11-28T18:21:58+03:00", "Etc/GMT-3"),
         ("2010-11-28T12:22:27-03:00 GMT+3", "2010-11-28T12:22:27-03:00", "Etc/GMT+3"),
-        ("2020-07-17T16:55:42.123456789-04:00 New_York", "2020-07-17T16:55:42.123456-04:00", "America/New_York"),
+        (
+            "2020-07-17T16:55:42.123456789-04:00 New_York",
+            "2020-07-17T16:55:42.123456-04:00",
+            "America/New_York",
+        ),
     ],
 )
 def test_datetimes(text, iso, tz):
@@ -105,7 +117,7 @@ def test_datetimes(text, iso, tz):
 def test_datetime_keeps_the_instant_when_offset_and_zone_disagree():
     # The offset is authoritative for the instant; the zone then gives the wall time.
     val = zinc.decode_value("2020-07-17T12:00:00Z New_York")
-    assert val == dt.datetime(2020, 7, 17, 12, tzinfo=dt.timezone.utc)
+    assert val == dt.datetime(2020, 7, 17, 12, tzinfo=dt.UTC)
     assert val.hour == 8
 
 
@@ -119,7 +131,10 @@ def test_spec_grid_example():
     g = zinc.decode_grid(text)
     assert g.meta == {"database": "test", "dis": "Site Energy Summary"}
     assert g.col("val").meta == {"dis": "Value", "unit": "kW"}
-    assert g.rows == ({"siteName": "Site 1", "val": Number(356.214, "kW")}, {"siteName": "Site 2", "val": Number(463.028, "kW")})
+    assert g.rows == (
+        {"siteName": "Site 1", "val": Number(356.214, "kW")},
+        {"siteName": "Site 2", "val": Number(463.028, "kW")},
+    )
 
 
 def test_sparse_rows_and_single_column_nulls():
@@ -149,7 +164,10 @@ def test_nested_collections_and_ver2_grids():
     assert g[0]["val"] == [Number(1), Number(2), Number(3)]
     assert g[1]["val"] == {"dis": "Dict!", "foo": Marker}
     inner = g[2]["val"]
-    assert isinstance(inner, Grid) and inner.rows == ({"a": Number(1), "b": Number(2)}, {"a": Number(3), "b": Number(4)})
+    assert isinstance(inner, Grid) and inner.rows == (
+        {"a": Number(1), "b": Number(2)},
+        {"a": Number(3), "b": Number(4)},
+    )
     assert g[3]["val"] == "simple string"
     assert zinc.decode_grid(zinc.encode_grid(g)) == g
 
@@ -180,7 +198,7 @@ def test_encode_grid_escapes_and_meta():
 def test_encode_value_forms():
     when = dt.datetime(2020, 7, 17, 16, 55, 42, 977000, tzinfo=NY)
     assert zinc.encode_value(when) == "2020-07-17T16:55:42.977-04:00 New_York"
-    utc = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    utc = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     assert zinc.encode_value(utc) == "2020-01-01T00:00:00Z UTC"
     assert zinc.encode_value(dt.time(1, 2, 3, 4)) == "01:02:03.000004"
     assert zinc.encode_value(Number(math.inf, "°F")) == "INF°F"
@@ -194,7 +212,13 @@ def test_encode_value_forms():
 
 @pytest.mark.parametrize(
     "value",
-    [dt.datetime(2020, 1, 1), {1, 2}, object(), {"Bad": 1}, dt.datetime(2020, 1, 1, tzinfo=dt.timezone(dt.timedelta(minutes=30)))],
+    [
+        dt.datetime(2020, 1, 1),
+        {1, 2},
+        object(),
+        {"Bad": 1},
+        dt.datetime(2020, 1, 1, tzinfo=dt.timezone(dt.timedelta(minutes=30))),
+    ],
 )
 def test_encode_rejects_what_zinc_cannot_carry(value):
     with pytest.raises(EncodeError):
@@ -219,6 +243,7 @@ def test_encode_grid_needs_a_column_and_known_tags():
         ('ver:"3.0"\na\n"\\q"\n', "invalid escape", 3, 1),
         ('ver:"3.0"\na\nFoo\n', "unknown keyword", 3, 1),
         ('ver:"3.0"\na\nC(91,0)\n', "lat", 3, 1),
+        ('ver:"3.0"\na\nC(1;2)\n', "invalid Coord", 3, 1),
         ('ver:"3.0"\na\n1kW2\n', "end of the line", 3, 4),
         ('ver:"3.0"\na\n[1 2]\n', "expected ','", 3, 4),
         ('ver:"3.0"\na\n<<\nver:"3.0"\nb\n1\n', "no closing", 7, 1),

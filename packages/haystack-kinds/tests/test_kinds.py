@@ -38,11 +38,35 @@ from projecthaystack.kinds import (
 def test_public_names_are_pinned():
     assert sorted(kinds.__all__) == sorted(
         [
-            "NA", "UTC", "Col", "Coord", "DecodeError", "EncodeError", "FrozenDict", "Grid",
-            "GridBuilder", "HaystackError", "InvalidValueError", "Marker", "MarkerType",
-            "NAType", "Number", "Ref", "Remove", "RemoveType", "Symbol", "Uri", "XStr",
-            "format_float", "format_number", "haystack_tz_names", "is_tag_name", "kind_of",
-            "to_python", "tz_from_name", "tz_name",
+            "NA",
+            "UTC",
+            "Col",
+            "Coord",
+            "DecodeError",
+            "EncodeError",
+            "FrozenDict",
+            "Grid",
+            "GridBuilder",
+            "HaystackError",
+            "InvalidValueError",
+            "Marker",
+            "MarkerType",
+            "NAType",
+            "Number",
+            "Ref",
+            "Remove",
+            "RemoveType",
+            "Symbol",
+            "Uri",
+            "XStr",
+            "format_float",
+            "format_number",
+            "haystack_tz_names",
+            "is_tag_name",
+            "kind_of",
+            "to_python",
+            "tz_from_name",
+            "tz_name",
         ]
     )
     assert Number.__module__ == "projecthaystack.kinds"
@@ -133,7 +157,7 @@ def test_timezones_both_ways():
     assert tz_from_name("America/Denver").key == "America/Denver"
     assert tz_name(tz_from_name("Denver")) == "Denver"
     assert tz_name(zoneinfo.ZoneInfo("UTC")) == "UTC"
-    assert tz_name(dt.timezone.utc) == "UTC"
+    assert tz_name(dt.UTC) == "UTC"
     # GMT+5 is five hours behind UTC, as in IANA.
     assert tz_from_name("GMT+5").utcoffset(None) == dt.timedelta(hours=-5)
     assert tz_name(tz_from_name("GMT-3")) == "GMT-3"
@@ -260,19 +284,52 @@ def test_to_python_and_kind_of():
     when = dt.datetime(2026, 1, 1, tzinfo=UTC)
     nested = Grid.from_rows([{"a": Number(1)}])
     value = {
-        "m": Marker, "na": NA, "r": Remove, "n": Number(2, "kW"), "ref": Ref("x", "X"),
-        "sym": Symbol("s"), "uri": Uri("u"), "x": XStr("T", "v"), "c": Coord(1, 2),
-        "l": [Number(1), "s"], "g": nested, "t": when, "b": False, "s": "str",
+        "m": Marker,
+        "na": NA,
+        "r": Remove,
+        "n": Number(2, "kW"),
+        "ref": Ref("x", "X"),
+        "sym": Symbol("s"),
+        "uri": Uri("u"),
+        "x": XStr("T", "v"),
+        "c": Coord(1, 2),
+        "l": [Number(1), "s"],
+        "g": nested,
+        "t": when,
+        "b": False,
+        "s": "str",
     }
     assert to_python(value) == {
-        "m": True, "na": None, "r": None, "n": 2.0, "ref": "x", "sym": "s", "uri": "u",
-        "x": "v", "c": (1.0, 2.0), "l": [1.0, "s"], "g": [{"a": 1.0}], "t": when,
-        "b": False, "s": "str",
+        "m": True,
+        "na": None,
+        "r": None,
+        "n": 2.0,
+        "ref": "x",
+        "sym": "s",
+        "uri": "u",
+        "x": "v",
+        "c": (1.0, 2.0),
+        "l": [1.0, "s"],
+        "g": [{"a": 1.0}],
+        "t": when,
+        "b": False,
+        "s": "str",
     }
     expected = {
-        "m": "marker", "na": "na", "r": "remove", "n": "number", "ref": "ref",
-        "sym": "symbol", "uri": "uri", "x": "xstr", "c": "coord", "l": "list", "g": "grid",
-        "t": "dateTime", "b": "bool", "s": "str",
+        "m": "marker",
+        "na": "na",
+        "r": "remove",
+        "n": "number",
+        "ref": "ref",
+        "sym": "symbol",
+        "uri": "uri",
+        "x": "xstr",
+        "c": "coord",
+        "l": "list",
+        "g": "grid",
+        "t": "dateTime",
+        "b": "bool",
+        "s": "str",
     }
     assert {k: kind_of(v) for k, v in value.items()} == expected
     assert kind_of(dt.date(2020, 1, 1)) == "date" and kind_of(dt.time()) == "time"

@@ -1,4 +1,5 @@
-"""A Haystack HTTP and WebSocket client, with a sync `Client` and an `AsyncClient` over one sans-I/O core, and the `haystack` command line.
+"""A Haystack HTTP and WebSocket client, with a sync `Client` and an `AsyncClient` over one
+sans-I/O core, and the `haystack` command line.
 
 This package is a skeleton: only its version is defined so far.
 """

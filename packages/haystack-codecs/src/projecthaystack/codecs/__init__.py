@@ -19,6 +19,7 @@ from . import csv as csv
 from . import json as json
 from . import trio as trio
 from . import zinc as zinc
+from .__about__ import __version__ as __version__
 from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ._limits import Limits as Limits
 from ._registry import CODECS as CODECS
@@ -26,7 +27,6 @@ from ._registry import Codec as Codec
 from ._registry import UnknownFormatError as UnknownFormatError
 from ._registry import codec_for_mime as codec_for_mime
 from ._registry import codec_for_name as codec_for_name
-from .__about__ import __version__ as __version__
 
 __all__ = [
     "CODECS",

@@ -30,9 +30,9 @@ def encode_cell(val: Any) -> str:
     if t is bool:
         return "true" if val else "false"
     if t is Ref:
-        return "@" + val.id + " " + val.dis if val.dis else "@" + val.id
+        return str(val) + " " + val.dis if val.dis else str(val)
     if t is Uri:
-        return val.val  # type: ignore[no-any-return]
+        return str(val.val)
     return encode_value(val)
 
 
@@ -56,7 +56,10 @@ def encode_grid(grid: Grid) -> str:
 
 def _col_name(header: str, index: int, seen: set[str]) -> str:
     words = [w for w in _NON_NAME.split(header) if w]
-    name = words[0][:1].lower() + words[0][1:] + "".join(w[:1].upper() + w[1:] for w in words[1:]) if words else ""
+    name = ""
+    if words:
+        name = words[0][:1].lower() + words[0][1:]
+        name += "".join(w[:1].upper() + w[1:] for w in words[1:])
     if not name or not name[0].isalpha() or not name[0].islower():
         name = f"v{index}" if not name else "v" + name
     base, n = name, 1

@@ -66,9 +66,7 @@ class _PathError(Exception):
 
 
 def _load(data: bytes | str, limits: Limits) -> tuple[Any, bool]:
-    if isinstance(data, str):
-        limits.check_size(len(data))
-    elif isinstance(data, bytes | bytearray | memoryview):
+    if isinstance(data, str | bytes | bytearray | memoryview):
         limits.check_size(len(data))
     else:
         raise TypeError(f"expected bytes or str, not {type(data).__name__}")
@@ -139,16 +137,19 @@ def _k_coord(o: dict[str, Any], d: _V4) -> Coord:
     lat, lng = o.get("lat"), o.get("lng")
     if type(lat) not in (int, float) or type(lng) not in (int, float):
         raise _PathError("coord needs numbers 'lat' and 'lng'")
-    return Coord(lat, lng)
+    return Coord(float(lat), float(lng))  # type: ignore[arg-type]
 
 
 def _k_grid(o: dict[str, Any], d: _V4) -> Grid:
     return d.grid(o)
 
 
-
 def _k_dict(o: dict[str, Any], d: _V4) -> FrozenDict:
     return d.dict_(o)
+
+
+_DATE_RE: Final = re.compile(r"\d{4}-\d\d-\d\d")
+_TIME_RE: Final = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?")
 
 
 _KINDS4: Final[dict[str, Callable[[dict[str, Any], _V4], Any]]] = {
@@ -167,9 +168,6 @@ _KINDS4: Final[dict[str, Callable[[dict[str, Any], _V4], Any]]] = {
     "grid": _k_grid,
     "dict": _k_dict,
 }
-
-_DATE_RE: Final = re.compile(r"\d{4}-\d\d-\d\d")
-_TIME_RE: Final = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?")
 
 
 def _iso(text: str, pattern: re.Pattern[str]) -> str:
@@ -382,10 +380,10 @@ def _v3_str(s: str) -> Any:
     if tag == "x" or tag == "b":
         if tag == "b":
             return XStr("Bin", body)
-        typ, sep, val = body.partition(":")
+        typ, sep, text = body.partition(":")
         if not sep:
             raise _PathError(f"invalid xstr {s!r}")
-        return XStr(typ, val)
+        return XStr(typ, text)
     if tag == "z" and not body:
         return NA
     if tag == "-" and not body:
@@ -451,8 +449,10 @@ class _V3(_V4):
         fixed = []
         for c in cols:
             if type(c) is dict and "meta" not in c:
-                c = {"name": c.get("name"), "meta": {k: v for k, v in c.items() if k != "name"}}
-            fixed.append(c)
+                meta = {k: v for k, v in c.items() if k != "name"}
+                fixed.append({"name": c.get("name"), "meta": meta})
+            else:
+                fixed.append(c)
         return super().cols(fixed)
 
 

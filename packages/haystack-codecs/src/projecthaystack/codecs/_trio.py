@@ -18,8 +18,18 @@ _SEPARATOR = re.compile(r"-+[ \t]*")
 # Strings that Trio lets stand without quotes and that Zinc would not read as a value.
 _SAFE_STR = re.compile(r"[A-Za-z_][A-Za-z_ ]*")
 # Multi-line strings that read back exactly: no blank lines, no leading or trailing space.
-_MULTILINE_OK = re.compile(r"[^\s\x00-\x1f](?:[^\n\x00-\x1f]*[^\s])?(?:\n[^\s\x00-\x1f](?:[^\n\x00-\x1f]*[^\s])?)*")
+_LINE = r"[^\s\x00-\x1f](?:[^\n\x00-\x1f]*[^\s])?"
+_MULTILINE_OK = re.compile(_LINE + r"(?:\n" + _LINE + r")*")
 _KEYWORDS: Final = {"N", "M", "R", "NA", "T", "F", "INF", "NaN"}
+
+
+def _is_bare_str(text: str) -> bool:
+    """Whether Trio reads ``text`` unquoted as that same string (``INFkW`` is a Number)."""
+    return (
+        _SAFE_STR.fullmatch(text) is not None
+        and text not in _KEYWORDS
+        and not text.startswith("INF")
+    )
 
 
 class _Reader:
@@ -60,7 +70,9 @@ class _Reader:
                 raise parser.error("unexpected text after the value")
         except DecodeError as exc:
             line = line_index + (exc.line or 1)
-            raise DecodeError(exc.reason, line=line, col=(exc.col or 1) + (col - 1 if exc.line == 1 else 0)) from None
+            # Columns on the tag's own line count from the start of the line.
+            shift = col - 1 if exc.line == 1 else 0
+            raise DecodeError(exc.reason, line=line, col=(exc.col or 1) + shift) from None
         return val
 
     def scalar(self, raw: str, line_index: int, col: int) -> Any:
@@ -71,7 +83,7 @@ class _Reader:
             val: Any = True
         elif raw == "false":
             val = False
-        elif _SAFE_STR.fullmatch(raw) and raw not in _KEYWORDS:
+        elif _is_bare_str(raw):
             val = raw
         elif not raw.isascii() and not raw[0].isascii():
             val = raw  # unquoted strings may begin with any non-ASCII character
@@ -86,7 +98,7 @@ class _Reader:
                 # Real files (the spec's own example buildings among them) leave strings
                 # like `AHU-1 Discharge Temp` unquoted; what Zinc cannot read is a string,
                 # unless it starts like a string or collection whose syntax is broken.
-                if raw[0] in "\"`[{<":
+                if raw[0] in '"`[{<':
                     self.parse_zinc(raw, line_index, col)  # raises with the position
                 val = raw
         if type(val) is not list and len(self.cache) < 65536:
@@ -95,21 +107,21 @@ class _Reader:
 
     def value(self, raw: str, line_index: int, col: int) -> Any:
         if not raw:
-            block = self.indented_block()
-            return _dedent(block)
+            return _dedent(self.indented_block())
         if raw in ("Zinc:", "Trio:"):
             start = self.i + 1
-            block = _dedent(self.indented_block())
+            nested = _dedent(self.indented_block())
             if raw == "Zinc:":
-                parser = ZincParser(block, self.limits)
+                parser = ZincParser(nested, self.limits)
                 try:
                     grid = parser.grid()
                     if not parser.at_end():
                         raise parser.error("unexpected text after the grid")
                 except DecodeError as exc:
-                    raise DecodeError(exc.reason, line=start + (exc.line or 1), col=exc.col) from None
+                    line = start + (exc.line or 1)
+                    raise DecodeError(exc.reason, line=line, col=exc.col) from None
                 return grid
-            inner = _Reader(block, self.limits)
+            inner = _Reader(nested, self.limits)
             try:
                 return Grid.from_rows(inner.records())
             except DecodeError as exc:
@@ -174,8 +186,11 @@ def _dedent(block: list[str]) -> str:
 def decode_dicts(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> list[FrozenDict]:
     """Decode Trio into its records, in order.
 
-    >>> decode_dicts("dis: Site 1\\nsite\\n---\\ndis: \\"Site 2\\"\\narea: 3702ft²\\n")
-    [FrozenDict({'dis': 'Site 1', 'site': Marker}), FrozenDict({'dis': 'Site 2', 'area': Number(val=3702.0, unit='ft²')})]
+    >>> first, second = decode_dicts("dis: Site 1\\nsite\\n---\\ndis: \\"Site 2\\"\\narea: 3702ft²")
+    >>> first
+    FrozenDict({'dis': 'Site 1', 'site': Marker})
+    >>> second["area"]
+    Number(val=3702.0, unit='ft²')
     """
     return _Reader(read_text(data, limits), limits).records()
 
@@ -195,12 +210,7 @@ def _tag_line(name: str, val: Any) -> str:
     if type(val) is str:
         if "\n" in val and _MULTILINE_OK.fullmatch(val):
             return name + ":\n" + _indent(val)
-        if (
-            _SAFE_STR.fullmatch(val)
-            and val[-1] != " "
-            and val not in _KEYWORDS
-            and val not in ("true", "false")
-        ):
+        if _is_bare_str(val) and val[-1] != " " and val not in ("true", "false"):
             return name + ":" + val
     elif isinstance(val, Grid):
         from ._zinc import encode_grid as zinc_grid

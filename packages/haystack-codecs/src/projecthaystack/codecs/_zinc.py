@@ -72,12 +72,12 @@ _NUMERIC = re.compile(
     r"|(?P<date>\d{4}-\d\d-\d\d)"
     r"|(?P<time>\d\d:\d\d(?::\d\d(?:\.\d+)?)?)"
     # underbars only between digits, so that a unit may start with one ("0_x")
-    r"|(?P<num>-?\d(?:_*\d)*(?:\.\d(?:_*\d)*)?(?:[eE][+-]?\d(?:_*\d)*)?)(?P<unit>" + _UNIT_CHARS + r"*)"
+    r"|(?P<num>-?\d(?:_*\d)*(?:\.\d(?:_*\d)*)?(?:[eE][+-]?\d(?:_*\d)*)?)"
+    r"(?P<unit>" + _UNIT_CHARS + r"*)"
     r"|(?P<inf>-INF)(?P<iunit>" + _UNIT_CHARS + r"*)"
 )
-_COORD = re.compile(
-    r"C\([ \t]*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)[ \t]*,[ \t]*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)[ \t]*\)"
-)
+_DEG = r"(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"
+_COORD = re.compile(r"C\([ \t]*" + _DEG + r"[ \t]*,[ \t]*" + _DEG + r"[ \t]*\)")
 _INF_UNIT = re.compile(_UNIT_CHARS + r"*")
 _ESCAPES: Final = {
     "b": "\b",
@@ -282,13 +282,15 @@ class ZincParser:
         text, pos = self.text, self.pos
         if text.startswith("C(", pos):
             m = _COORD.match(text, pos)
-            if m is None:
+            if m is not None:
+                self.pos = m.end()
+                try:
+                    return Coord(float(m.group(1)), float(m.group(2)))
+                except ValueError as exc:
+                    raise self.error(str(exc), pos) from None
+            # C("...") is an XStr of type C, read below; anything else is a broken Coord.
+            if not text[pos + 2 :].lstrip(" \t").startswith('"'):
                 raise self.error("invalid Coord")
-            self.pos = m.end()
-            try:
-                return Coord(float(m.group(1)), float(m.group(2)))
-            except ValueError as exc:
-                raise self.error(str(exc), pos) from None
         m = _KEYWORD.match(text, pos)
         assert m is not None
         word = m.group()
@@ -482,7 +484,8 @@ class ZincParser:
         while True:
             self.skip_space()
             c = self.peek()
-            if c == "," or c == "\n" or c == "\r" or not c or (nested and text.startswith(">>", self.pos)):
+            at_end = not c or (nested and text.startswith(">>", self.pos))
+            if c == "," or c == "\n" or c == "\r" or at_end:
                 val = None
             else:
                 if i >= n:
@@ -533,7 +536,8 @@ class ZincParser:
                 if len(cells) == ncols:
                     # compress() skips the empty cells in C; most cells of a wide grid are.
                     try:
-                        row = FrozenDict(zip(compress(names, cells), map(getitem, compress(cells, cells))))
+                        vals = map(getitem, compress(cells, cells))
+                        row = FrozenDict(zip(compress(names, cells), vals, strict=True))
                     except DecodeError:
                         pass  # the full parser below reports it with its position
                     else:

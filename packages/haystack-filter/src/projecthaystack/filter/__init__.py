@@ -1,4 +1,5 @@
-"""Haystack filters: the full grammar, an immutable AST, compiled evaluation against dicts and grids, and a visitor for pushing filters down into stores.
+"""Haystack filters: the full grammar, an immutable AST, compiled evaluation against dicts and
+grids, and a visitor for pushing filters down into stores.
 
 This package is a skeleton: only its version is defined so far.
 """

@@ -12,6 +12,7 @@ the rest: :data:`Marker`, :data:`NA`, :data:`Remove`, :class:`Number`, :class:`R
 ('id', 'site', 'area')
 """
 
+from .__about__ import __version__ as __version__
 from ._convert import kind_of as kind_of
 from ._convert import to_python as to_python
 from ._errors import DecodeError as DecodeError
@@ -41,7 +42,6 @@ from ._tz import UTC as UTC
 from ._tz import haystack_tz_names as haystack_tz_names
 from ._tz import tz_from_name as tz_from_name
 from ._tz import tz_name as tz_name
-from .__about__ import __version__ as __version__
 
 __all__ = [
     "NA",

@@ -1,4 +1,5 @@
-"""The Haystack def ontology: namespaces loaded from Trio libs, taxonomy, reflection, validation and RDF export.
+"""The Haystack def ontology: namespaces loaded from Trio libs, taxonomy, reflection,
+validation and RDF export.
 
 This package is a skeleton: only its version is defined so far.
 """

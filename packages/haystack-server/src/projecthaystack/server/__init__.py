@@ -1,4 +1,5 @@
-"""A spec-exact Haystack server as a bare Starlette ASGI application, with its storage protocol and an in-memory store.
+"""A spec-exact Haystack server as a bare Starlette ASGI application, with its storage protocol
+and an in-memory store.
 
 This package is a skeleton: only its version is defined so far.
 """

@@ -1,4 +1,5 @@
-"""PostgreSQL storage for haystack-server on plain PostgreSQL: entities, history, watches, users and sessions shared by every worker.
+"""PostgreSQL storage for haystack-server on plain PostgreSQL: entities, history, watches,
+users and sessions shared by every worker.
 
 This package is a skeleton: only its version is defined so far.
 """

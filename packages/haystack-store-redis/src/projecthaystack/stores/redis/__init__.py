@@ -1,4 +1,5 @@
-"""Redis storage for haystack-server: entities, history, watches, users and sessions shared by every worker.
+"""Redis storage for haystack-server: entities, history, watches, users and sessions shared by
+every worker.
 
 This package is a skeleton: only its version is defined so far.
 """
