@@ -32,7 +32,7 @@ COMMANDS = {
     "test": ["test"],
     "lint": ["run", "lint:check"],
     "types": ["run", "types:check"],
-    "bench": ["run", "bench"],
+    "bench": ["run", "bench:run"],
 }
 
 

@@ -73,8 +73,9 @@ def test_public_names_are_pinned():
 
 
 def test_singletons_are_unique_and_survive_copies():
-    assert MarkerType() is Marker
-    assert NAType() is NA
+    for cls in (MarkerType, NAType):
+        with pytest.raises(TypeError, match="has one instance"):
+            cls()
     for s in (Marker, NA, Remove):
         assert pickle.loads(pickle.dumps(s)) is s
         assert copy.deepcopy(s) is s

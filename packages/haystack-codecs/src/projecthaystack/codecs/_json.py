@@ -516,9 +516,6 @@ def decode_value(
 
 # ----------------------------------------------------------------------------- encode
 
-_MARKER4: Final = {"_kind": "marker"}
-_NA4: Final = {"_kind": "na"}
-_REMOVE4: Final = {"_kind": "remove"}
 _MAX_EXACT: Final = 2.0**53
 
 
@@ -545,10 +542,8 @@ def _e4_float(f: float) -> Any:
     return _e4_number(Number(float(f)))
 
 
-def _e4_ref(r: Ref) -> dict[str, Any]:
-    if r.dis is None:
-        return {"_kind": "ref", "val": r.id}
-    return {"_kind": "ref", "val": r.id, "dis": r.dis}
+def _same(v: Any) -> Any:
+    return v
 
 
 def _e4_datetime(dt: _dt.datetime) -> dict[str, Any]:
@@ -560,15 +555,24 @@ def _e4_list(items: Any) -> list[Any]:
     return [_enc4(v) for v in items]
 
 
-def _e4_dict(d: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if v is None:
-            continue
+_KNOWN_NAMES: set[str] = set()  # tag names already checked, so most dicts skip the regex
+
+
+def _check_names(d: Mapping[str, Any]) -> None:
+    if _KNOWN_NAMES.issuperset(d):
+        return
+    for k in d:
         if not isinstance(k, str) or not is_tag_name(k):
             raise EncodeError(f"invalid tag name {k!r}")
-        out[k] = v if type(v) is str else _enc4(v)
-    return out
+        if len(_KNOWN_NAMES) < 100_000:
+            _KNOWN_NAMES.add(k)
+
+
+def _e4_dict(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    _check_names(d)
+    if _NATIVE4.issuperset(map(type, d.values())):
+        return d
+    return {k: v if type(v) in _NATIVE4 else _enc4(v) for k, v in d.items() if v is not None}
 
 
 def _e4_grid(g: Grid) -> dict[str, Any]:
@@ -578,20 +582,25 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
     for c in g.cols:
         cols.append({"name": c.name, "meta": _e4_dict(c.meta)} if c.meta else {"name": c.name})
     enc = _ENC4
-    rows = []
+    native = _NATIVE4
+    rows: list[Mapping[str, Any]] = []
     for row in g.rows:
-        out = {}
-        for k, v in row.items():
-            t = type(v)
-            if t is str:
-                out[k] = v
-            elif v is Marker:
-                out[k] = _MARKER4
-            else:
-                fn = enc.get(t)
-                out[k] = fn(v) if fn is not None else _enc4(v)
+        if native.issuperset(map(type, row.values())):
+            rows.append(row)  # msgspec writes every value of this row as it stands
+            continue
+        try:
+            out = {k: v if type(v) in native else enc[type(v)](v) for k, v in row.items()}
+        except KeyError:  # a subclass of a kind (an int, a str): the general path
+            out = _e4_dict(row)
         rows.append(out)
     return {"_kind": "grid", "meta": meta, "cols": cols, "rows": rows}
+
+
+# Types msgspec encodes exactly as Haystack JSON v4 wants them: the kinds are msgspec
+# Structs tagged with "_kind" (see projecthaystack.kinds).
+_NATIVE4: Final = frozenset(
+    {str, bool, MarkerType, NAType, RemoveType, Ref, Symbol, Uri, XStr, Coord}
+)
 
 
 _ENC4: Final[dict[type, Callable[[Any], Any]]] = {
@@ -601,17 +610,17 @@ _ENC4: Final[dict[type, Callable[[Any], Any]]] = {
     Number: _e4_number,
     int: _e4_float,
     float: _e4_float,
-    MarkerType: lambda _: _MARKER4,
-    NAType: lambda _: _NA4,
-    RemoveType: lambda _: _REMOVE4,
-    Ref: _e4_ref,
-    Symbol: lambda s: {"_kind": "symbol", "val": s.val},
-    Uri: lambda u: {"_kind": "uri", "val": u.val},
+    MarkerType: _same,
+    NAType: _same,
+    RemoveType: _same,
+    Ref: _same,
+    Symbol: _same,
+    Uri: _same,
     _dt.datetime: _e4_datetime,
     _dt.date: lambda d: {"_kind": "date", "val": d.isoformat()},
     _dt.time: lambda t: {"_kind": "time", "val": format_time(t)},
-    Coord: lambda c: {"_kind": "coord", "lat": c.lat, "lng": c.lng},
-    XStr: lambda x: {"_kind": "xstr", "type": x.type, "val": x.val},
+    Coord: _same,
+    XStr: _same,
     list: _e4_list,
     tuple: _e4_list,
     dict: _e4_dict,
@@ -650,6 +659,11 @@ def _v3_ref(r: Ref) -> str:
     return "r:" + r.id + " " + r.dis if r.dis else "r:" + r.id
 
 
+def _e3_str(s: str) -> str:
+    # Only a colon in second place would read back as a type prefix.
+    return "s:" + s if s[1:2] == ":" else s
+
+
 def _e3_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in d.items():
@@ -665,11 +679,26 @@ def _e3_grid(g: Grid) -> dict[str, Any]:
     meta: dict[str, Any] = {"ver": "3.0"}
     meta.update((k, v) for k, v in _e3_dict(g.meta).items() if k != "ver")
     cols = [{"name": c.name, **_e3_dict(c.meta)} for c in g.cols]
-    return {"meta": meta, "cols": cols, "rows": [_e3_dict(r) for r in g.rows]}
+    enc = _ENC3
+    rows = []
+    for row in g.rows:
+        try:
+            out = {
+                k: (v if v[1:2] != ":" else "s:" + v)
+                if type(v) is str
+                else "m:"
+                if v is Marker
+                else enc[type(v)](v)
+                for k, v in row.items()
+            }
+        except KeyError:
+            out = _e3_dict(row)
+        rows.append(out)
+    return {"meta": meta, "cols": cols, "rows": rows}
 
 
 _ENC3: Final[dict[type, Callable[[Any], Any]]] = {
-    str: lambda s: "s:" + s if len(s) > 1 and s[1] == ":" else s,
+    str: _e3_str,
     bool: lambda b: b,
     type(None): lambda _: None,
     Number: _v3_num,

@@ -32,6 +32,18 @@ def _is_bare_str(text: str) -> bool:
     )
 
 
+_WORD = re.compile(r"[A-Z][A-Za-z0-9_]*")
+
+
+def _starts_as_text(raw: str) -> bool:
+    """Whether a capitalised value cannot be Zinc (``Alpha AHU-1``, not ``NA`` or ``C(``)."""
+    m = _WORD.match(raw)
+    if m is None:
+        return False
+    word = m.group()
+    return word not in _KEYWORDS and not word.startswith("INF") and raw[m.end() : m.end() + 1] != "("
+
+
 class _Reader:
     __slots__ = ("cache", "i", "limits", "lines", "offsets", "text")
 
@@ -85,7 +97,7 @@ class _Reader:
             val = False
         elif _is_bare_str(raw):
             val = raw
-        elif not raw.isascii() and not raw[0].isascii():
+        elif not raw[0].isascii() or _starts_as_text(raw):
             val = raw  # unquoted strings may begin with any non-ASCII character
         else:
             parser = ZincParser(raw, self.limits)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, ClassVar, Final
+from typing import Final
 
 import msgspec
 
@@ -42,50 +42,77 @@ def is_tag_name(name: str) -> bool:
     return _NAME_RE.fullmatch(name) is not None
 
 
-class _Singleton:
-    """Base of the three singleton kinds: one instance each, compared by identity."""
+# The kinds below are msgspec Structs tagged the way Haystack JSON v4 tags them, so that
+# msgspec writes {"_kind": "ref", "val": ...} itself, in C, when a grid goes out as JSON.
+_SINGLETONS: dict[type, object] = {}
 
-    __slots__ = ()
-    _instance: ClassVar[Any] = None
-    _name: ClassVar[str] = ""
 
-    def __new__(cls) -> Any:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+class MarkerType(msgspec.Struct, frozen=True, tag="marker", tag_field="_kind"):
+    """The type of :data:`Marker`, the value of a label tag such as ``site``.
 
-    def __repr__(self) -> str:
-        return self._name
+    There is one instance; compare with ``value is Marker``.
+    """
+
+    def __post_init__(self) -> None:
+        _only_one(self)
 
     def __reduce__(self) -> str:
-        return self._name
+        return "Marker"
 
-    def __copy__(self) -> Any:
+    def __copy__(self) -> MarkerType:
         return self
 
-    def __deepcopy__(self, memo: object) -> Any:
+    def __deepcopy__(self, memo: object) -> MarkerType:
         return self
 
-
-class MarkerType(_Singleton):
-    """The type of :data:`Marker`, the value of a label tag such as ``site``."""
-
-    __slots__ = ()
-    _name = "Marker"
+    def __repr__(self) -> str:
+        return "Marker"
 
 
-class NAType(_Singleton):
+class NAType(msgspec.Struct, frozen=True, tag="na", tag_field="_kind"):
     """The type of :data:`NA`, "not available": a sample known to be missing or invalid."""
 
-    __slots__ = ()
-    _name = "NA"
+    def __post_init__(self) -> None:
+        _only_one(self)
+
+    def __reduce__(self) -> str:
+        return "NA"
+
+    def __copy__(self) -> NAType:
+        return self
+
+    def __deepcopy__(self, memo: object) -> NAType:
+        return self
+
+    def __repr__(self) -> str:
+        return "NA"
 
 
-class RemoveType(_Singleton):
+class RemoveType(msgspec.Struct, frozen=True, tag="remove", tag_field="_kind"):
     """The type of :data:`Remove`, which asks for a tag to be removed in an update."""
 
-    __slots__ = ()
-    _name = "Remove"
+    def __post_init__(self) -> None:
+        _only_one(self)
+
+    def __reduce__(self) -> str:
+        return "Remove"
+
+    def __copy__(self) -> RemoveType:
+        return self
+
+    def __deepcopy__(self, memo: object) -> RemoveType:
+        return self
+
+    def __repr__(self) -> str:
+        return "Remove"
+
+
+def _only_one(instance: object) -> None:
+    # Structs cannot define __new__, so the singletons refuse a second construction.
+    cls = type(instance)
+    if cls in _SINGLETONS:
+        raise TypeError(f"{cls.__name__} has one instance: use {_SINGLETONS[cls]!r}")
+    _SINGLETONS[cls] = instance
 
 
 Marker: Final = MarkerType()
@@ -143,7 +170,15 @@ class Number(msgspec.Struct, frozen=True, eq=False, repr_omit_defaults=True):
         return math.isfinite(self.val) and self.val.is_integer()
 
 
-class Ref(msgspec.Struct, frozen=True, eq=False, repr_omit_defaults=True):
+class Ref(
+    msgspec.Struct,
+    frozen=True,
+    eq=False,
+    repr_omit_defaults=True,
+    omit_defaults=True,
+    tag="ref",
+    tag_field="_kind",
+):
     """A reference to an entity: an opaque ``id`` and an optional display name.
 
     Two Refs are equal when their ids are; the display name is only a label.
@@ -154,7 +189,7 @@ class Ref(msgspec.Struct, frozen=True, eq=False, repr_omit_defaults=True):
     True
     """
 
-    id: str
+    id: str = msgspec.field(name="val")
     dis: str | None = None
 
     def __post_init__(self) -> None:
@@ -175,7 +210,7 @@ class Ref(msgspec.Struct, frozen=True, eq=False, repr_omit_defaults=True):
         return "@" + self.id
 
 
-class Symbol(msgspec.Struct, frozen=True):
+class Symbol(msgspec.Struct, frozen=True, tag="symbol", tag_field="_kind"):
     """The name of a def, such as ``^hot-water`` or ``^lib:phIoT``.
 
     >>> Symbol("hot-water")
@@ -192,7 +227,7 @@ class Symbol(msgspec.Struct, frozen=True):
         return "^" + self.val
 
 
-class Uri(msgspec.Struct, frozen=True):
+class Uri(msgspec.Struct, frozen=True, tag="uri", tag_field="_kind"):
     """A URI, kept as the text it was given.
 
     >>> Uri("http://project-haystack.org/").val
@@ -209,7 +244,7 @@ class Uri(msgspec.Struct, frozen=True):
         return self.val
 
 
-class XStr(msgspec.Struct, frozen=True):
+class XStr(msgspec.Struct, frozen=True, tag="xstr", tag_field="_kind"):
     """A vendor value carried as a type name and a string, such as ``Color("red")``.
 
     >>> XStr("Color", "red").type
@@ -226,7 +261,7 @@ class XStr(msgspec.Struct, frozen=True):
             raise InvalidValueError(f"XStr value must be a str, not {self.val!r}")
 
 
-class Coord(msgspec.Struct, frozen=True):
+class Coord(msgspec.Struct, frozen=True, tag="coord", tag_field="_kind"):
     """A latitude and longitude in decimal degrees, range-checked.
 
     >>> Coord(37.55, -77.45)
