@@ -294,3 +294,17 @@ def test_nested_grid_v3_and_v4():
     outer = Grid.from_rows([{"g": inner, "l": [inner]}])
     for version in (3, 4):
         assert json.decode_grid(json.encode_grid(outer, version=version), version=version) == outer
+
+
+def test_plain_rows_are_written_as_they_stand_and_still_checked():
+    from projecthaystack.kinds import FrozenDict
+
+    g = Grid.from_rows([{"a": FrozenDict({"b": Marker, "r": Ref("x")})}, {"n": Number(1)}])
+    first = json.encode_grid(g)
+    assert first == json.encode_grid(g)  # the second time the memo on each row is used
+    assert json.decode_grid(first) == g
+    bad = Grid.from_rows([{"a": FrozenDict({"Bad": Marker})}])
+    with pytest.raises(EncodeError, match="invalid tag name"):
+        json.encode_grid(bad)
+    with pytest.raises(EncodeError, match="invalid tag name"):
+        json.encode_grid(bad)  # no memo hides it the second time

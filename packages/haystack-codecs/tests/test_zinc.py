@@ -287,3 +287,11 @@ def test_limits_on_depth_and_size():
 
 def test_bom_is_dropped():
     assert len(zinc.decode_grid('\ufeffver:"3.0"\na\n1\n'.encode())) == 1
+
+
+def test_historic_offsets_with_seconds_round_trip():
+    # Zone rules before standard time have offsets with seconds (local mean time).
+    old = dt.datetime(1905, 1, 1, 5, 21, 10, tzinfo=tz_from_name("Kolkata"))
+    text = zinc.encode_value(old)
+    assert text == "1905-01-01T05:21:10+05:21:10 Kolkata"
+    assert zinc.decode_value(text) == old

@@ -568,6 +568,22 @@ def _check_names(d: Mapping[str, Any]) -> None:
             _KNOWN_NAMES.add(k)
 
 
+def _is_plain(d: FrozenDict, check_names: bool = True) -> bool:
+    """Whether msgspec can write ``d`` as it stands, memoised on the (immutable) dict."""
+    if check_names:
+        _check_names(d)
+    plain = all(
+        type(v) in _NATIVE4 or (type(v) is FrozenDict and _plain_nested(v)) for v in d.values()
+    )
+    object.__setattr__(d, "_plain", plain)
+    return plain
+
+
+def _plain_nested(d: FrozenDict) -> bool:
+    plain = getattr(d, "_plain", None)
+    return _is_plain(d) if plain is None else bool(plain)
+
+
 def _e4_dict(d: Mapping[str, Any]) -> Mapping[str, Any]:
     _check_names(d)
     if _NATIVE4.issuperset(map(type, d.values())):
@@ -585,7 +601,10 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
     native = _NATIVE4
     rows: list[Mapping[str, Any]] = []
     for row in g.rows:
-        if native.issuperset(map(type, row.values())):
+        plain = getattr(row, "_plain", None)
+        if plain is None:
+            plain = _is_plain(row, check_names=False)
+        if plain:
             rows.append(row)  # msgspec writes every value of this row as it stands
             continue
         try:

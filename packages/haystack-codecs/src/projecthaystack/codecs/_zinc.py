@@ -66,8 +66,9 @@ _SYMBOL = re.compile(r"\^([A-Za-z0-9_:\-.~]+)")
 _KEYWORD = re.compile(r"[A-Z][A-Za-z0-9_]*")
 _UNIT_CHARS = r"[A-Za-z%_/$\u0080-\U0010ffff]"
 _NUMERIC = re.compile(
-    # dateTime: offset required, timezone name optional after 'Z'
-    r"(?P<dt>(?P<dtv>\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d))"
+    # dateTime: offset required (seconds only in historic local mean times), timezone
+    # name optional after 'Z'
+    r"(?P<dt>(?P<dtv>\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d(?::\d\d)?))"
     r"(?: (?P<tz>[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*))?)"
     r"|(?P<date>\d{4}-\d\d-\d\d)"
     r"|(?P<time>\d\d:\d\d(?::\d\d(?:\.\d+)?)?)"
@@ -267,8 +268,8 @@ class ZincParser:
         if c == "<":
             if not text.startswith("<<", pos):
                 raise self.error("expected '<<'")
-            self.pos += 2
             self._push()
+            self.pos += 2
             grid = self.grid(nested=True)
             self.depth -= 1
             return grid
@@ -342,8 +343,8 @@ class ZincParser:
 
     def list_(self) -> list[Any]:
         """``[v, v, ...]``; a trailing comma is allowed."""
+        self._push()  # before the bracket, so an error points at it
         self.expect("[")
-        self._push()
         items: list[Any] = []
         text = self.text
         while True:
@@ -363,8 +364,8 @@ class ZincParser:
 
     def dict_(self, open_: str, close: str) -> FrozenDict:
         """``{name:val name ...}``; commas between tags are optional."""
-        self.expect(open_)
         self._push()
+        self.expect(open_)
         tags: dict[str, Any] = {}
         text = self.text
         while True:

@@ -27,7 +27,9 @@ class FrozenDict(dict[str, Any]):
     TypeError: FrozenDict is immutable
     """
 
-    __slots__ = ()
+    # A memo for encoders (whether every value can be written as it stands); sound
+    # because the dict never changes. Not part of the value: not compared, not pickled.
+    __slots__ = ("_plain",)
 
     def _immutable(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("FrozenDict is immutable")
