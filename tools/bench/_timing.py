@@ -9,7 +9,9 @@ import time
 from collections.abc import Callable
 
 
-def medians(cases: dict[str, Callable[[], object]], rounds: int = 15, inner: int = 1) -> dict[str, float]:
+def medians(
+    cases: dict[str, Callable[[], object]], rounds: int = 15, inner: int = 1
+) -> dict[str, float]:
     """Median seconds per call of each case, rounds interleaved."""
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for fn in cases.values():  # warm caches, imports and lazily built tables
@@ -33,6 +35,7 @@ def medians(cases: dict[str, Callable[[], object]], rounds: int = 15, inner: int
 
 def table(rows: list[tuple[str, float, float, float | None, float | None]]) -> str:
     """Rows of (operation, ours, floor, target, haystack-py) as a Markdown table."""
+    x = "\u00d7"  # the multiplication sign
     out = [
         "| operation | ours (ms) | floor (ms) | ours / floor | target | haystack-py / floor |",
         "|---|---:|---:|---:|---:|---:|",
@@ -41,8 +44,8 @@ def table(rows: list[tuple[str, float, float, float | None, float | None]]) -> s
         ratio = ours / floor
         mark = "" if target is None else (" ✓" if ratio <= target else " ✗")
         out.append(
-            f"| {op} | {ours * 1e3:.2f} | {floor * 1e3:.2f} | {ratio:.2f}×{mark} | "
-            f"{'' if target is None else f'≤ {target}×'} | "
-            f"{'n/a' if other is None else f'{other / floor:.2f}×'} |"
+            f"| {op} | {ours * 1e3:.2f} | {floor * 1e3:.2f} | {ratio:.2f}{x}{mark} | "
+            f"{'' if target is None else f'≤ {target}{x}'} | "
+            f"{'n/a' if other is None else f'{other / floor:.2f}{x}'} |"
         )
     return "\n".join(out)

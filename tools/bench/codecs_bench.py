@@ -18,7 +18,9 @@ from _timing import medians, table
 from projecthaystack.codecs import json, trio, zinc
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILDINGS = Path(os.environ.get("HAYSTACK_BUILDINGS", ROOT.parent / "shared" / "data" / "buildings"))
+BUILDINGS = Path(
+    os.environ.get("HAYSTACK_BUILDINGS", ROOT.parent / "shared" / "data" / "buildings")
+)
 
 # Targets from the codecs issue, as multiples of the orjson floor, on Alpha.
 TARGETS = {
@@ -101,7 +103,8 @@ def main() -> None:
     if not BUILDINGS.exists():
         print(f"example buildings not found at {BUILDINGS} (set HAYSTACK_BUILDINGS)")
         return
-    print(f"Python {sys.version.split()[0]}; haystack-py {'present' if _haystack_py_present() else 'absent'}")
+    other = "present" if _haystack_py_present() else "absent"
+    print(f"Python {sys.version.split()[0]}; haystack-py {other}")
     for building in ("alpha", "bravo"):
         print(f"\n### Codecs on {building.title()}\n")
         print(run(building))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import codecs_bench  # noqa: E402
+import codecs_bench
 
 BENCHES = {"codecs": codecs_bench.main}
 

@@ -608,10 +608,9 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
             rows.append(row)  # msgspec writes every value of this row as it stands
             continue
         try:
-            out = {k: v if type(v) in native else enc[type(v)](v) for k, v in row.items()}
+            rows.append({k: v if type(v) in native else enc[type(v)](v) for k, v in row.items()})
         except KeyError:  # a subclass of a kind (an int, a str): the general path
-            out = _e4_dict(row)
-        rows.append(out)
+            rows.append(_e4_dict(row))
     return {"_kind": "grid", "meta": meta, "cols": cols, "rows": rows}
 
 

@@ -41,7 +41,9 @@ def _starts_as_text(raw: str) -> bool:
     if m is None:
         return False
     word = m.group()
-    return word not in _KEYWORDS and not word.startswith("INF") and raw[m.end() : m.end() + 1] != "("
+    if word in _KEYWORDS or word.startswith("INF"):
+        return False
+    return raw[m.end() : m.end() + 1] != "("
 
 
 class _Reader:
