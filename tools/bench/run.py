@@ -16,8 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import codecs_bench
+import filter_bench
 
-BENCHES = {"codecs": codecs_bench.main}
+BENCHES = {"codecs": codecs_bench.main, "filter": filter_bench.main}
 
 
 def main(argv: list[str]) -> int:
