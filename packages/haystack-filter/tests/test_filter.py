@@ -42,10 +42,31 @@ from projecthaystack.kinds import (
 def test_public_names_are_pinned():
     assert sorted(flt.__all__) == sorted(
         [
-            "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_LENGTH", "DEFAULT_MAX_PATH", "And", "Cmp",
-            "CmpOp", "Filter", "FilterError", "FilterSyntaxError", "FilterVisitor", "Has",
-            "IsSpec", "LiteralValue", "Missing", "Namespace", "Or", "Path", "Resolver", "compile_filter",
-            "format_literal", "index_by_id", "matches", "parse", "select", "tag",
+            "DEFAULT_MAX_DEPTH",
+            "DEFAULT_MAX_LENGTH",
+            "DEFAULT_MAX_PATH",
+            "And",
+            "Cmp",
+            "CmpOp",
+            "Filter",
+            "FilterError",
+            "FilterSyntaxError",
+            "FilterVisitor",
+            "Has",
+            "IsSpec",
+            "LiteralValue",
+            "Missing",
+            "Namespace",
+            "Or",
+            "Path",
+            "Resolver",
+            "compile_filter",
+            "format_literal",
+            "index_by_id",
+            "matches",
+            "parse",
+            "select",
+            "tag",
         ]
     )
     assert issubclass(FilterSyntaxError, DecodeError) and issubclass(FilterSyntaxError, ValueError)
@@ -76,7 +97,10 @@ def test_public_names_are_pinned():
         ("Meter", IsSpec("Meter")),
         ("ph::Meter", IsSpec("Meter", "ph")),
         ("ph.points::OutsideAirTempSensor", IsSpec("OutsideAirTempSensor", "ph.points")),
-        ("notes and orange and android", And(tuple(Has(Path((n,))) for n in ("notes", "orange", "android")))),
+        (
+            "notes and orange and android",
+            And(tuple(Has(Path((n,))) for n in ("notes", "orange", "android"))),
+        ),
         ("  a\n and\tb  ", And((Has(Path(("a",))), Has(Path(("b",)))))),
         ("a -> b", Has(Path(("a", "b")))),
         ('dis == "a\\"b\\n"', Cmp(Path(("dis",)), "==", 'a"b\n')),
@@ -119,7 +143,7 @@ def test_canonical_text(text, canonical):
         ("not", "expected a tag name", 4),
         ("and", "expected a tag name", 1),
         ("a->", "expected a tag name", 4),
-        ("a == \"open", "invalid value", 6),
+        ('a == "open', "invalid value", 6),
         ("a == INF", "expected a value", 6),
         ("a == -INF", "cannot be compared", 6),
         ("a == NaN", "expected a value", 6),
@@ -300,7 +324,12 @@ def test_arrow_through_refs_dicts_and_ref_lists():
     def ids(text: str) -> list[str]:
         return [r["id"].id for r in select(text, records)]
 
-    for text in ("airRef == @ahu1", "airRef == @ahu2", 'airRef->dis == "AHU-1"', 'airRef->dis == "AHU-2"'):
+    for text in (
+        "airRef == @ahu1",
+        "airRef == @ahu2",
+        'airRef->dis == "AHU-1"',
+        'airRef->dis == "AHU-2"',
+    ):
         assert ids(text) == ["vav"], text
     assert ids('equip and siteRef->geoCity == "Chicago"') == ["e1"]
     assert ids('equipRef->siteRef->geoCity == "Chicago"') == ["p1"]
@@ -371,7 +400,11 @@ paths = st.lists(names, min_size=1, max_size=3).map(lambda ns: Path(tuple(ns)))
 literals = st.one_of(
     st.booleans(),
     st.text(max_size=8),
-    st.builds(Number, st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([None, "°F", "kW", "%"])),
+    st.builds(
+        Number,
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from([None, "°F", "kW", "%"]),
+    ),
     st.builds(Ref, st.from_regex(r"[A-Za-z0-9_:\-.~]{1,8}", fullmatch=True)),
     st.builds(Uri, st.text(max_size=8)),
     st.builds(Symbol, st.from_regex(r"[a-z][a-z\-]{0,6}", fullmatch=True)),
@@ -387,8 +420,12 @@ leaves = st.one_of(
 filters = st.recursive(
     leaves,
     lambda inner: st.one_of(
-        st.lists(inner, min_size=2, max_size=3).map(lambda xs: xs[0] & xs[1] if len(xs) == 2 else xs[0] & xs[1] & xs[2]),
-        st.lists(inner, min_size=2, max_size=3).map(lambda xs: xs[0] | xs[1] if len(xs) == 2 else xs[0] | xs[1] | xs[2]),
+        st.lists(inner, min_size=2, max_size=3).map(
+            lambda xs: xs[0] & xs[1] if len(xs) == 2 else xs[0] & xs[1] & xs[2]
+        ),
+        st.lists(inner, min_size=2, max_size=3).map(
+            lambda xs: xs[0] | xs[1] if len(xs) == 2 else xs[0] | xs[1] | xs[2]
+        ),
     ),
     max_leaves=8,
 )
@@ -404,7 +441,11 @@ def test_print_parse_is_identity(f: Any) -> None:
 
 records = st.dictionaries(
     st.sampled_from(["a", "b", "c", "n", "s"]),
-    st.one_of(st.just(Marker), st.builds(Number, st.integers(-3, 3).map(float), st.sampled_from([None, "kW"])), st.sampled_from(["x", "y"])),
+    st.one_of(
+        st.just(Marker),
+        st.builds(Number, st.integers(-3, 3).map(float), st.sampled_from([None, "kW"])),
+        st.sampled_from(["x", "y"]),
+    ),
     max_size=5,
 )
 
@@ -441,10 +482,16 @@ simple_filters = st.recursive(
             Cmp,
             st.sampled_from(["n", "s"]).map(lambda n: Path((n,))),
             st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
-            st.one_of(st.builds(Number, st.integers(-3, 3).map(float), st.sampled_from([None, "kW"])), st.sampled_from(["x", "y"])),
+            st.one_of(
+                st.builds(Number, st.integers(-3, 3).map(float), st.sampled_from([None, "kW"])),
+                st.sampled_from(["x", "y"]),
+            ),
         ),
     ),
-    lambda inner: st.one_of(st.tuples(inner, inner).map(lambda t: t[0] & t[1]), st.tuples(inner, inner).map(lambda t: t[0] | t[1])),
+    lambda inner: st.one_of(
+        st.tuples(inner, inner).map(lambda t: t[0] & t[1]),
+        st.tuples(inner, inner).map(lambda t: t[0] | t[1]),
+    ),
     max_leaves=6,
 )
 
