@@ -510,3 +510,17 @@ def test_any_text_parses_or_raises_a_syntax_error(text: str) -> None:
         parse(text)
     except FilterSyntaxError:
         pass
+
+
+def test_symbol_literals_match_inside_symbol_lists():
+    # Defs keep 'is' and 'tagOn' as lists of symbols; querying defs needs this.
+    ahu = {
+        "def": Symbol("ahu"),
+        "is": [Symbol("airHandlingEquip")],
+        "tagOn": [Symbol("a"), Symbol("b")],
+    }
+    assert matches("is == ^airHandlingEquip", ahu)
+    assert matches("tagOn == ^b", ahu)
+    assert not matches("tagOn == ^c", ahu)
+    assert matches("def == ^ahu", ahu)
+    assert matches("tagOn != ^a", ahu)  # some symbol of the list differs

@@ -86,6 +86,15 @@ def _ref_test(value: Any, op: Callable[[str, str], bool], ref_id: str) -> bool:
     return False
 
 
+def _symbol_test(value: Any, op: Callable[[str, str], bool], name: str) -> bool:
+    """A Symbol literal against a Symbol, or any Symbol of a list (defs' ``is``, ``tagOn``)."""
+    if type(value) is Symbol:
+        return op(value.val, name)
+    if type(value) is list:
+        return any(type(v) is Symbol and op(v.val, name) for v in value)
+    return False
+
+
 _PY_OPS = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -168,6 +177,8 @@ class _Codegen:
         py = _PY_OPS[op]
         if type(lit) is Ref:
             return f"_ref_test({first}, {self.const(_OPERATORS[op])}, {self.const(lit.id)})"
+        if type(lit) is Symbol:
+            return f"_symbol_test({first}, {self.const(_OPERATORS[op])}, {self.const(lit.val)})"
         if op == "!=":
             eq = self.equal(v, lit)
             return f"{first} is not None and not ({eq})"
@@ -203,6 +214,7 @@ class _Codegen:
 _GLOBALS: dict[str, Any] = {
     "_walk": _walk,
     "_ref_test": _ref_test,
+    "_symbol_test": _symbol_test,
     "_Number": Number,
     "_Ref": Ref,
     "_plain": (int, float),
