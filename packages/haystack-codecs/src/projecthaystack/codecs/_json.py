@@ -40,6 +40,7 @@ from projecthaystack.kinds import (
 )
 
 from ._limits import DEFAULT_LIMITS, Limits
+from ._names import check_names
 from ._zinc import format_datetime, format_time, make_datetime
 
 __all__ = ["decode_grid", "decode_value", "encode_grid", "encode_grid_bytes", "encode_value"]
@@ -555,23 +556,10 @@ def _e4_list(items: Any) -> list[Any]:
     return [_enc4(v) for v in items]
 
 
-_KNOWN_NAMES: set[str] = set()  # tag names already checked, so most dicts skip the regex
-
-
-def _check_names(d: Mapping[str, Any]) -> None:
-    if _KNOWN_NAMES.issuperset(d):
-        return
-    for k in d:
-        if not isinstance(k, str) or not is_tag_name(k):
-            raise EncodeError(f"invalid tag name {k!r}")
-        if len(_KNOWN_NAMES) < 100_000:
-            _KNOWN_NAMES.add(k)
-
-
-def _is_plain(d: FrozenDict, check_names: bool = True) -> bool:
+def _is_plain(d: FrozenDict, names: bool = True) -> bool:
     """Whether msgspec can write ``d`` as it stands, memoised on the (immutable) dict."""
-    if check_names:
-        _check_names(d)
+    if names:
+        check_names(d)
     plain = all(
         type(v) in _NATIVE4 or (type(v) is FrozenDict and _plain_nested(v)) for v in d.values()
     )
@@ -585,7 +573,7 @@ def _plain_nested(d: FrozenDict) -> bool:
 
 
 def _e4_dict(d: Mapping[str, Any]) -> Mapping[str, Any]:
-    _check_names(d)
+    check_names(d)
     if _NATIVE4.issuperset(map(type, d.values())):
         return d
     return {k: v if type(v) in _NATIVE4 else _enc4(v) for k, v in d.items() if v is not None}
@@ -603,7 +591,7 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
     for row in g.rows:
         plain = getattr(row, "_plain", None)
         if plain is None:
-            plain = _is_plain(row, check_names=False)
+            plain = _is_plain(row, names=False)
         if plain:
             rows.append(row)  # msgspec writes every value of this row as it stands
             continue
@@ -683,14 +671,8 @@ def _e3_str(s: str) -> str:
 
 
 def _e3_dict(d: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if v is None:
-            continue
-        if not isinstance(k, str) or not is_tag_name(k):
-            raise EncodeError(f"invalid tag name {k!r}")
-        out[k] = _enc3(v)
-    return out
+    check_names(d)
+    return {k: _enc3(v) for k, v in d.items() if v is not None}
 
 
 def _e3_grid(g: Grid) -> dict[str, Any]:

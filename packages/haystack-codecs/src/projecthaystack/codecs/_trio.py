@@ -9,6 +9,7 @@ from typing import Any, Final
 from projecthaystack.kinds import DecodeError, EncodeError, FrozenDict, Grid, Marker, Ref
 
 from ._limits import DEFAULT_LIMITS, Limits
+from ._names import check_names
 from ._zinc import ZincParser, encode_value, read_text
 
 __all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid"]
@@ -218,24 +219,33 @@ def _indent(text: str) -> str:
     return "\n".join("  " + ln if ln else ln for ln in text.split("\n"))
 
 
-def _tag_line(name: str, val: Any) -> str:
-    if val is Marker:
-        return name
+def _value_text(val: Any) -> str:
+    """What follows ``name:`` on a tag line (an indented block starts with a newline)."""
     if type(val) is str:
         if "\n" in val and _MULTILINE_OK.fullmatch(val):
-            return name + ":\n" + _indent(val)
+            return "\n" + _indent(val)
         if _is_bare_str(val) and val[-1] != " " and val not in ("true", "false"):
-            return name + ":" + val
+            return val
     elif isinstance(val, Grid):
         from ._zinc import encode_grid as zinc_grid
 
-        return name + ":Zinc:\n" + _indent(zinc_grid(val).rstrip("\n"))
+        return "Zinc:\n" + _indent(zinc_grid(val).rstrip("\n"))
     text = encode_value(val)
     if "\n" in text:
         # Only a tag's own grid can take the indented Zinc: form; Trio has no way to
         # write a grid that sits inside a list or dict.
-        raise EncodeError(f"tag {name!r}: Trio cannot carry a grid inside a list or dict")
-    return name + ":" + text
+        raise EncodeError("Trio cannot carry a grid inside a list or dict")
+    return text
+
+
+class _Texts(dict[str, str]):
+    """String value → its Trio text, worked out once per encode (values repeat a lot)."""
+
+    __slots__ = ()
+
+    def __missing__(self, val: str) -> str:
+        text = self[val] = _value_text(val)
+        return text
 
 
 def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
@@ -247,23 +257,38 @@ def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
     site
     """
     out: list[str] = []
-    names: set[str] = set()
+    texts = _Texts()
     for i, d in enumerate(dicts):
         if i:
             out.append("---")
-        for name, val in d.items():
-            if name not in names:
-                if not isinstance(name, str) or _NAME.fullmatch(name) is None:
-                    raise EncodeError(f"invalid tag name {name!r}")
-                names.add(name)
-            if val is Marker:
-                out.append(name)
-            elif type(val) is Ref and val.dis is None:
-                out.append(name + ":@" + val.id)
-            elif val is not None:
-                out.append(_tag_line(name, val))
+        check_names(d)
+        try:
+            out.extend(
+                [
+                    name
+                    if val is Marker
+                    else name + ":" + texts[val]
+                    if type(val) is str
+                    else name + ":@" + val.id
+                    if type(val) is Ref and val.dis is None
+                    else name + ":" + _value_text(val)
+                    for name, val in d.items()
+                    if val is not None
+                ]
+            )
+        except EncodeError as exc:
+            bad = next(n for n, v in d.items() if v is not None and _fails(v))
+            raise EncodeError(f"tag {bad!r}: {exc}") from None
     out.append("")
     return "\n".join(out)
+
+
+def _fails(val: Any) -> bool:
+    try:
+        _value_text(val)
+    except EncodeError:
+        return True
+    return False
 
 
 def encode_grid(grid: Grid) -> str:

@@ -41,6 +41,7 @@ from projecthaystack.kinds import (
 )
 
 from ._limits import DEFAULT_LIMITS, Limits
+from ._names import check_names
 
 __all__ = [
     "ZincParser",
@@ -730,19 +731,16 @@ def _enc_dict(d: Mapping[str, Any]) -> str:
 
 
 def _tags(d: Mapping[str, Any]) -> str:
-    parts = []
-    for name, val in d.items():
-        _check_name(name)
-        if val is Marker:
-            parts.append(name)
-        elif val is not None:
-            parts.append(name + ":" + encode_value(val))
-    return " ".join(parts)
-
-
-def _check_name(name: str) -> None:
-    if _NAME.fullmatch(name) is None:
-        raise EncodeError(f"invalid tag name {name!r}")
+    check_names(d)
+    return " ".join(
+        [
+            name
+            if val is Marker
+            else name + ":" + (encode_str(val) if type(val) is str else encode_value(val))
+            for name, val in d.items()
+            if val is not None
+        ]
+    )
 
 
 def _enc_grid_nested(g: Grid) -> str:
@@ -774,6 +772,16 @@ _ENCODERS: Final[dict[type, Callable[[Any], str]]] = {
     FrozenDict: _enc_dict,
     Grid: _enc_grid_nested,
 }
+
+
+class _StrTexts(dict[str, str]):
+    """Str → its Zinc literal, once per encode (tz names, units, kinds repeat a lot)."""
+
+    __slots__ = ()
+
+    def __missing__(self, val: str) -> str:
+        text = self[val] = encode_str(val)
+        return text
 
 
 def encode_value(val: Any) -> str:
@@ -822,13 +830,14 @@ def encode_grid(grid: Grid) -> str:
         blank[0] = "N"  # a lone empty cell would read as a blank line
     encoders = _ENCODERS
     ref_t = Ref
+    strs = _StrTexts()
     for row in grid.rows:
         # Fill only the row's own tags into a blank line; wide grids are mostly empty.
         cells = blank.copy()
         for name, val in row.items():
             t = type(val)
             if t is str:
-                cell = encode_str(val)
+                cell = strs[val]
             elif val is Marker:
                 cell = "M"
             elif t is ref_t and val.dis is None:

@@ -1,0 +1,46 @@
+"""Every distribution is what it says it is: its version, its typing marker, its layer."""
+
+import importlib
+import importlib.metadata
+from pathlib import Path
+
+import pytest
+
+# The layers of DESIGN.md, lowest first: each may depend only on those before it.
+LAYERS = {
+    "haystack-kinds": "projecthaystack.kinds",
+    "haystack-codecs": "projecthaystack.codecs",
+    "haystack-filter": "projecthaystack.filter",
+    "haystack-ontology": "projecthaystack.ontology",
+    "haystack-auth": "projecthaystack.auth",
+    "haystack-client": "projecthaystack.client",
+    "haystack-server": "projecthaystack.server",
+    "haystack-store-redis": "projecthaystack.stores.redis",
+    "haystack-store-pg": "projecthaystack.stores.pg",
+}
+ORDER = list(LAYERS)
+
+
+@pytest.mark.parametrize(("distribution", "module"), LAYERS.items())
+def test_version_matches_the_installed_metadata(distribution: str, module: str) -> None:
+    assert importlib.import_module(module).__version__ == importlib.metadata.version(distribution)
+
+
+@pytest.mark.parametrize("module", LAYERS.values())
+def test_ships_py_typed_under_namespace_packages(module: str) -> None:
+    package_dir = Path(importlib.import_module(module).__file__).parent
+    assert (package_dir / "py.typed").is_file()
+    root = package_dir
+    while root.name != "projecthaystack":
+        root = root.parent
+    # projecthaystack and projecthaystack.stores are PEP 420 namespaces.
+    assert not (root / "__init__.py").exists()
+    assert not (root / "stores" / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("distribution", LAYERS)
+def test_depends_only_on_lower_layers(distribution: str) -> None:
+    requires = importlib.metadata.requires(distribution) or []
+    siblings = [r.split(">")[0].split("=")[0].strip() for r in requires if r.startswith("haystack-")]
+    for sibling in siblings:
+        assert ORDER.index(sibling) < ORDER.index(distribution), sibling
