@@ -41,6 +41,7 @@ def test_ships_py_typed_under_namespace_packages(module: str) -> None:
 @pytest.mark.parametrize("distribution", LAYERS)
 def test_depends_only_on_lower_layers(distribution: str) -> None:
     requires = importlib.metadata.requires(distribution) or []
-    siblings = [r.split(">")[0].split("=")[0].strip() for r in requires if r.startswith("haystack-")]
+    names = [r.split(">")[0].split("=")[0].strip() for r in requires]
+    siblings = [n for n in names if n.startswith("haystack-")]
     for sibling in siblings:
         assert ORDER.index(sibling) < ORDER.index(distribution), sibling
