@@ -179,9 +179,11 @@ def _iso(text: str, pattern: re.Pattern[str]) -> str:
 
 
 class _V4:
-    __slots__ = ("depth", "marker", "max_depth", "names", "refs")
+    __slots__ = ("depth", "marker", "max_depth", "names", "refs", "strs")
 
     def __init__(self, limits: Limits, swapped: bool = False) -> None:
+        # v3 reads a string through this table (see _V3Strings); v4 takes it as it is.
+        self.strs: dict[str, Any] | None = None
         # The string that stands for a marker (see _load), or one no string equals.
         self.marker: object = "\x00" if swapped else object()
         self.max_depth = limits.max_depth
@@ -254,6 +256,7 @@ class _V4:
         value = self.value
         names = self.names
         marker = self.marker
+        strs = self.strs
         k = ""
         try:
             for k, v in obj.items():
@@ -263,7 +266,10 @@ class _V4:
                     names.add(k)
                 t = type(v)
                 if t is str:
-                    out[k] = v if v != marker else Marker
+                    if v == marker:
+                        out[k] = Marker
+                    else:
+                        out[k] = v if strs is None else strs[v]
                 elif t is dict and v.get("_kind") == "marker":
                     out[k] = Marker
                 elif v is not None:
@@ -393,55 +399,36 @@ def _v3_str(s: str) -> Any:
     return s
 
 
+class _V3Strings(dict[str, Any]):
+    """v3 string → value, parsed once per decode (v3 writes every scalar as a string)."""
+
+    __slots__ = ()
+
+    def __missing__(self, text: str) -> Any:
+        try:
+            val = _v3_str(text)
+        except _PathError:
+            raise
+        except ValueError as exc:
+            raise _PathError(str(exc)) from None
+        if len(self) < 65536:
+            self[text] = val
+        return val
+
+
 class _V3(_V4):
-    __slots__ = ("strs",)
+    __slots__ = ()
 
     def __init__(self, limits: Limits, swapped: bool = False) -> None:
         super().__init__(limits, swapped)
-        self.strs: dict[str, Any] = {}  # v3 scalars are strings: parse each text once
+        self.strs = _V3Strings()
 
     def value(self, v: Any) -> Any:
-        t = type(v)
-        if t is str:
-            return self.str_(v)
-        if t is dict and "_kind" not in v and _is_v3_grid(v):
+        if type(v) is str and self.strs is not None:
+            return self.strs[v] if v != self.marker else Marker
+        if type(v) is dict and "_kind" not in v and _is_v3_grid(v):
             return self.nested(self.grid, v)
         return super().value(v)
-
-    def str_(self, v: str) -> Any:
-        val = self.strs.get(v, self)
-        if val is self:
-            try:
-                val = _v3_str(v)
-            except _PathError:
-                raise
-            except ValueError as exc:
-                raise _PathError(str(exc)) from None
-            if len(self.strs) < 65536:
-                self.strs[v] = val
-        return val
-
-    def dict_(self, obj: dict[str, Any]) -> FrozenDict:
-        out = {}
-        value = self.value
-        str_ = self.str_
-        names = self.names
-        marker = self.marker
-        k = ""
-        try:
-            for k, v in obj.items():
-                if k not in names:
-                    if not is_tag_name(k):
-                        continue
-                    names.add(k)
-                if type(v) is str:
-                    out[k] = str_(v) if v != marker else Marker
-                elif v is not None:
-                    out[k] = value(v)
-        except _PathError as exc:
-            exc.parts.append(k)
-            raise
-        return FrozenDict(out)
 
     def cols(self, cols: Any) -> tuple[Col, ...]:
         # v3 columns carry their meta beside "name" rather than under "meta".
