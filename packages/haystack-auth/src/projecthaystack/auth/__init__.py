@@ -1,8 +1,74 @@
-"""The Haystack Auth protocol (HELLO, SCRAM-SHA-256, BEARER) written sans-I/O, and mTLS helpers.
+"""The Project Haystack Auth protocol (HELLO, SCRAM-SHA-256/512, BEARER; PLAINTEXT where
+allowed) written without I/O, so the client, the server and the WebSocket share it, plus
+TLS and mutual-TLS helpers.
 
-This package is a skeleton: only its version is defined so far.
+>>> from projecthaystack.auth import ClientHandshake
+>>> hs = ClientHandshake("user", "pencil")
+>>> hs.hello()
+'HELLO username=dXNlcg'
 """
 
 from .__about__ import __version__ as __version__
+from ._b64 import b64url_decode as b64url_decode
+from ._b64 import b64url_encode as b64url_encode
+from ._errors import AuthenticationFailed as AuthenticationFailed
+from ._errors import AuthError as AuthError
+from ._errors import AuthProtocolError as AuthProtocolError
+from ._errors import ServerSignatureError as ServerSignatureError
+from ._errors import UnsupportedMechanism as UnsupportedMechanism
+from ._handshakes import HandshakeTable as HandshakeTable
+from ._http import AuthHeader as AuthHeader
+from ._http import ClientHandshake as ClientHandshake
+from ._http import ServerAuth as ServerAuth
+from ._http import ServerReply as ServerReply
+from ._http import format_auth_header as format_auth_header
+from ._http import format_bearer as format_bearer
+from ._http import parse_auth_header as parse_auth_header
+from ._http import parse_bearer as parse_bearer
+from ._saslprep import saslprep as saslprep
+from ._scram import DEFAULT_ITERATIONS as DEFAULT_ITERATIONS
+from ._scram import HASHES as HASHES
+from ._scram import ScramClient as ScramClient
+from ._scram import ScramCredentials as ScramCredentials
+from ._scram import ScramServerExchange as ScramServerExchange
+from ._scram import fake_credentials as fake_credentials
+from ._tls import CertIdentity as CertIdentity
+from ._tls import TestPKI as TestPKI
+from ._tls import client_ssl_context as client_ssl_context
+from ._tls import generate_test_pki as generate_test_pki
+from ._tls import identity_from_der as identity_from_der
+from ._tls import identity_from_ssl as identity_from_ssl
+from ._tls import server_ssl_context as server_ssl_context
 
-__all__: list[str] = []
+__all__ = [
+    "DEFAULT_ITERATIONS",
+    "HASHES",
+    "AuthError",
+    "AuthHeader",
+    "AuthProtocolError",
+    "AuthenticationFailed",
+    "CertIdentity",
+    "ClientHandshake",
+    "HandshakeTable",
+    "ScramClient",
+    "ScramCredentials",
+    "ScramServerExchange",
+    "ServerAuth",
+    "ServerReply",
+    "ServerSignatureError",
+    "TestPKI",
+    "UnsupportedMechanism",
+    "b64url_decode",
+    "b64url_encode",
+    "client_ssl_context",
+    "fake_credentials",
+    "format_auth_header",
+    "format_bearer",
+    "generate_test_pki",
+    "identity_from_der",
+    "identity_from_ssl",
+    "parse_auth_header",
+    "parse_bearer",
+    "saslprep",
+    "server_ssl_context",
+]

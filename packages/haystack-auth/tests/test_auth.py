@@ -1,0 +1,604 @@
+import base64
+import socket
+import ssl
+import threading
+
+import pytest
+
+import projecthaystack.auth as auth
+from projecthaystack.auth import (
+    AuthenticationFailed,
+    AuthHeader,
+    AuthProtocolError,
+    ClientHandshake,
+    HandshakeTable,
+    ScramClient,
+    ScramCredentials,
+    ScramServerExchange,
+    ServerAuth,
+    ServerSignatureError,
+    UnsupportedMechanism,
+    b64url_decode,
+    b64url_encode,
+    client_ssl_context,
+    fake_credentials,
+    format_auth_header,
+    format_bearer,
+    generate_test_pki,
+    identity_from_der,
+    parse_auth_header,
+    parse_bearer,
+    saslprep,
+    server_ssl_context,
+)
+from projecthaystack.kinds import HaystackError
+
+# RFC 7677, section 3.
+RFC_NONCE = "rOprNGfwEbeRWgbNEkqO"
+RFC_SERVER_NONCE = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+RFC_SALT = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+RFC_SERVER_FIRST = f"r={RFC_NONCE}{RFC_SERVER_NONCE},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+RFC_CLIENT_FINAL = (
+    f"c=biws,r={RFC_NONCE}{RFC_SERVER_NONCE},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+)
+RFC_SERVER_FINAL = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+
+def test_public_names_are_pinned():
+    assert sorted(auth.__all__) == sorted(
+        [
+            "DEFAULT_ITERATIONS",
+            "HASHES",
+            "AuthError",
+            "AuthHeader",
+            "AuthProtocolError",
+            "AuthenticationFailed",
+            "CertIdentity",
+            "ClientHandshake",
+            "HandshakeTable",
+            "ScramClient",
+            "ScramCredentials",
+            "ScramServerExchange",
+            "ServerAuth",
+            "ServerReply",
+            "ServerSignatureError",
+            "TestPKI",
+            "UnsupportedMechanism",
+            "b64url_decode",
+            "b64url_encode",
+            "client_ssl_context",
+            "fake_credentials",
+            "format_auth_header",
+            "format_bearer",
+            "generate_test_pki",
+            "identity_from_der",
+            "identity_from_ssl",
+            "parse_auth_header",
+            "parse_bearer",
+            "saslprep",
+            "server_ssl_context",
+        ]
+    )
+    assert issubclass(AuthenticationFailed, HaystackError)
+    assert issubclass(AuthProtocolError, ValueError)
+
+
+def test_rfc7677_vector_client_side():
+    client = ScramClient("user", "pencil", nonce=RFC_NONCE)
+    assert client.client_first() == f"n,,n=user,r={RFC_NONCE}"
+    assert client.client_final(RFC_SERVER_FIRST) == RFC_CLIENT_FINAL
+    client.verify_server_final(RFC_SERVER_FINAL)
+
+
+def test_rfc7677_vector_server_side():
+    creds = ScramCredentials.derive("pencil", salt=RFC_SALT, iterations=4096)
+    exchange = ScramServerExchange.start(f"n,,n=user,r={RFC_NONCE}", creds, nonce=RFC_SERVER_NONCE)
+    assert exchange.server_first == RFC_SERVER_FIRST
+    assert exchange.finish(RFC_CLIENT_FINAL) == RFC_SERVER_FINAL
+    again = ScramServerExchange.from_dict(exchange.to_dict())
+    assert again == exchange and again.finish(RFC_CLIENT_FINAL) == RFC_SERVER_FINAL
+
+
+def test_tampered_proofs_and_wrong_passwords_fail():
+    creds = ScramCredentials.derive("pencil", salt=RFC_SALT, iterations=4096)
+    exchange = ScramServerExchange.start(f"n,,n=user,r={RFC_NONCE}", creds, nonce=RFC_SERVER_NONCE)
+    proof = RFC_CLIENT_FINAL.rsplit("=", 2)
+    tampered = (
+        RFC_CLIENT_FINAL[:-10]
+        + ("A" if RFC_CLIENT_FINAL[-10] != "A" else "B")
+        + RFC_CLIENT_FINAL[-9:]
+    )
+    with pytest.raises(AuthenticationFailed):
+        exchange.finish(tampered)
+    wrong = ScramClient("user", "pencils", nonce=RFC_NONCE)
+    with pytest.raises(AuthenticationFailed):
+        exchange.finish(wrong.client_final(RFC_SERVER_FIRST))
+    with pytest.raises(AuthenticationFailed, match="nonce"):
+        exchange.finish(RFC_CLIENT_FINAL.replace(RFC_NONCE, "x" * len(RFC_NONCE)))
+    with pytest.raises(AuthProtocolError, match="no proof"):
+        exchange.finish("c=biws,r=abc")
+    with pytest.raises(AuthenticationFailed):
+        exchange.finish(RFC_CLIENT_FINAL[: RFC_CLIENT_FINAL.index(",p=")] + ",p=AAAA")
+    assert proof
+
+
+def test_wrong_server_signature_is_detected():
+    client = ScramClient("user", "pencil", nonce=RFC_NONCE)
+    client.client_final(RFC_SERVER_FIRST)
+    with pytest.raises(ServerSignatureError, match="impostor"):
+        client.verify_server_final("v=" + base64.b64encode(b"x" * 32).decode())
+    with pytest.raises(ServerSignatureError, match="no signature"):
+        client.verify_server_final("x=1")
+    with pytest.raises(AuthenticationFailed, match="other-error"):
+        client.verify_server_final("e=other-error")
+    fresh = ScramClient("user", "pencil")
+    with pytest.raises(AuthProtocolError):
+        fresh.verify_server_final(RFC_SERVER_FINAL)
+
+
+@pytest.mark.parametrize(
+    ("server_first", "message"),
+    [
+        ("r=someoneelse,s=AAAA,i=4096", "does not extend"),
+        (f"r={RFC_NONCE},s=AAAA,i=4096", "does not extend"),
+        (f"r={RFC_NONCE}x,s=AAAA", "lacks r, s or i"),
+        (f"r={RFC_NONCE}x,s=AAAA,i=many", "invalid iteration"),
+        (f"r={RFC_NONCE}x,s=AAAA,i=100000000", "outside the accepted range"),
+        (f"r={RFC_NONCE}x,s=AAAA,i=1", "outside the accepted range"),
+        (f"m=ext,r={RFC_NONCE}x,s=AAAA,i=4096", "extension"),
+        ("garbage", "malformed"),
+    ],
+)
+def test_client_rejects_hostile_server_first(server_first, message):
+    client = ScramClient("user", "pencil", nonce=RFC_NONCE)
+    with pytest.raises(AuthProtocolError, match=message):
+        client.client_final(server_first)
+
+
+@pytest.mark.parametrize(
+    ("client_first", "error", "message"),
+    [
+        ("n=user,r=abc", AuthProtocolError, "gs2"),
+        ("p=tls-unique,,n=user,r=abc", UnsupportedMechanism, "channel binding"),
+        ("n,,r=abc", AuthProtocolError, "lacks n or r"),
+        ("n,,n=user,r=a,b", AuthProtocolError, "malformed"),
+        ("n,,n=us=3Xer,r=abc", AuthProtocolError, "escape"),
+        ("n,,m=x,n=user,r=abc", AuthProtocolError, "extensions"),
+        ("n,,n=user,r=ab\x7fc", AuthProtocolError, "nonce"),
+    ],
+)
+def test_server_rejects_malformed_client_first(client_first, error, message):
+    creds = ScramCredentials.derive("pencil", iterations=4096)
+    with pytest.raises(error, match=message):
+        ScramServerExchange.start(client_first, creds)
+
+
+def test_user_names_are_escaped_and_prepared():
+    client = ScramClient("a=b,c", "pw")
+    assert client.client_first().startswith("n,,n=a=3Db=2Cc,r=")
+    _, _, user, _ = ScramServerExchange.parse_client_first(client.client_first())
+    assert user == "a=b,c"
+    assert (
+        saslprep("I\u00adX") == "IX"
+        and saslprep("\u2168") == "IX"
+        and saslprep("a\u00a0b") == "a b"
+    )
+    with pytest.raises(AuthProtocolError):
+        saslprep("a\x07b")
+    with pytest.raises(AuthProtocolError):
+        saslprep("\u0627a")  # right-to-left mixed with left-to-right
+
+
+def test_credentials():
+    creds = ScramCredentials.derive("pencil", iterations=4096)
+    assert creds.verify_password("pencil") and not creds.verify_password("pencil ")
+    assert ScramCredentials.from_dict(creds.to_dict()) == creds
+    assert creds.hash == "SHA-256" and len(creds.salt) == 16
+    other = ScramCredentials.derive("pencil", iterations=4096)
+    assert other.salt != creds.salt and other.stored_key != creds.stored_key
+    with pytest.raises(UnsupportedMechanism):
+        ScramCredentials.derive("x", hash="MD5")
+    sha512 = ScramCredentials.derive("pencil", hash="sha-512", iterations=4096)
+    assert sha512.hash == "SHA-512" and len(sha512.stored_key) == 64
+
+
+def test_fake_credentials_are_stable_and_match_nothing():
+    a, b = fake_credentials("ghost", SECRET), fake_credentials("ghost", SECRET)
+    assert a == b and a != fake_credentials("other", SECRET)
+    assert a != fake_credentials("ghost", SECRET[::-1])
+    assert not a.verify_password("") and not a.verify_password("ghost")
+
+
+def test_base64url():
+    assert b64url_encode(b"\xfb\xff") == "-_8"
+    assert b64url_decode("-_8") == b64url_decode("+/8=") == b"\xfb\xff"
+    for bad in ("a", "a!bc"):
+        with pytest.raises(AuthProtocolError):
+            b64url_decode(bad)
+
+
+# --------------------------------------------------------------------------- headers
+
+
+@pytest.mark.parametrize(
+    ("value", "scheme", "params", "token68"),
+    [
+        ("HELLO username=dXNlcg", "HELLO", {"username": "dXNlcg"}, None),
+        (
+            "SCRAM hash=SHA-256, handshakeToken=aabbcc",
+            "SCRAM",
+            {"hash": "SHA-256", "handshakeToken": "aabbcc"},
+            None,
+        ),
+        ("scram handshakeToken=a,data=b==", "SCRAM", {"handshakeToken": "a", "data": "b=="}, None),
+        ("authToken=xxyyzz", "", {"authToken": "xxyyzz"}, None),
+        (
+            "authToken=xx, hash=SHA-256, data=dj0x",
+            "",
+            {"authToken": "xx", "hash": "SHA-256", "data": "dj0x"},
+            None,
+        ),
+        ("Bearer abc.def", "BEARER", {}, "abc.def"),
+        ('SCRAM hash="SHA-256"', "SCRAM", {"hash": "SHA-256"}, None),
+        ("PLAINTEXT", "PLAINTEXT", {}, None),
+        ("Basic dXNlcjpwYXNz", "BASIC", {}, "dXNlcjpwYXNz"),
+    ],
+)
+def test_parse_auth_header(value, scheme, params, token68):
+    header = parse_auth_header(value)
+    assert (header.scheme, dict(header.params), header.token68) == (scheme, params, token68)
+
+
+def test_header_errors_and_bearer():
+    with pytest.raises(AuthProtocolError):
+        parse_auth_header("SCRAM a=b, broken")
+    with pytest.raises(AuthProtocolError):
+        parse_auth_header("SCRAM " + "a=b," * 5000)
+    with pytest.raises(AuthProtocolError):
+        format_auth_header("X", a="has space")
+    assert format_bearer("tok") == "BEARER authToken=tok"
+    for value in (
+        "BEARER authToken=tok",
+        "Bearer authToken=tok",
+        "bearer tok",
+        "Bearer  authtoken=tok",
+    ):
+        assert parse_bearer(value) == "tok", value
+    assert parse_bearer("SCRAM data=x") is None and parse_bearer("Bearer a=b, ,,x") is None
+
+
+# --------------------------------------------------------------------------- client <-> server
+
+
+class _Server:
+    """A minimal server loop over ServerAuth and a HandshakeTable, as the server package
+    will run it."""
+
+    def __init__(
+        self, users: dict[str, ScramCredentials], *, plaintext: bool = False, hash: str = "SHA-256"
+    ):
+        self.auth = ServerAuth(users.get, SECRET, allow_plaintext=plaintext, hash=hash)
+        self.table: HandshakeTable[object] = HandshakeTable(ttl=30)
+        self.tokens: dict[str, str] = {}
+
+    def request(
+        self, authorization: str, *, tls: bool = False, client: str = "127.0.0.1"
+    ) -> tuple[int, dict[str, str]]:
+        header = parse_auth_header(authorization)
+        try:
+            if header.scheme == "HELLO":
+                reply = self.auth.hello(header)
+            elif header.scheme == "SCRAM":
+                kept = self.table.pop(header.get("handshakeToken") or "")
+                state = kept if isinstance(kept, ScramServerExchange) else None
+                hello_user = kept if isinstance(kept, str) else None
+                if kept is None:
+                    return 403, {}
+                reply = self.auth.scram(header, state, hello_user)
+            elif header.scheme == "PLAINTEXT":
+                reply = self.auth.plaintext(header, tls=tls)
+            else:
+                return 400, {}
+        except (AuthenticationFailed, AuthProtocolError, UnsupportedMechanism):
+            return 403, {}
+        if reply.handshake_token is not None:
+            self.table.put(reply.handshake_token, reply.state or reply.hello_user, client=client)
+        headers = dict(reply.headers)
+        if reply.username is not None:
+            token = f"token-{len(self.tokens)}"
+            self.tokens[token] = reply.username
+            info = headers.get("Authentication-Info")
+            headers["Authentication-Info"] = f"authToken={token}" + (f", {info}" if info else "")
+        return reply.status, headers
+
+
+def _login(
+    server: _Server, handshake: ClientHandshake, *, tls: bool = False, max_steps: int = 6
+) -> str:
+    value: str | None = handshake.hello()
+    for _ in range(max_steps):
+        status, headers = server.request(value, tls=tls)
+        value = handshake.respond(status, headers)
+        if value is None:
+            assert handshake.token is not None
+            return handshake.token
+    raise AssertionError("the handshake did not finish")
+
+
+@pytest.mark.parametrize("hash_name", ["SHA-256", "SHA-512"])
+def test_full_scram_login(hash_name):
+    users = {"user": ScramCredentials.derive("pencil", hash=hash_name, iterations=4096)}
+    server = _Server(users, hash=hash_name)
+    token = _login(server, ClientHandshake("user", "pencil"))
+    assert server.tokens[token] == "user"
+
+
+def test_hello_with_data_for_eager_servers():
+    server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
+    handshake = ClientHandshake("user", "pencil", hello_with_data=True)
+    assert handshake.hello().startswith("HELLO username=dXNlcg, data=")
+    assert server.tokens[_login(server, handshake)] == "user"
+
+
+def test_wrong_password_and_unknown_user_look_alike():
+    server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
+    with pytest.raises(AuthenticationFailed):
+        _login(server, ClientHandshake("user", "wrong"))
+    with pytest.raises(AuthenticationFailed):
+        _login(server, ClientHandshake("nobody", "pencil"))
+    known = server.request(ClientHandshake("user", "x").hello())
+    unknown = server.request(ClientHandshake("nobody", "x").hello())
+    assert known[0] == unknown[0] == 401
+    assert (
+        parse_auth_header(known[1]["WWW-Authenticate"]).params.keys()
+        == parse_auth_header(unknown[1]["WWW-Authenticate"]).params.keys()
+    )
+    # The unknown user's salt is the same every time, like a real user's.
+    firsts = []
+    for _ in range(2):
+        hs = ClientHandshake("nobody", "x")
+        _, headers = server.request(hs.hello())
+        nxt = hs.respond(401, headers)
+        _, headers = server.request(nxt)
+        data = parse_auth_header(headers["WWW-Authenticate"]).get("data")
+        firsts.append(b64url_decode(data).decode().split(",", 1)[1])
+    assert firsts[0] == firsts[1]
+
+
+def test_replayed_client_final_is_refused():
+    server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
+    hs = ClientHandshake("user", "pencil")
+    _, h1 = server.request(hs.hello())
+    second = hs.respond(401, h1)
+    _, h2 = server.request(second)
+    final = hs.respond(401, h2)
+    assert server.request(final)[0] == 200
+    assert server.request(final)[0] == 403  # the handshake was used up
+
+
+def test_client_checks_the_server_signature():
+    users = {"user": ScramCredentials.derive("pencil", iterations=4096)}
+    server = _Server(users)
+    hs = ClientHandshake("user", "pencil")
+    _, h1 = server.request(hs.hello())
+    _, h2 = server.request(hs.respond(401, h1))
+    status, h3 = server.request(hs.respond(401, h2))
+    forged = (
+        h3["Authentication-Info"].split(", data=")[0]
+        + ", data="
+        + b64url_encode("v=" + base64.b64encode(b"y" * 32).decode())
+    )
+    with pytest.raises(ServerSignatureError):
+        hs.respond(status, {"Authentication-Info": forged})
+    hs2 = ClientHandshake("user", "pencil")
+    _, g1 = server.request(hs2.hello())
+    _, g2 = server.request(hs2.respond(401, g1))
+    server.request(hs2.respond(401, g2))
+    with pytest.raises(ServerSignatureError, match="no signature"):
+        hs2.respond(200, {"Authentication-Info": "authToken=abc"})
+    early = ClientHandshake("user", "pencil")
+    early.hello()
+    early.respond(401, {"WWW-Authenticate": "SCRAM hash=SHA-256, handshakeToken=t"})
+    with pytest.raises(AuthProtocolError, match="before the SCRAM proof"):
+        early.respond(200, {"Authentication-Info": "authToken=abc"})
+
+
+def test_client_tolerates_padding_and_quirks():
+    users = {"user": ScramCredentials.derive("pencil", iterations=4096)}
+    server = _Server(users)
+    hs = ClientHandshake("user", "pencil")
+    _, h1 = server.request(hs.hello())
+    _, h2 = server.request(hs.respond(401, h1))
+    # Re-encode the server's data with padding and the standard alphabet, as some servers do.
+    header = parse_auth_header(h2["WWW-Authenticate"])
+    raw = b64url_decode(header.get("data"))
+    padded = base64.b64encode(raw).decode()
+    h2 = {
+        "www-authenticate": f"scram handshakeToken={header.get('handshakeToken')}, hash=SHA-256, data={padded}"
+    }
+    status, h3 = server.request(hs.respond(401, h2))
+    info = parse_auth_header(h3["Authentication-Info"])
+    final_padded = base64.b64encode(b64url_decode(info.get("data"))).decode()
+    hs.respond(
+        status,
+        {
+            "Authentication-Info": f"authToken={info.get('authToken')}, hash=SHA-256, data={final_padded}"
+        },
+    )
+    assert hs.token == info.get("authToken")
+
+
+def test_client_protocol_errors():
+    hs = ClientHandshake("user", "pencil")
+    hs.hello()
+    with pytest.raises(AuthenticationFailed):
+        hs.respond(403, {})
+    with pytest.raises(AuthProtocolError, match="status 500"):
+        hs.respond(500, {})
+    with pytest.raises(AuthProtocolError, match="without a WWW-Authenticate"):
+        hs.respond(401, {})
+    with pytest.raises(UnsupportedMechanism, match="NTLM"):
+        hs.respond(401, {"WWW-Authenticate": "NTLM"})
+    with pytest.raises(UnsupportedMechanism, match="MD5"):
+        hs.respond(401, {"WWW-Authenticate": "SCRAM hash=MD5"})
+    with pytest.raises(AuthProtocolError, match="without an Authentication-Info"):
+        hs.respond(200, {})
+    with pytest.raises(AuthProtocolError, match="without an authToken"):
+        hs.respond(200, {"Authentication-Info": "hash=SHA-256"})
+    with pytest.raises(AuthProtocolError, match="unexpected SCRAM server data"):
+        ClientHandshake("u", "p").respond(401, {"WWW-Authenticate": "SCRAM data=abcd"})
+
+
+def test_plaintext_only_over_tls_and_only_when_enabled():
+    users = {"user": ScramCredentials.derive("password", iterations=4096)}
+    challenge = {"WWW-Authenticate": "PLAINTEXT"}
+    with pytest.raises(UnsupportedMechanism, match="only over TLS"):
+        ClientHandshake("user", "password").respond(401, challenge)
+    with pytest.raises(UnsupportedMechanism):
+        ClientHandshake("user", "password", allow_plaintext=True).respond(401, challenge)
+    hs = ClientHandshake("user", "password", allow_plaintext=True, tls=True)
+    value = hs.respond(401, challenge)
+    assert value == "PLAINTEXT username=dXNlcg, password=cGFzc3dvcmQ"
+    enabled = _Server(users, plaintext=True)
+    assert enabled.request(value, tls=True)[0] == 200
+    assert enabled.request(value, tls=False)[0] == 403
+    assert _Server(users).request(value, tls=True)[0] == 403
+    wrong = ClientHandshake("user", "nope", allow_plaintext=True, tls=True).respond(401, challenge)
+    assert enabled.request(wrong, tls=True)[0] == 403
+    ghost = ClientHandshake("ghost", "password", allow_plaintext=True, tls=True).respond(
+        401, challenge
+    )
+    assert enabled.request(ghost, tls=True)[0] == 403
+    basic = ClientHandshake("user", "pw", allow_plaintext=True, allow_insecure=True).respond(
+        401, {"WWW-Authenticate": 'Basic realm="x"'}
+    )
+    assert basic == "Basic " + base64.b64encode(b"user:pw").decode()
+
+
+def test_server_rejects_bad_requests():
+    server = ServerAuth({}.get, SECRET)
+    with pytest.raises(AuthProtocolError, match="without a username"):
+        server.hello(AuthHeader("HELLO", {}))
+    with pytest.raises(AuthProtocolError, match="without data"):
+        server.scram(AuthHeader("SCRAM", {"handshakeToken": "x"}), None)
+    mismatch = b64url_encode("n,,n=mallory,r=abc")
+    with pytest.raises(AuthProtocolError, match="differs"):
+        server.scram(AuthHeader("SCRAM", {"data": mismatch}), None, hello_user="user")
+    with pytest.raises(ValueError, match="16 bytes"):
+        ServerAuth({}.get, b"short")
+
+
+# --------------------------------------------------------------------------- handshake table
+
+
+def test_handshake_table_expiry_and_caps():
+    now = [0.0]
+    table: HandshakeTable[str] = HandshakeTable(ttl=10, per_client=3, total=6, clock=lambda: now[0])
+    table.put("a1", "A1", client="alice")
+    now[0] = 5
+    table.put("a2", "A2", client="alice")
+    assert table.get("a1") == "A1"
+    now[0] = 11
+    assert table.get("a1") is None and table.get("a2") == "A2"
+    # A flood from one client evicts only its own handshakes.
+    table.put("b1", "B1", client="bob")
+    for i in range(100):
+        table.put(f"m{i}", "flood", client="mallory")
+    assert table.get("b1") == "B1" and table.get("a2") == "A2"
+    assert sum(1 for i in range(100) if table.get(f"m{i}")) == 3
+    # The total cap takes from whoever holds the most.
+    for i in range(3):
+        table.put(f"c{i}", "C", client=f"carol{i}")
+    assert len(table) <= 6 and table.get("b1") == "B1"
+    assert table.pop("b1") == "B1" and table.pop("b1") is None
+    now[0] = 100
+    assert len(table) == 0
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def test_mutual_tls_over_a_real_socket(tmp_path):
+    paths = generate_test_pki(client_name="operator").write(tmp_path)
+    server_ctx = server_ssl_context(
+        paths["server_cert"], paths["server_key"], cafile=paths["ca"], require_client_cert=True
+    )
+    client_ctx = client_ssl_context(
+        cafile=paths["ca"], certfile=paths["client_cert"], keyfile=paths["client_key"]
+    )
+    assert server_ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    seen: dict[str, object] = {}
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+            seen["identity"] = auth.identity_from_ssl(tls)
+            tls.sendall(tls.recv(5))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        client_ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(b"hello")
+        assert tls.recv(5) == b"hello"
+    thread.join(10)
+    listener.close()
+    identity = seen["identity"]
+    assert identity.common_name == "operator" and "operator@localhost" in identity.names
+
+
+def test_tls_refuses_a_client_without_a_certificate(tmp_path):
+    paths = generate_test_pki().write(tmp_path)
+    server_ctx = server_ssl_context(
+        paths["server_cert"], paths["server_key"], cafile=paths["ca"], require_client_cert=True
+    )
+    client_ctx = client_ssl_context(cafile=paths["ca"])
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        try:
+            with server_ctx.wrap_socket(conn, server_side=True):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def talk() -> None:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(b"x")
+            tls.recv(1)
+
+    with pytest.raises((ssl.SSLError, OSError)):
+        talk()
+    thread.join(10)
+    listener.close()
+    with pytest.raises(ValueError, match="needs a cafile"):
+        server_ssl_context(paths["server_cert"], paths["server_key"], require_client_cert=True)
+
+
+def test_certificate_identity():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    pki = generate_test_pki(hosts=("haystack.test", "10.1.2.3"), client_name="viewer")
+    server = x509.load_pem_x509_certificate(pki.server_cert)
+    identity = identity_from_der(server.public_bytes(serialization.Encoding.DER))
+    assert identity.common_name == "haystack.test" and identity.dns_names == ("haystack.test",)
+    client = x509.load_pem_x509_certificate(pki.client_cert)
+    who = identity_from_der(client.public_bytes(serialization.Encoding.DER))
+    assert who.names == ("viewer", "viewer@localhost")
+    assert auth.identity_from_ssl(None) is None
