@@ -535,20 +535,27 @@ def test_mutual_tls_over_a_real_socket(tmp_path):
 
     def serve() -> None:
         conn, _ = listener.accept()
-        with server_ctx.wrap_socket(conn, server_side=True) as tls:
-            seen["identity"] = auth.identity_from_ssl(tls)
-            tls.sendall(tls.recv(5))
+        try:
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                seen["identity"] = auth.identity_from_ssl(tls)
+                tls.sendall(tls.recv(5))
+        except (ssl.SSLError, OSError) as exc:  # reported by the assertions below
+            seen["error"] = exc
+            conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-        client_ctx.wrap_socket(raw, server_hostname="localhost") as tls,
-    ):
-        tls.sendall(b"hello")
-        assert tls.recv(5) == b"hello"
-    thread.join(10)
-    listener.close()
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(b"hello")
+            assert tls.recv(5) == b"hello"
+    finally:
+        thread.join(10)
+        listener.close()
+    assert "error" not in seen
     identity = seen["identity"]
     assert identity.common_name == "operator" and "operator@localhost" in identity.names
 
@@ -569,7 +576,7 @@ def test_tls_refuses_a_client_without_a_certificate(tmp_path):
             with server_ctx.wrap_socket(conn, server_side=True):
                 pass
         except (ssl.SSLError, OSError):
-            pass
+            conn.close()  # the refusal this test expects
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -582,10 +589,12 @@ def test_tls_refuses_a_client_without_a_certificate(tmp_path):
             tls.sendall(b"x")
             tls.recv(1)
 
-    with pytest.raises((ssl.SSLError, OSError)):
-        talk()
-    thread.join(10)
-    listener.close()
+    try:
+        with pytest.raises((ssl.SSLError, OSError)):
+            talk()
+    finally:
+        thread.join(10)
+        listener.close()
     with pytest.raises(ValueError, match="needs a cafile"):
         server_ssl_context(paths["server_cert"], paths["server_key"], require_client_cert=True)
 
