@@ -1,0 +1,445 @@
+"""``Client`` and ``AsyncClient``: the same ops over httpx, blocking or awaitable."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final
+
+import httpx
+
+from projecthaystack.filter import Filter
+from projecthaystack.kinds import Grid, Number, Ref
+
+from ._core import ClientCore, HisRange, Request, url_join
+from ._errors import AuthenticationError, RequestNotSentError, ResponseError
+
+__all__ = ["AsyncClient", "Client"]
+
+_MAX_LOGIN_STEPS: Final = 6
+# Failures where httpx never got the request to the server.
+_NOT_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+
+
+def _translate(exc: httpx.HTTPError, op: str) -> Exception:
+    if isinstance(exc, _NOT_SENT):
+        return RequestNotSentError(f"{op}: request not sent: {exc}")
+    return ResponseError(f"{op}: request sent, then failed: {type(exc).__name__}: {exc}")
+
+
+class _Base:
+    def __init__(
+        self,
+        base_url: str,
+        username: str | None,
+        password: str | None,
+        *,
+        fmt: str,
+        use_get: bool,
+        allow_plaintext: bool,
+        hello_with_data: bool,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self._core = ClientCore(
+            username,
+            password,
+            fmt=fmt,
+            use_get=use_get,
+            tls=self.base_url.startswith("https:"),
+            allow_plaintext=allow_plaintext,
+            hello_with_data=hello_with_data,
+        )
+
+    def _build(self, req: Request) -> tuple[str, str, dict[str, Any]]:
+        kwargs: dict[str, Any] = {"headers": dict(req.headers)}
+        if req.params:
+            kwargs["params"] = dict(req.params)
+        if req.body is not None:
+            kwargs["content"] = req.body
+        return req.method, url_join(self.base_url, req.path), kwargs
+
+    @property
+    def token(self) -> str | None:
+        """The current auth token, once logged in."""
+        return self._core.token
+
+
+class Client(_Base):
+    """A blocking Haystack client.
+
+    >>> with Client("http://localhost:8080/api", "user", "pass") as client:  # doctest: +SKIP
+    ...     sites = client.read("site")
+    ...     his = client.his_read(sites[0]["id"], "yesterday")
+
+    ``fmt`` is the wire format (``"zinc"`` or ``"json"``); any other keyword goes to
+    ``httpx.Client`` (``timeout``, ``verify`` with an SSL context for mTLS, ``proxy``,
+    ``limits``, ...).  The login happens on first use and again, once, on a 401.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        fmt: str = "zinc",
+        use_get: bool = True,
+        allow_plaintext: bool = False,
+        hello_with_data: bool = False,
+        http: httpx.Client | None = None,
+        **httpx_options: Any,
+    ) -> None:
+        super().__init__(
+            base_url,
+            username,
+            password,
+            fmt=fmt,
+            use_get=use_get,
+            allow_plaintext=allow_plaintext,
+            hello_with_data=hello_with_data,
+        )
+        self._own_http = http is None
+        self._http = http if http is not None else httpx.Client(**httpx_options)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Close the HTTP connections (the ``close`` op ends the server session)."""
+        if self._own_http:
+            self._http.close()
+
+    def _send(self, req: Request, op: str) -> httpx.Response:
+        method, url, kwargs = self._build(req)
+        try:
+            return self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _translate(exc, op) from exc
+
+    def login(self) -> str:
+        """Authenticate now (it happens by itself on first use); returns the token."""
+        handshake = self._core.handshake()
+        value: str | None = handshake.hello()
+        for _ in range(_MAX_LOGIN_STEPS):
+            assert value is not None
+            resp = self._send(self._core.auth_request(value), "login")
+            value = self._core.auth_step(handshake, resp.status_code, resp.headers)
+            if value is None:
+                assert self._core.token is not None
+                return self._core.token
+        raise AuthenticationError("the login did not finish")
+
+    def call(self, op: str, grid: Grid | None = None) -> Grid:
+        """Call any op, standard or vendor (``eval``, ...), with a request grid."""
+        request_grid = grid if grid is not None else Grid.empty()
+        if self._core.needs_login:
+            self.login()
+        for attempt in range(3):
+            resp = self._send(self._core.request(op, request_grid), op)
+            if resp.status_code == 401 and attempt == 0 and self._core.username is not None:
+                self._core.token = None
+                self.login()
+                continue
+            if resp.status_code == 405 and op not in self._core.get_refused and attempt < 2:
+                self._core.get_refused.add(op)
+                continue
+            return self._core.decode(op, resp.status_code, resp.headers, resp.content)
+        raise ResponseError(f"{op}: no usable answer", None)
+
+    # ------------------------------------------------------------------ the standard ops
+
+    def about(self) -> Grid:
+        """The ``about`` op: the server's name, version, product and time."""
+        return self.call("about")
+
+    def close(self) -> Grid:
+        """The ``close`` op: end the session on the server (the token stops working)."""
+        grid = self.call("close")
+        self._core.token = None
+        return grid
+
+    def defs(self, query: Filter | str | None = None, limit: int | None = None) -> Grid:
+        """The ``defs`` op, all defs or those matching a filter."""
+        return self.call("defs", self._core.filter_grid(query, limit))
+
+    def libs(self, query: Filter | str | None = None, limit: int | None = None) -> Grid:
+        """The ``libs`` op."""
+        return self.call("libs", self._core.filter_grid(query, limit))
+
+    def ops(self) -> Grid:
+        """The ``ops`` op."""
+        return self.call("ops")
+
+    def filetypes(self) -> Grid:
+        """The ``filetypes`` op."""
+        return self.call("filetypes")
+
+    def read(self, query: Filter | str, limit: int | None = None) -> Grid:
+        """The ``read`` op by filter."""
+        return self.call("read", self._core.filter_grid(query, limit))
+
+    def read_ids(self, ids: Sequence[Ref | str]) -> Grid:
+        """The ``read`` op by ids; a missing id gives a row of nulls in its place."""
+        return self.call("read", self._core.ids_grid(ids))
+
+    def nav(self, nav_id: Ref | str | None = None) -> Grid:
+        """The ``nav`` op: the children of ``nav_id``, or the roots."""
+        return self.call("nav", self._core.nav_grid(nav_id))
+
+    def his_read(self, point: Ref | str, span: HisRange) -> Grid:
+        """The ``hisRead`` op for one point: ``ts``, ``val`` rows."""
+        return self.call("hisRead", self._core.his_read_grid(point, span))
+
+    def his_read_batch(
+        self, points: Sequence[Ref | str], span: HisRange, tz: str | None = None
+    ) -> Grid:
+        """The batch ``hisRead``: ``ts``, ``v0``, ``v1``, ... rows."""
+        return self.call("hisRead", self._core.his_read_batch_grid(points, span, tz))
+
+    def his_write(self, point: Ref | str, items: Iterable[tuple[_dt.datetime, Any]]) -> Grid:
+        """The ``hisWrite`` op for one point: ``(ts, val)`` pairs."""
+        return self.call("hisWrite", self._core.his_write_grid(point, items))
+
+    def his_write_batch(self, points: Sequence[Ref | str], rows: Iterable[Sequence[Any]]) -> Grid:
+        """The batch ``hisWrite``: rows of ``(ts, v0, v1, ...)``."""
+        return self.call("hisWrite", self._core.his_write_batch_grid(points, rows))
+
+    def point_write(
+        self,
+        point: Ref | str,
+        level: int,
+        value: Any,
+        who: str | None = None,
+        duration: Number | None = None,
+    ) -> Grid:
+        """The ``pointWrite`` op: write (``None`` releases) a priority level."""
+        return self.call(
+            "pointWrite", self._core.point_write_grid(point, level, value, who, duration)
+        )
+
+    def point_write_array(self, point: Ref | str) -> Grid:
+        """The ``pointWrite`` op's read form: the 17-level priority array."""
+        return self.call("pointWrite", self._core.ids_grid([point]))
+
+    def watch_sub(
+        self,
+        ids: Sequence[Ref | str],
+        watch_id: str | None = None,
+        dis: str | None = None,
+        lease: Number | None = None,
+    ) -> Grid:
+        """The ``watchSub`` op; the result meta carries ``watchId`` and ``lease``."""
+        return self.call("watchSub", self._core.watch_sub_grid(ids, watch_id, dis, lease))
+
+    def watch_unsub(
+        self, watch_id: str, ids: Sequence[Ref | str] = (), close: bool = False
+    ) -> Grid:
+        """The ``watchUnsub`` op; ``close=True`` ends the watch."""
+        return self.call("watchUnsub", self._core.watch_unsub_grid(watch_id, ids, close))
+
+    def watch_poll(self, watch_id: str, refresh: bool = False) -> Grid:
+        """The ``watchPoll`` op: what changed (everything with ``refresh``)."""
+        return self.call("watchPoll", self._core.watch_poll_grid(watch_id, refresh))
+
+    def invoke_action(
+        self, target: Ref | str, action: str, args: Mapping[str, Any] | None = None
+    ) -> Grid:
+        """The ``invokeAction`` op."""
+        return self.call("invokeAction", self._core.invoke_action_grid(target, action, args or {}))
+
+
+class AsyncClient(_Base):
+    """The awaitable twin of :class:`Client`, on ``httpx.AsyncClient`` (asyncio or trio).
+
+    >>> async with AsyncClient("http://localhost:8080/api", "user", "pass") as c:  # doctest: +SKIP
+    ...     sites = await c.read("site")
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        fmt: str = "zinc",
+        use_get: bool = True,
+        allow_plaintext: bool = False,
+        hello_with_data: bool = False,
+        http: httpx.AsyncClient | None = None,
+        **httpx_options: Any,
+    ) -> None:
+        super().__init__(
+            base_url,
+            username,
+            password,
+            fmt=fmt,
+            use_get=use_get,
+            allow_plaintext=allow_plaintext,
+            hello_with_data=hello_with_data,
+        )
+        self._own_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(**httpx_options)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Close the HTTP connections."""
+        if self._own_http:
+            await self._http.aclose()
+
+    async def _send(self, req: Request, op: str) -> httpx.Response:
+        method, url, kwargs = self._build(req)
+        try:
+            return await self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _translate(exc, op) from exc
+
+    async def login(self) -> str:
+        """Authenticate now; returns the token."""
+        handshake = self._core.handshake()
+        value: str | None = handshake.hello()
+        for _ in range(_MAX_LOGIN_STEPS):
+            assert value is not None
+            resp = await self._send(self._core.auth_request(value), "login")
+            value = self._core.auth_step(handshake, resp.status_code, resp.headers)
+            if value is None:
+                assert self._core.token is not None
+                return self._core.token
+        raise AuthenticationError("the login did not finish")
+
+    async def call(self, op: str, grid: Grid | None = None) -> Grid:
+        """Call any op with a request grid."""
+        request_grid = grid if grid is not None else Grid.empty()
+        if self._core.needs_login:
+            await self.login()
+        for attempt in range(3):
+            resp = await self._send(self._core.request(op, request_grid), op)
+            if resp.status_code == 401 and attempt == 0 and self._core.username is not None:
+                self._core.token = None
+                await self.login()
+                continue
+            if resp.status_code == 405 and op not in self._core.get_refused and attempt < 2:
+                self._core.get_refused.add(op)
+                continue
+            return self._core.decode(op, resp.status_code, resp.headers, resp.content)
+        raise ResponseError(f"{op}: no usable answer", None)
+
+    async def about(self) -> Grid:
+        """The ``about`` op."""
+        return await self.call("about")
+
+    async def close(self) -> Grid:
+        """The ``close`` op."""
+        grid = await self.call("close")
+        self._core.token = None
+        return grid
+
+    async def defs(self, query: Filter | str | None = None, limit: int | None = None) -> Grid:
+        """The ``defs`` op."""
+        return await self.call("defs", self._core.filter_grid(query, limit))
+
+    async def libs(self, query: Filter | str | None = None, limit: int | None = None) -> Grid:
+        """The ``libs`` op."""
+        return await self.call("libs", self._core.filter_grid(query, limit))
+
+    async def ops(self) -> Grid:
+        """The ``ops`` op."""
+        return await self.call("ops")
+
+    async def filetypes(self) -> Grid:
+        """The ``filetypes`` op."""
+        return await self.call("filetypes")
+
+    async def read(self, query: Filter | str, limit: int | None = None) -> Grid:
+        """The ``read`` op by filter."""
+        return await self.call("read", self._core.filter_grid(query, limit))
+
+    async def read_ids(self, ids: Sequence[Ref | str]) -> Grid:
+        """The ``read`` op by ids."""
+        return await self.call("read", self._core.ids_grid(ids))
+
+    async def nav(self, nav_id: Ref | str | None = None) -> Grid:
+        """The ``nav`` op."""
+        return await self.call("nav", self._core.nav_grid(nav_id))
+
+    async def his_read(self, point: Ref | str, span: HisRange) -> Grid:
+        """The ``hisRead`` op for one point."""
+        return await self.call("hisRead", self._core.his_read_grid(point, span))
+
+    async def his_read_batch(
+        self, points: Sequence[Ref | str], span: HisRange, tz: str | None = None
+    ) -> Grid:
+        """The batch ``hisRead``."""
+        return await self.call("hisRead", self._core.his_read_batch_grid(points, span, tz))
+
+    async def his_write(self, point: Ref | str, items: Iterable[tuple[_dt.datetime, Any]]) -> Grid:
+        """The ``hisWrite`` op for one point."""
+        return await self.call("hisWrite", self._core.his_write_grid(point, items))
+
+    async def his_write_batch(
+        self, points: Sequence[Ref | str], rows: Iterable[Sequence[Any]]
+    ) -> Grid:
+        """The batch ``hisWrite``."""
+        return await self.call("hisWrite", self._core.his_write_batch_grid(points, rows))
+
+    async def point_write(
+        self,
+        point: Ref | str,
+        level: int,
+        value: Any,
+        who: str | None = None,
+        duration: Number | None = None,
+    ) -> Grid:
+        """The ``pointWrite`` op."""
+        return await self.call(
+            "pointWrite", self._core.point_write_grid(point, level, value, who, duration)
+        )
+
+    async def point_write_array(self, point: Ref | str) -> Grid:
+        """The ``pointWrite`` read form."""
+        return await self.call("pointWrite", self._core.ids_grid([point]))
+
+    async def watch_sub(
+        self,
+        ids: Sequence[Ref | str],
+        watch_id: str | None = None,
+        dis: str | None = None,
+        lease: Number | None = None,
+    ) -> Grid:
+        """The ``watchSub`` op."""
+        return await self.call("watchSub", self._core.watch_sub_grid(ids, watch_id, dis, lease))
+
+    async def watch_unsub(
+        self, watch_id: str, ids: Sequence[Ref | str] = (), close: bool = False
+    ) -> Grid:
+        """The ``watchUnsub`` op."""
+        return await self.call("watchUnsub", self._core.watch_unsub_grid(watch_id, ids, close))
+
+    async def watch_poll(self, watch_id: str, refresh: bool = False) -> Grid:
+        """The ``watchPoll`` op."""
+        return await self.call("watchPoll", self._core.watch_poll_grid(watch_id, refresh))
+
+    async def invoke_action(
+        self, target: Ref | str, action: str, args: Mapping[str, Any] | None = None
+    ) -> Grid:
+        """The ``invokeAction`` op."""
+        return await self.call(
+            "invokeAction", self._core.invoke_action_grid(target, action, args or {})
+        )
