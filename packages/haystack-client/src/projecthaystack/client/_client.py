@@ -5,19 +5,19 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
 
 from projecthaystack.filter import Filter
 from projecthaystack.kinds import Grid, Number, Ref
 
-from ._core import ClientCore, HisRange, Request, url_join
-from ._errors import AuthenticationError, RequestNotSentError, ResponseError
+from ._core import ClientCore, Flow, HisRange, Reply, Request, url_join
+from ._errors import RequestNotSentError, ResponseError
 
 __all__ = ["AsyncClient", "Client"]
 
-_MAX_LOGIN_STEPS: Final = 6
+T = TypeVar("T")
 # Failures where httpx never got the request to the server.
 _NOT_SENT: Final = (
     httpx.ConnectError,
@@ -127,35 +127,22 @@ class Client(_Base):
         except httpx.HTTPError as exc:
             raise _translate(exc, op) from exc
 
+    def _drive(self, flow: Flow[T], op: str) -> T:
+        try:
+            request = next(flow)
+            while True:
+                resp = self._send(request, op)
+                request = flow.send(Reply(resp.status_code, resp.headers, resp.content))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
     def login(self) -> str:
         """Authenticate now (it happens by itself on first use); returns the token."""
-        handshake = self._core.handshake()
-        value: str | None = handshake.hello()
-        for _ in range(_MAX_LOGIN_STEPS):
-            assert value is not None
-            resp = self._send(self._core.auth_request(value), "login")
-            value = self._core.auth_step(handshake, resp.status_code, resp.headers)
-            if value is None:
-                assert self._core.token is not None
-                return self._core.token
-        raise AuthenticationError("the login did not finish")
+        return self._drive(self._core.login_flow(), "login")
 
     def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op, standard or vendor (``eval``, ...), with a request grid."""
-        request_grid = grid if grid is not None else Grid.empty()
-        if self._core.needs_login:
-            self.login()
-        for attempt in range(3):
-            resp = self._send(self._core.request(op, request_grid), op)
-            if resp.status_code == 401 and attempt == 0 and self._core.username is not None:
-                self._core.token = None
-                self.login()
-                continue
-            if resp.status_code == 405 and op not in self._core.get_refused and attempt < 2:
-                self._core.get_refused.add(op)
-                continue
-            return self._core.decode(op, resp.status_code, resp.headers, resp.content)
-        raise ResponseError(f"{op}: no usable answer", None)
+        return self._drive(self._core.call_flow(op, grid if grid is not None else Grid.empty()), op)
 
     # ------------------------------------------------------------------ the standard ops
 
@@ -165,9 +152,7 @@ class Client(_Base):
 
     def close(self) -> Grid:
         """The ``close`` op: end the session on the server (the token stops working)."""
-        grid = self.call("close")
-        self._core.token = None
-        return grid
+        return self.call("close")
 
     def defs(self, query: Filter | str | None = None, limit: int | None = None) -> Grid:
         """The ``defs`` op, all defs or those matching a filter."""
@@ -311,35 +296,24 @@ class AsyncClient(_Base):
         except httpx.HTTPError as exc:
             raise _translate(exc, op) from exc
 
+    async def _drive(self, flow: Flow[T], op: str) -> T:
+        try:
+            request = next(flow)
+            while True:
+                resp = await self._send(request, op)
+                request = flow.send(Reply(resp.status_code, resp.headers, resp.content))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
     async def login(self) -> str:
         """Authenticate now; returns the token."""
-        handshake = self._core.handshake()
-        value: str | None = handshake.hello()
-        for _ in range(_MAX_LOGIN_STEPS):
-            assert value is not None
-            resp = await self._send(self._core.auth_request(value), "login")
-            value = self._core.auth_step(handshake, resp.status_code, resp.headers)
-            if value is None:
-                assert self._core.token is not None
-                return self._core.token
-        raise AuthenticationError("the login did not finish")
+        return await self._drive(self._core.login_flow(), "login")
 
     async def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op with a request grid."""
-        request_grid = grid if grid is not None else Grid.empty()
-        if self._core.needs_login:
-            await self.login()
-        for attempt in range(3):
-            resp = await self._send(self._core.request(op, request_grid), op)
-            if resp.status_code == 401 and attempt == 0 and self._core.username is not None:
-                self._core.token = None
-                await self.login()
-                continue
-            if resp.status_code == 405 and op not in self._core.get_refused and attempt < 2:
-                self._core.get_refused.add(op)
-                continue
-            return self._core.decode(op, resp.status_code, resp.headers, resp.content)
-        raise ResponseError(f"{op}: no usable answer", None)
+        return await self._drive(
+            self._core.call_flow(op, grid if grid is not None else Grid.empty()), op
+        )
 
     async def about(self) -> Grid:
         """The ``about`` op."""
@@ -347,9 +321,7 @@ class AsyncClient(_Base):
 
     async def close(self) -> Grid:
         """The ``close`` op."""
-        grid = await self.call("close")
-        self._core.token = None
-        return grid
+        return await self.call("close")
 
     async def defs(self, query: Filter | str | None = None, limit: int | None = None) -> Grid:
         """The ``defs`` op."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from projecthaystack.auth import (
     AuthError,
@@ -29,7 +29,9 @@ from projecthaystack.kinds import (
 
 from ._errors import AuthenticationError, CallError, ResponseError
 
-__all__ = ["ClientCore", "HisRange", "Request", "format_range"]
+__all__ = ["ClientCore", "Flow", "HisRange", "Reply", "Request", "format_range"]
+
+MAX_LOGIN_STEPS: Final = 6
 
 # The ops the standard defs mark noSideEffects: a GET may carry them.
 NO_SIDE_EFFECTS: Final = frozenset(
@@ -61,6 +63,20 @@ def format_range(value: HisRange) -> str:
     if isinstance(value, _dt.datetime | _dt.date):
         return encode_value(value)
     raise TypeError(f"not a hisRead range: {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the I/O layer sends back into a flow: status, headers, body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+T = TypeVar("T")
+Flow = Generator["Request", Reply, T]
+"""A sans-I/O exchange: yields each request, is sent each reply, returns the result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +166,42 @@ class ClientCore:
         if nxt is None:
             self.token = handshake.token
         return nxt
+
+    # ------------------------------------------------------------------ flows
+
+    def login_flow(self) -> Flow[str]:
+        """The login as a generator: it yields requests, is sent each ``Reply``, and
+        returns the token."""
+        handshake = self.handshake()
+        value: str | None = handshake.hello()
+        for _ in range(MAX_LOGIN_STEPS):
+            assert value is not None
+            reply = yield self.auth_request(value)
+            value = self.auth_step(handshake, reply.status, reply.headers)
+            if value is None:
+                assert self.token is not None
+                return self.token
+        raise AuthenticationError("the login did not finish")
+
+    def call_flow(self, op: str, grid: Grid) -> Flow[Grid]:
+        """One op as a generator: login first if needed, one re-login on a 401, POST
+        after a refused GET; returns the result grid."""
+        if self.needs_login:
+            yield from self.login_flow()
+        for attempt in range(3):
+            reply = yield self.request(op, grid)
+            if reply.status == 401 and attempt == 0 and self.username is not None:
+                self.token = None
+                yield from self.login_flow()
+                continue
+            if reply.status == 405 and op in NO_SIDE_EFFECTS and op not in self.get_refused:
+                self.get_refused.add(op)
+                continue
+            result = self.decode(op, reply.status, reply.headers, reply.body)
+            if op == "close":
+                self.token = None
+            return result
+        raise ResponseError(f"{op}: no usable answer")
 
     # ------------------------------------------------------------------ requests
 
