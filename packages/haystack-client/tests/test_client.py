@@ -33,6 +33,9 @@ def test_public_names_are_pinned():
             "RequestNotSentError",
             "ResponseError",
             "format_range",
+            "his_frame",
+            "to_pandas",
+            "to_polars",
         ]
     )
 

@@ -17,6 +17,9 @@ from ._errors import CallError as CallError
 from ._errors import ClientError as ClientError
 from ._errors import RequestNotSentError as RequestNotSentError
 from ._errors import ResponseError as ResponseError
+from ._frames import his_frame as his_frame
+from ._frames import to_pandas as to_pandas
+from ._frames import to_polars as to_polars
 
 __all__ = [
     "AsyncClient",
@@ -29,4 +32,7 @@ __all__ = [
     "RequestNotSentError",
     "ResponseError",
     "format_range",
+    "his_frame",
+    "to_pandas",
+    "to_polars",
 ]

@@ -1,0 +1,94 @@
+import datetime as dt
+import json
+
+import pytest
+
+from projecthaystack.client import Client, his_frame, to_pandas, to_polars
+from projecthaystack.client._cli import main
+from projecthaystack.codecs import json as hjson
+from projecthaystack.codecs import zinc
+from projecthaystack.kinds import Col, Grid, Marker, Number, Ref, tz_from_name
+
+NY = tz_from_name("New_York")
+
+
+def test_convert_between_files(tmp_path, capsys):
+    grid = Grid.from_rows(
+        [{"id": Ref("a", "A"), "site": Marker, "area": Number(10, "ft²")}], {"dis": "x"}
+    )
+    src = tmp_path / "in.zinc"
+    src.write_text(zinc.encode_grid(grid))
+    out = tmp_path / "out.json"
+    assert main(["convert", str(src), str(out)]) == 0
+    assert hjson.decode_grid(out.read_bytes()) == grid
+    assert main(["convert", str(out), "-", "--to", "trio"]) == 0
+    assert "area:10ft²" in capsys.readouterr().out
+    assert main(["convert", str(src), str(tmp_path / "g.csv")]) == 0
+    assert (tmp_path / "g.csv").read_text().startswith("id,site,area")
+
+
+def test_convert_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.zinc"
+    bad.write_text('ver:"3.0"\na\n"open\n')
+    assert main(["convert", str(bad), str(tmp_path / "x.json")]) == 1
+    assert "unterminated" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["convert", str(bad), str(tmp_path / "x.unknown")])
+    assert main(["convert", str(tmp_path / "missing.zinc"), "-", "--to", "zinc"]) == 1
+
+
+def test_queries_against_a_server(server, capsys):
+    base = ["--url", server.url, "--user", "user", "--password", "pencil"]
+    assert main([*base, "about"]) == 0
+    assert "whoami" in capsys.readouterr().out
+    assert main([*base, "--output", "json", "read", "point and temp", "--limit", "5"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["id"] == "t1" and rows[0]["curVal"] == 55.0
+    assert main([*base, "--output", "csv", "nav"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("@s1 HQ")
+    assert main([*base, "--output", "zinc", "his", "@t1", "today"]) == 0
+    assert capsys.readouterr().out.startswith('ver:"3.0"')
+    assert main(["--url", server.url, "--user", "user", "--password", "wrong", "about"]) == 1
+    assert "haystack:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["about"])
+
+
+def _his_grid(server) -> Grid:
+    ts = [dt.datetime(2024, 1, 1, h, tzinfo=NY) for h in range(3)]
+    with Client(server.url, "user", "pencil") as c:
+        c.his_write("t1", [(t, 70 + i) for i, t in enumerate(ts)])
+        return c.his_read("t1", "today")
+
+
+def test_pandas_frames(server):
+    pytest.importorskip("pandas", reason="the [pandas] extra is not installed")
+    frame = his_frame(_his_grid(server))
+    # The point's column is named by its id (or its dis, when the server sends one).
+    assert list(frame.columns) == ["t1"] and list(frame["t1"]) == [70.0, 71.0, 72.0]
+    assert frame.index.name == "ts"
+    batch = Grid(
+        ["ts", "v0", "v1"],
+        [{"ts": dt.datetime(2024, 1, 1, tzinfo=NY), "v0": Number(1), "v1": Number(2)}],
+    )
+    assert list(his_frame(batch).columns) == ["v0", "v1"]
+    named = Grid(
+        ["ts", Col("v0", {"id": Ref("a", "Alpha")}), Col("v1", {"id": Ref("b")})],
+        [{"ts": dt.datetime(2024, 1, 1, tzinfo=NY), "v0": Number(1)}],
+    )
+    wide = his_frame(named)
+    assert list(wide.columns) == ["Alpha", "b"] and wide["Alpha"].iloc[0] == 1.0
+    flat = to_pandas(Grid.from_rows([{"site": Marker, "area": Number(10, "ft²"), "id": Ref("a")}]))
+    assert flat.to_dict("records") == [{"site": True, "area": 10.0, "id": "a"}]
+    with pytest.raises(ValueError, match="no 'ts'"):
+        his_frame(Grid.from_rows([{"a": 1}]))
+    with pytest.raises(ValueError, match="library"):
+        his_frame(_his_grid(server), library="excel")
+
+
+def test_polars_frames(server):
+    pytest.importorskip("polars", reason="the [polars] extra is not installed")
+    frame = his_frame(_his_grid(server), library="polars")
+    assert frame.columns == ["ts", "t1"] and frame["t1"].to_list() == [70.0, 71.0, 72.0]
+    flat = to_polars(Grid.from_rows([{"dis": "x", "n": Number(2)}]))
+    assert flat.to_dicts() == [{"dis": "x", "n": 2.0}]
