@@ -48,7 +48,7 @@ def _starts_as_text(raw: str) -> bool:
 
 
 class _Reader:
-    __slots__ = ("cache", "i", "limits", "lines", "offsets", "text")
+    __slots__ = ("cache", "i", "limits", "lines", "text")
 
     def __init__(self, text: str, limits: Limits) -> None:
         self.text = text

@@ -94,7 +94,6 @@ _ESCAPES: Final = {
     "`": "`",
 }
 _ESC_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.DOTALL)
-_URI_ESC_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.DOTALL)
 
 # A fast-path cell: quoted strings, uris and plain characters, or one flat dict or list.
 # Possessive quantifiers keep a line that does not fit from backtracking at length.
@@ -146,7 +145,7 @@ def _unescape_uri(body: str) -> str:
         # Reserved-character escapes such as \# keep their backslash (spec, URIs note).
         return "\\" + esc
 
-    return _URI_ESC_RE.sub(repl, body)
+    return _ESC_RE.sub(repl, body)
 
 
 def make_datetime(text: str, tz: str | None) -> _dt.datetime:

@@ -95,7 +95,6 @@ def _symbol_test(value: Any, op: Callable[[str, str], bool], name: str) -> bool:
     return False
 
 
-_PY_OPS = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -174,7 +173,7 @@ class _Codegen:
     def test(self, first: str, v: str, node: Cmp) -> str:
         """A test of the value ``v`` (bound by the expression ``first``) against ``node``."""
         op, lit = node.op, node.value
-        py = _PY_OPS[op]
+        py = op  # the filter operators are spelled as Python's
         if type(lit) is Ref:
             return f"_ref_test({first}, {self.const(_OPERATORS[op])}, {self.const(lit.id)})"
         if type(lit) is Symbol:

@@ -181,7 +181,6 @@ class _Pipeline:
 
     def defx(self) -> None:
         self.effective = {sym: dict(d) for sym, (d, _) in self.declared.items()}
-        added: dict[str, set[str]] = {}
         for lib in self.libs:
             for dx in lib.defxs:
                 target = dx["defx"].val
@@ -199,7 +198,6 @@ class _Pipeline:
                             self.problem(f"defx ^{target} in {lib.name}: redefines tag '{tag}'")
                         continue
                     eff[tag] = value
-                    added.setdefault(target, set()).add(tag)
 
     # ------------------------------------------------------------------ 5. normalize tags
 
