@@ -1,9 +1,78 @@
-"""A spec-exact Haystack server as a bare Starlette ASGI application, with its storage protocol
-and an in-memory store.
+"""A spec-exact Project Haystack server: a bare Starlette ASGI application from
+:func:`create_app`, its storage protocol with an in-memory store, the user API, a
+WebSocket endpoint, a demo building and the ``haystack-server`` command.
 
-This package is a skeleton: only its version is defined so far.
+>>> from projecthaystack.server import MemoryStore, ServerConfig, create_app
+>>> app = create_app(MemoryStore(), config=ServerConfig(prefix="/haystack"),
+...                  admin=("admin", "change me now"))
+>>> app.state.haystack.ops["read"].no_side_effects
+True
+
+Run it with any ASGI server (``uvicorn module:app``), or with ``haystack-server serve``.
 """
 
 from .__about__ import __version__ as __version__
+from ._app import HaystackServer as HaystackServer
+from ._app import create_app as create_app
+from ._app import error_grid as error_grid
+from ._app import negotiate as negotiate
+from ._config import ServerConfig as ServerConfig
+from ._config import ServerLimits as ServerLimits
+from ._demo import DemoBuilding as DemoBuilding
+from ._demo import demo_building as demo_building
+from ._errors import HttpError as HttpError
+from ._errors import OpError as OpError
+from ._errors import ServerError as ServerError
+from ._errors import StartupError as StartupError
+from ._his import parse_range as parse_range
+from ._memory import MemoryStore as MemoryStore
+from ._ops import STANDARD_OPS as STANDARD_OPS
+from ._ops import Action as Action
+from ._ops import Op as Op
+from ._ops import OpContext as OpContext
+from ._ops import OpHandler as OpHandler
+from ._store import PRIORITY_LEVELS as PRIORITY_LEVELS
+from ._store import PriorityLevel as PriorityLevel
+from ._store import Role as Role
+from ._store import Session as Session
+from ._store import Store as Store
+from ._store import User as User
+from ._store import Watch as Watch
 
-__all__: list[str] = []
+__all__ = [
+    "PRIORITY_LEVELS",
+    "STANDARD_OPS",
+    "Action",
+    "DemoBuilding",
+    "HaystackServer",
+    "HttpError",
+    "MemoryStore",
+    "Op",
+    "OpContext",
+    "OpError",
+    "OpHandler",
+    "PriorityLevel",
+    "Role",
+    "ServerConfig",
+    "ServerError",
+    "ServerLimits",
+    "Session",
+    "StartupError",
+    "Store",
+    "User",
+    "Watch",
+    "create_app",
+    "demo_building",
+    "error_grid",
+    "negotiate",
+    "parse_range",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

@@ -1,0 +1,379 @@
+"""The ASGI application: HTTP rules of the HTTP API chapter around the ops."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import secrets
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from projecthaystack.auth import CertIdentity, ScramCredentials, identity_from_der, saslprep
+from projecthaystack.codecs import Codec, Limits, UnknownFormatError, codec_for_mime, zinc
+from projecthaystack.kinds import Grid, HaystackError, Marker
+
+from ._auth import Authenticated, Authenticator, LoginStep
+from ._config import ServerConfig
+from ._errors import HttpError, OpError, StartupError
+from ._memory import MemoryStore
+from ._ops import STANDARD_OPS, Action, Op, OpContext
+from ._store import Role, Store, User
+
+if TYPE_CHECKING:
+    from projecthaystack.ontology import Namespace
+
+__all__ = ["HaystackServer", "create_app", "error_grid", "negotiate"]
+
+log = logging.getLogger("projecthaystack.server")
+
+ZINC = codec_for_mime("text/zinc")
+StartupHook = Callable[[Store], Awaitable[None]]
+
+
+def error_grid(dis: str, trace: str | None = None) -> Grid:
+    """An error grid as the HTTP API chapter defines it.
+
+    >>> error_grid("unknown id @x").meta["dis"]
+    'unknown id @x'
+    """
+    meta: dict[str, Any] = {"err": Marker, "dis": dis}
+    if trace:
+        meta["errTrace"] = trace
+    return Grid.empty(meta)
+
+
+def negotiate(accept: str | None) -> Codec:
+    """The codec for an ``Accept`` header: the most preferred type we write, Zinc when
+    the header is absent or ``*/*``; :class:`HttpError` 406 when we write none of them.
+
+    >>> negotiate("application/json;q=0.5, text/zinc").name
+    'zinc'
+    """
+    if not accept or not accept.strip():
+        return ZINC
+    choices: list[tuple[float, int, str]] = []
+    for i, item in enumerate(accept.split(",")[:32]):
+        parts = [p.strip() for p in item.split(";")]
+        q = 1.0
+        kept = [parts[0]]
+        for param in parts[1:]:
+            key, _, val = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(val)
+                except ValueError:
+                    q = 0.0
+            else:
+                kept.append(param)
+        if q > 0:
+            choices.append((-q, i, ";".join(kept)))
+    for _, _, mime in sorted(choices):
+        with contextlib.suppress(UnknownFormatError):
+            return codec_for_mime(mime)
+    raise HttpError(406, f"none of the accepted types is supported: {accept[:200]}")
+
+
+def _sniff(body: bytes) -> Codec:
+    """The format of a body posted without a Content-Type (some clients do)."""
+    head = body.lstrip()[:16]
+    if head.startswith(b"{"):
+        return codec_for_mime("application/json")
+    if head.startswith(b"ver:"):
+        return ZINC
+    raise HttpError(400, "the request has no Content-Type")
+
+
+class HaystackServer:
+    """The state behind one app: store, config, ops, actions, auth.  Reach it from a
+    Starlette app as ``app.state.haystack``."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: ServerConfig,
+        *,
+        namespace: Namespace | None,
+        ops: Iterable[Op],
+        actions: Mapping[str, Action],
+        admin: tuple[str, str] | None,
+        on_startup: Sequence[StartupHook],
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.namespace = namespace
+        self.ops: dict[str, Op] = {op.name: op for op in STANDARD_OPS}
+        for op in ops:
+            self.ops[op.name] = op
+        self.actions = dict(actions)
+        self.secret = config.secret or secrets.token_bytes(32)
+        self.auth = Authenticator(store, config, self.secret)
+        self.boot_time = dt.datetime.now(dt.UTC)
+        self.limits = Limits(max_size=config.limits.max_body, max_depth=config.limits.max_depth)
+        self._admin = admin
+        self._on_startup = on_startup
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store, make sure an admin exists, run the startup hooks."""
+        await self.store.open()
+        await self._bootstrap_admin()
+        for hook in self._on_startup:
+            await hook(self.store)
+
+    async def stop(self) -> None:
+        """Close the store."""
+        await self.store.close()
+
+    async def _bootstrap_admin(self) -> None:
+        admin = self._admin
+        if admin is None:
+            name = os.environ.get("HAYSTACK_ADMIN_USER", "admin")
+            password = os.environ.get("HAYSTACK_ADMIN_PASSWORD")
+            admin = (name, password) if password else None
+        if admin is not None:
+            name = saslprep(admin[0])
+            existing = await self.store.get_user(name)
+            if existing is None:
+                check_password(admin[1])
+                creds = ScramCredentials.derive(admin[1], hash=self.config.scram_hash)
+                await self.store.put_user(User(name, Role.ADMIN, creds))
+                log.info("created admin user %r", name)
+        if not any(u.role is Role.ADMIN and u.enabled for u in await self.store.list_users()):
+            raise StartupError(
+                "no admin user: set HAYSTACK_ADMIN_USER and HAYSTACK_ADMIN_PASSWORD "
+                "(or pass admin=(name, password) to create_app)"
+            )
+
+    # -- per request ---------------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        """The current time (UTC)."""
+        return dt.datetime.now(dt.UTC)
+
+    def context(self, who: Authenticated, now: dt.datetime) -> OpContext:
+        """The context an op runs in."""
+        return OpContext(
+            self.store,
+            self.config,
+            who.user,
+            who.token,
+            now,
+            self.ops,
+            self.actions,
+            self.namespace,
+            self.boot_time,
+        )
+
+    async def identify(self, conn: HTTPConnection, now: dt.datetime) -> Authenticated | LoginStep:
+        """Who is calling, or the auth step to answer with."""
+        return await self.auth.authenticate(
+            conn.headers.get("authorization"),
+            client=conn.client.host if conn.client else "unknown",
+            tls=conn.url.scheme in ("https", "wss"),
+            cert=self._cert(conn),
+            now=now,
+        )
+
+    def _cert(self, conn: HTTPConnection) -> CertIdentity | None:
+        tls = conn.scope.get("extensions", {}).get("tls") or {}
+        chain = tls.get("client_cert_chain") or ()
+        pem: str | None = chain[0] if chain else None
+        header = self.config.trusted_cert_header
+        if pem is None and header is not None and header in conn.headers:
+            pem = unquote(conn.headers[header])
+        if not pem:
+            return None
+        try:
+            from cryptography import x509
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            cert = x509.load_pem_x509_certificate(pem.encode())
+            return identity_from_der(cert.public_bytes(Encoding.DER))
+        except ValueError:
+            return None
+
+    async def call(self, who: Authenticated, op_name: str, req: Grid, now: dt.datetime) -> Grid:
+        """Run an op for a user: an error grid for request errors, :class:`HttpError`
+        for 403/404."""
+        op = self.ops.get(op_name)
+        if op is None:
+            raise HttpError(404, f"unknown op {op_name!r}")
+        if who.user.role < op.role:
+            raise HttpError(403, f"{op_name} needs the {op.role.label} role")
+        if len(req) > self.config.limits.max_rows:
+            return error_grid(f"{len(req)} rows is over the limit of {self.config.limits.max_rows}")
+        try:
+            return await op.handler(self.context(who, now), req)
+        except HttpError:
+            raise
+        except (OpError, HaystackError) as exc:
+            return error_grid(str(exc), self._trace(exc))
+        except Exception as exc:
+            log.exception("op %s failed", op_name)
+            return error_grid(f"internal error in {op_name}: {type(exc).__name__}", self._trace(exc))
+
+    def _trace(self, exc: BaseException) -> str | None:
+        if not self.config.debug:
+            return None
+        return "".join(traceback.format_exception(exc))
+
+    # -- HTTP ------------------------------------------------------------------------------
+    async def _body(self, request: Request) -> bytes:
+        cap = self.config.limits.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            raise HttpError(413, f"request body over the limit of {cap} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise HttpError(413, f"request body over the limit of {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _query_grid(self, request: Request) -> Grid:
+        params = request.query_params
+        if len(params) > self.config.limits.max_query_params:
+            raise HttpError(400, "too many query parameters")
+        if not params:
+            return Grid.empty()
+        row: dict[str, Any] = {}
+        for name, text in params.multi_items():
+            if len(text) > self.config.limits.max_filter_length * 4:
+                raise HttpError(400, f"query parameter {name!r} is too long")
+            try:
+                row[name] = zinc.decode_value(text, limits=self.limits)
+            except HaystackError:
+                row[name] = text  # the HTTP API: "otherwise it is assumed to be a Str"
+        try:
+            return Grid.from_rows([row])
+        except HaystackError as exc:
+            raise HttpError(400, f"bad query parameters: {exc}") from None
+
+    async def _request_grid(self, request: Request) -> Grid:
+        body = await self._body(request)
+        ctype = request.headers.get("content-type")
+        if ctype is None or not ctype.strip():
+            if not body.strip():
+                return Grid.empty()
+            codec = _sniff(body)
+        else:
+            try:
+                codec = codec_for_mime(ctype)
+            except UnknownFormatError:
+                raise HttpError(415, f"unsupported Content-Type {ctype[:100]!r}") from None
+        if not body.strip():
+            return Grid.empty()
+        try:
+            return codec.decode(body, limits=self.limits)
+        except HaystackError as exc:
+            raise HttpError(400, f"cannot read the request grid: {exc}") from None
+
+    async def handle_op(self, request: Request) -> Response:
+        """``{prefix}/{op}``: auth, negotiation, the op, the response."""
+        codec = ZINC
+        try:
+            if request.method not in ("GET", "POST"):
+                raise HttpError(501, f"method {request.method} is not supported")
+            now = self.now()
+            who = await self.identify(request, now)
+            if isinstance(who, LoginStep):
+                return Response(status_code=who.status, headers=who.headers)
+            codec = negotiate(request.headers.get("accept"))
+            op_name = request.path_params["op"]
+            op = self.ops.get(op_name)
+            if op is None:
+                raise HttpError(404, f"unknown op {op_name!r}")
+            if request.method == "GET":
+                if not op.no_side_effects:
+                    raise HttpError(405, f"{op_name} has side effects: use POST", {"Allow": "POST"})
+                req = self._query_grid(request)
+            else:
+                req = await self._request_grid(request)
+            grid = await self.call(who, op_name, req, now)
+        except HttpError as exc:
+            return self._http_error(exc, codec)
+        return Response(codec.encode(grid), media_type=codec.content_type)
+
+    def _http_error(self, exc: HttpError, codec: Codec) -> Response:
+        if exc.status in (401, 406, 501):
+            return Response(str(exc), exc.status, exc.headers, media_type="text/plain")
+        return Response(codec.encode(error_grid(str(exc))), exc.status, exc.headers, media_type=codec.content_type)
+
+    async def handle_root(self, request: Request) -> Response:
+        """``{prefix}/``: where clients that log in before any op start their handshake."""
+        request.path_params["op"] = "about"
+        return await self.handle_op(request)
+
+
+def check_password(password: str) -> None:
+    """Refuse passwords too short or too long to be sensible."""
+    if not 8 <= len(password) <= 1024:
+        raise ValueError("a password must be 8 to 1024 characters long")
+
+
+def create_app(
+    store: Store | None = None,
+    *,
+    config: ServerConfig | None = None,
+    namespace: Namespace | None = None,
+    ops: Iterable[Op] = (),
+    actions: Mapping[str, Action] | None = None,
+    admin: tuple[str, str] | None = None,
+    on_startup: Sequence[StartupHook] = (),
+) -> Starlette:
+    """A Starlette application serving the Haystack HTTP API, a WebSocket and the user API.
+
+    ``store`` defaults to a fresh :class:`MemoryStore`; ``admin`` (or the environment
+    variables ``HAYSTACK_ADMIN_USER``/``HAYSTACK_ADMIN_PASSWORD``) creates the first admin
+    when the store has none, and the app refuses to start without one; ``on_startup``
+    hooks run with the opened store (to load entities, say).
+
+    >>> app = create_app(admin=("admin", "correct horse"))
+    >>> app.state.haystack.config.prefix
+    '/api'
+    """
+    from ._users import user_routes
+    from ._ws import websocket_endpoint
+
+    server = HaystackServer(
+        store if store is not None else MemoryStore(),
+        config or ServerConfig(),
+        namespace=namespace,
+        ops=ops,
+        actions=actions or {},
+        admin=admin,
+        on_startup=on_startup,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    prefix = server.config.prefix.rstrip("/")
+    routes = [
+        WebSocketRoute(f"{prefix}/ws", websocket_endpoint),
+        *user_routes(server, prefix),
+        Route(f"{prefix}/", server.handle_root, methods=["GET", "POST"]),
+        Route(
+            f"{prefix}/{{op}}",
+            server.handle_op,
+            methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"],
+        ),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.haystack = server
+    return app

@@ -1,0 +1,85 @@
+"""The server's settings and limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+__all__ = ["ServerConfig", "ServerLimits"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """Bounds on everything a client controls.  A request over a limit gets a clear
+    error (an error grid, or 413 for a body too large to read), never a crash.
+
+    >>> ServerLimits(max_ids=100).max_ids
+    100
+    """
+
+    max_body: int = 16 * 1024 * 1024
+    """Bytes of a request body (HTTP) or message (WebSocket)."""
+    max_depth: int = 32
+    """Nesting of lists, dicts and grids in a request."""
+    max_rows: int = 100_000
+    """Rows of a request grid (a hisWrite's samples included)."""
+    max_ids: int = 10_000
+    """Ids in one read, watchSub, hisRead batch or watchUnsub."""
+    max_filter_length: int = 4096
+    """Characters of a filter."""
+    max_filter_depth: int = 32
+    """Nesting of a filter's parentheses and ``and``/``or``."""
+    max_read: int = 1_000_000
+    """Rows one read returns; more are cut off and the grid marked ``incomplete``."""
+    max_his_read: int = 5_000_000
+    """Samples one hisRead returns; more are cut off and marked ``incomplete``."""
+    max_query_params: int = 32
+    """Query parameters of a GET request."""
+    max_watches_per_user: int = 64
+    """Live watches one user may hold."""
+    max_handshakes_per_client: int = 32
+    """Auth handshakes in flight from one client address."""
+    max_handshakes: int = 10_000
+    """Auth handshakes in flight in all."""
+    max_batch: int = 100
+    """Requests in one WebSocket batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """How a server behaves; every field has a safe default.
+
+    ``secret`` makes unknown users indistinguishable from known ones during SCRAM (their
+    fake salts derive from it): give every worker the same one.  When ``None`` the app
+    makes one per process, which is right only for a single worker.
+    """
+
+    prefix: str = "/api"
+    """Where the ops live: ``{prefix}/{op}``; the WebSocket is at ``{prefix}/ws`` and the
+    user API at ``{prefix}/admin/users``."""
+    secret: bytes | None = None
+    server_name: str = "haystack-server"
+    token_ttl: dt.timedelta = dt.timedelta(hours=8)
+    """How long an auth token is good for."""
+    handshake_ttl: dt.timedelta = dt.timedelta(minutes=2)
+    failure_window: dt.timedelta = dt.timedelta(minutes=15)
+    """The window over which failed logins are counted for throttling."""
+    max_failures_per_user: int = 8
+    """Failed proofs for one user from one address in the window before 429."""
+    max_failures_per_client: int = 50
+    """Failed proofs from one address (any user) in the window before 429."""
+    allow_plaintext: bool = False
+    """Accept the PLAINTEXT scheme, and only over TLS."""
+    scram_hash: str = "SHA-256"
+    watch_lease: dt.timedelta = dt.timedelta(minutes=1)
+    """The lease given when a client asks for none."""
+    min_watch_lease: dt.timedelta = dt.timedelta(seconds=5)
+    max_watch_lease: dt.timedelta = dt.timedelta(hours=1)
+    push_interval: float = 1.0
+    """Longest a WebSocket watch waits between looks at the store for changes."""
+    trusted_cert_header: str | None = None
+    """A header set by a TLS-terminating proxy that carries the verified client
+    certificate (PEM, URL-encoded), for mTLS login behind the proxy; ``None`` ignores it."""
+    debug: bool = False
+    """Put stack traces in error grids (``errTrace``)."""
+    limits: ServerLimits = field(default_factory=ServerLimits)

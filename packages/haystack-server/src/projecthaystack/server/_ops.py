@@ -1,0 +1,612 @@
+"""The ops: what each standard op does, and how a deployment adds its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from projecthaystack.codecs import CODECS
+from projecthaystack.filter import Filter, FilterError, FilterSyntaxError, parse, select
+from projecthaystack.kinds import (
+    NA,
+    Col,
+    FrozenDict,
+    Grid,
+    HaystackError,
+    Marker,
+    Number,
+    Ref,
+    Remove,
+    Symbol,
+    Uri,
+    tz_from_name,
+    tz_name,
+)
+
+from .__about__ import __version__
+from ._errors import HttpError, OpError
+from ._his import check_sample, check_value, parse_range
+from ._store import PRIORITY_LEVELS, PriorityLevel, Role, Store, User
+
+if TYPE_CHECKING:
+    from projecthaystack.ontology import Namespace
+
+    from ._config import ServerConfig
+
+__all__ = ["STANDARD_OPS", "Action", "Op", "OpContext", "OpHandler"]
+
+
+@dataclass(slots=True)
+class OpContext:
+    """What an op handler gets besides the request grid."""
+
+    store: Store
+    config: ServerConfig
+    user: User
+    token: str | None
+    now: dt.datetime
+    ops: Mapping[str, Op]
+    actions: Mapping[str, Action]
+    namespace: Namespace | None = None
+    boot_time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def require(self, role: Role, what: str) -> None:
+        """Refuse (HTTP 403) unless the user has at least ``role``."""
+        if self.user.role < role:
+            raise HttpError(403, f"{what} needs the {role.label} role")
+
+
+OpHandler = Callable[[OpContext, Grid], Awaitable[Grid]]
+"""An op's implementation: the request grid in, the response grid out."""
+
+Action = Callable[[OpContext, Mapping[str, Any], Mapping[str, Any]], Awaitable[Grid | None]]
+"""An action for ``invokeAction``: (context, target entity, arguments) → a grid, or
+``None`` for an empty one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One op of the HTTP API.
+
+    ``no_side_effects`` allows GET; ``role`` is the least role that may call it.
+
+    >>> async def hello(ctx, req):
+    ...     return Grid.from_rows([{"hello": ctx.user.username}])
+    >>> Op("hello", hello, no_side_effects=True, doc="Greets the caller").name
+    'hello'
+    """
+
+    name: str
+    handler: OpHandler
+    no_side_effects: bool = False
+    role: Role = Role.VIEWER
+    doc: str = ""
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _first(req: Grid) -> Mapping[str, Any]:
+    return req[0] if len(req) else {}
+
+
+def _ref(value: Any, what: str) -> Ref:
+    if type(value) is Ref:
+        return value
+    if isinstance(value, str) and value:
+        # Lenient: some clients send ids as Str (or "@id" Str) where a Ref belongs.
+        return Ref(value[1:] if value.startswith("@") else value)
+    raise OpError(f"{what} must be a Ref")
+
+
+def _ids(ctx: OpContext, req: Grid, what: str = "id") -> list[Ref]:
+    if len(req) > ctx.config.limits.max_ids:
+        raise OpError(f"{len(req)} ids is over the limit of {ctx.config.limits.max_ids}")
+    return [_ref(row.get(what), f"row {i} '{what}'") for i, row in enumerate(req)]
+
+
+def _number(value: Any, what: str) -> float:
+    if not isinstance(value, Number):
+        raise OpError(f"{what} must be a Number")
+    return value.val
+
+
+def _duration(value: Number, what: str) -> dt.timedelta:
+    scale = {
+        None: 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "min": 60.0, "h": 3600.0,
+        "hr": 3600.0, "day": 86400.0, "d": 86400.0,
+    }.get(value.unit)
+    if scale is None:
+        raise OpError(f"{what} has unit {value.unit!r}; expected a duration (s, min, h, day)")
+    seconds = value.val * scale
+    if not 0 < seconds < 10 * 365 * 86400:
+        raise OpError(f"{what} {value} is out of range")
+    return dt.timedelta(seconds=seconds)
+
+
+def _filter(ctx: OpContext, text: Any) -> Filter:
+    if not isinstance(text, str):
+        raise OpError("'filter' must be a Str")
+    limits = ctx.config.limits
+    try:
+        return parse(text, max_length=limits.max_filter_length, max_depth=limits.max_filter_depth)
+    except FilterSyntaxError as exc:
+        raise OpError(f"invalid filter: {exc}") from None
+
+
+def _limit(row: Mapping[str, Any], cap: int) -> tuple[int, bool]:
+    """The row limit asked for (capped), and whether the cap rather than the client set it."""
+    if row.get("limit") is None:
+        return cap, True
+    asked = _number(row["limit"], "'limit'")
+    if asked != asked or asked < 0:
+        raise OpError("'limit' must be a non-negative Number")
+    return (int(asked), False) if asked <= cap else (cap, True)
+
+
+def _rows_grid(rows: Sequence[Mapping[str, Any] | None], meta: Mapping[str, Any] | None = None) -> Grid:
+    """A grid of entities, a row of nulls for each ``None``, and an ``id`` column always."""
+    names: dict[str, None] = {"id": None}
+    for row in rows:
+        if row is not None:
+            names.update(dict.fromkeys(row))
+    return Grid(list(names), [r if r is not None else {} for r in rows], meta)
+
+
+def _incomplete(limit: int) -> dict[str, Any]:
+    return {"incomplete": {"dis": f"result cut off at the server's limit of {limit}", "limit": Number(limit)}}
+
+
+def _point_tz(point: Mapping[str, Any]) -> ZoneInfo:
+    name = point.get("tz")
+    if not isinstance(name, str):
+        raise OpError(f"@{point['id'].id} has no 'tz' tag")
+    try:
+        return tz_from_name(name)
+    except (HaystackError, ValueError, KeyError):
+        raise OpError(f"@{point['id'].id} has an unknown timezone {name!r}") from None
+
+
+async def _entity(ctx: OpContext, ref: Ref, marker: str | None = None) -> dict[str, Any]:
+    (rec,) = await ctx.store.get_entities([ref.id])
+    if rec is None:
+        raise OpError(f"unknown id @{ref.id}")
+    if marker is not None and marker not in rec:
+        raise OpError(f"@{ref.id} is not a '{marker}' entity")
+    return rec
+
+
+# -- about, close, defs ------------------------------------------------------------------
+
+
+async def about(ctx: OpContext, req: Grid) -> Grid:
+    """The server's identity (the ``about`` op)."""
+    return Grid.from_rows(
+        [
+            {
+                "haystackVersion": "4.0",
+                "tz": tz_name(dt.UTC),
+                "serverName": ctx.config.server_name,
+                "serverTime": ctx.now,
+                "serverBootTime": ctx.boot_time,
+                "productName": "haystack-server",
+                "productVersion": __version__,
+                "productUri": Uri("https://project-haystack.org/"),
+                "moduleName": "projecthaystack.server",
+                "moduleVersion": platform.python_version(),
+                "vendorName": "projecthaystack",
+                "whoami": ctx.user.username,
+                "userRole": ctx.user.role.label,
+            }
+        ]
+    )
+
+
+async def close(ctx: OpContext, req: Grid) -> Grid:
+    """Revoke the caller's token (the ``close`` op)."""
+    if ctx.token is not None:
+        await ctx.store.delete_session(ctx.token)
+    return Grid.empty()
+
+
+def _own_defs(ctx: OpContext) -> list[dict[str, Any]]:
+    ops = [
+        {"def": Symbol(f"op:{op.name}"), "is": Symbol("op"), "doc": op.doc}
+        | ({"noSideEffects": Marker} if op.no_side_effects else {})
+        for op in ctx.ops.values()
+    ]
+    types = [
+        {
+            "def": Symbol(f"filetype:{c.name}"),
+            "is": Symbol("filetype"),
+            "mime": c.mime,
+            "fileExt": c.file_ext,
+        }
+        for c in CODECS
+    ]
+    return ops + types
+
+
+async def ops_op(ctx: OpContext, req: Grid) -> Grid:
+    """The ops this server answers (the ``ops`` op)."""
+    return Grid.from_rows([d for d in _own_defs(ctx) if d["is"] == Symbol("op")])
+
+
+async def filetypes(ctx: OpContext, req: Grid) -> Grid:
+    """The formats this server reads and writes (the ``filetypes`` op)."""
+    return Grid.from_rows([d for d in _own_defs(ctx) if d["is"] == Symbol("filetype")])
+
+
+async def defs(ctx: OpContext, req: Grid) -> Grid:
+    """The namespace's defs, by filter (the ``defs`` op)."""
+    return _defs_like(ctx, req, libs=False)
+
+
+async def libs(ctx: OpContext, req: Grid) -> Grid:
+    """The namespace's libs, by filter (the ``libs`` op)."""
+    return _defs_like(ctx, req, libs=True)
+
+
+def _defs_like(ctx: OpContext, req: Grid, *, libs: bool) -> Grid:
+    row = _first(req)
+    limit, _ = _limit(row, ctx.config.limits.max_read)
+    flt = _filter(ctx, row["filter"]) if row.get("filter") is not None else None
+    ns = ctx.namespace
+    try:
+        if ns is not None:
+            grid = ns.libs_grid(flt, limit) if libs else ns.defs_grid(flt, limit)
+            return grid
+        if libs:
+            rows: list[dict[str, Any]] = [
+                {"def": Symbol("lib:hayserver"), "is": Symbol("lib"),
+                 "doc": "The ops and filetypes of this server (no def namespace loaded)",
+                 "version": __version__}
+            ]
+        else:
+            rows = _own_defs(ctx)
+        picked = rows if flt is None else select(flt, rows)
+        return Grid.from_rows(picked[:limit]) if picked else Grid(["def"], [])
+    except FilterError as exc:
+        raise OpError(str(exc)) from None
+
+
+# -- read, nav -----------------------------------------------------------------------------
+
+
+async def read(ctx: OpContext, req: Grid) -> Grid:
+    """Entities by filter (with ``limit``) or by ids (the ``read`` op)."""
+    row = _first(req)
+    if "filter" in row:
+        flt = _filter(ctx, row["filter"])
+        cap = ctx.config.limits.max_read
+        limit, capped = _limit(row, cap)
+        try:
+            found = await ctx.store.query(flt, limit=limit + 1 if capped else limit, namespace=ctx.namespace)
+        except FilterError as exc:
+            raise OpError(str(exc)) from None
+        meta = None
+        if capped and len(found) > limit:
+            found, meta = found[:limit], _incomplete(limit)
+        return _rows_grid(found, meta) if found else Grid(["id"], [], meta)
+    if not req.has_col("id"):
+        raise OpError("read needs a 'filter' or an 'id' column")
+    refs = _ids(ctx, req)
+    return _rows_grid(await ctx.store.get_entities([r.id for r in refs]))
+
+
+async def nav(ctx: OpContext, req: Grid) -> Grid:
+    """Sites, then a site's equips, then an equip's points (the ``nav`` op)."""
+    nav_id = _first(req).get("navId")
+    if nav_id is None:
+        found = await ctx.store.query(parse("site"))
+        child = True
+    else:
+        ref = _ref(nav_id, "'navId'")
+        parent = await _entity(ctx, ref)
+        if "site" in parent:
+            found = await ctx.store.query(parse(f"equip and siteRef == @{ref.id} and not equipRef"))
+            child = True
+        elif "equip" in parent:
+            found = await ctx.store.query(parse(f"(point or equip) and equipRef == @{ref.id}"))
+            child = False
+        else:
+            found, child = [], False
+    rows = [r | {"navId": r["id"]} if child or "equip" in r else r for r in found]
+    return _rows_grid(rows) if rows else Grid(["id", "navId"], [])
+
+
+# -- history -----------------------------------------------------------------------------
+
+
+async def his_read(ctx: OpContext, req: Grid) -> Grid:
+    """Samples of one point, or of many joined on ``ts`` (the ``hisRead`` op)."""
+    if "range" in req.meta:
+        return await _his_read_batch(ctx, req)
+    if len(req) != 1:
+        raise OpError("hisRead needs one row with 'id' and 'range' (or 'range' in the grid meta for a batch)")
+    row = req[0]
+    point = await _entity(ctx, _ref(row.get("id"), "'id'"), "his")
+    tz = _point_tz(point)
+    text = row.get("range")
+    if not isinstance(text, str):
+        raise OpError("'range' must be a Str")
+    start, end = parse_range(text, tz, ctx.now)
+    cap = ctx.config.limits.max_his_read
+    samples = await ctx.store.his_read(point["id"].id, start, end, limit=cap + 1)
+    meta: dict[str, Any] = {"id": point["id"], "hisStart": start, "hisEnd": end or ctx.now.astimezone(tz)}
+    if len(samples) > cap:
+        samples = samples[:cap]
+        meta |= _incomplete(cap)
+    # Stored samples were checked on the way in (DateTime ts, non-null val): skip the
+    # per-row checks of Grid() on what can be millions of rows.
+    rows = tuple(FrozenDict(ts=ts.astimezone(tz), val=val) for ts, val in samples)
+    return Grid._trusted(Grid.empty(meta).meta, (Col("ts"), Col("val")), rows)
+
+
+async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:
+    refs = _ids(ctx, req)
+    if not refs:
+        raise OpError("a batch hisRead needs at least one id")
+    points = [await _entity(ctx, r, "his") for r in refs]
+    if req.meta.get("tz") is not None:
+        tz_text = req.meta["tz"]
+        if not isinstance(tz_text, str):
+            raise OpError("'tz' must be a Str")
+        try:
+            tz = tz_from_name(tz_text)
+        except (HaystackError, ValueError, KeyError):
+            raise OpError(f"unknown timezone {tz_text!r}") from None
+    else:
+        zones = {_point_tz(p).key for p in points}
+        if len(zones) > 1:
+            raise OpError("a batch hisRead needs points in one timezone, or 'tz' in the grid meta")
+        tz = _point_tz(points[0])
+    text = req.meta["range"]
+    if not isinstance(text, str):
+        raise OpError("'range' must be a Str")
+    start, end = parse_range(text, tz, ctx.now)
+    cap = ctx.config.limits.max_his_read
+    joined: dict[dt.datetime, dict[str, Any]] = {}
+    total = 0
+    for i, p in enumerate(points):
+        samples = await ctx.store.his_read(p["id"].id, start, end, limit=cap + 1 - total)
+        total += len(samples)
+        for ts, val in samples:
+            joined.setdefault(ts.astimezone(tz), {})[f"v{i}"] = val
+        if total > cap:
+            break
+    meta: dict[str, Any] = {"hisStart": start, "hisEnd": end or ctx.now.astimezone(tz)}
+    if total > cap:
+        meta |= _incomplete(cap)
+    cols = [Col("ts")] + [Col(f"v{i}", {"id": p["id"]}) for i, p in enumerate(points)]
+    rows = [{"ts": ts} | vals for ts, vals in sorted(joined.items())]
+    return Grid(cols, rows, meta)
+
+
+async def his_write(ctx: OpContext, req: Grid) -> Grid:
+    """Write samples to one point, or to many from columns (the ``hisWrite`` op).
+
+    Every sample is checked before any is written: one bad sample rejects the request
+    and nothing is stored."""
+    if len(req) > ctx.config.limits.max_rows:
+        raise OpError(f"{len(req)} rows is over the limit of {ctx.config.limits.max_rows}")
+    if "id" in req.meta:
+        columns = [(_ref(req.meta["id"], "meta 'id'"), "val")]
+    else:
+        columns = [
+            (_ref(col.meta.get("id"), f"column {col.name!r} meta 'id'"), col.name)
+            for col in req.cols
+            if col.name != "ts"
+        ]
+        if not columns:
+            raise OpError("hisWrite needs 'id' in the grid meta, or value columns with an 'id'")
+        if len(columns) > ctx.config.limits.max_ids:
+            raise OpError(f"{len(columns)} points is over the limit of {ctx.config.limits.max_ids}")
+    if not req.has_col("ts"):
+        raise OpError("hisWrite needs a 'ts' column")
+    plan: list[tuple[str, list[tuple[dt.datetime, Any]]]] = []
+    for ref, col in columns:
+        point = await _entity(ctx, ref, "his")
+        tz = _point_tz(point)
+        samples = []
+        for row in req:
+            val = row.get(col)
+            if val is None and col != "val":
+                continue  # a batch's missing sample
+            check_sample(point, tz, row.get("ts"), val)
+            samples.append((row["ts"], val))
+        plan.append((point["id"].id, samples))
+    for pid, samples in plan:
+        await ctx.store.his_write(pid, samples)
+    return Grid.empty()
+
+
+# -- pointWrite ----------------------------------------------------------------------------
+
+_LEVEL_DIS = {1: "emergency", 8: "manual", 17: "default"}
+
+
+def _live(levels: Mapping[int, PriorityLevel], now: dt.datetime) -> dict[int, PriorityLevel]:
+    return {n: lv for n, lv in levels.items() if lv.expires is None or lv.expires > now}
+
+
+async def _apply_priority(ctx: OpContext, point: Mapping[str, Any], levels: Mapping[int, PriorityLevel]) -> None:
+    live = _live(levels, ctx.now)
+    changes: dict[str, Any] = {"writeVal": Remove, "writeLevel": Remove}
+    if live:
+        top = min(live)
+        changes = {"writeVal": live[top].val, "writeLevel": Number(top)}
+        if "cur" in point:
+            changes["curVal"] = live[top].val
+    await ctx.store.update_entity(point["id"].id, changes)
+
+
+async def point_write(ctx: OpContext, req: Grid) -> Grid:
+    """Read a writable point's priority array, or write one level (``pointWrite``)."""
+    if len(req) != 1:
+        raise OpError("pointWrite needs exactly one row")
+    row = req[0]
+    point = await _entity(ctx, _ref(row.get("id"), "'id'"), "writable")
+    pid = point["id"].id
+    levels = await ctx.store.get_priority(pid)
+    for n, lv in levels.items():
+        if lv.expires is not None and lv.expires <= ctx.now:
+            levels = await ctx.store.set_priority(pid, n, None)
+    if row.get("level") is None:
+        return Grid(
+            ["level", "levelDis", "val", "who", "expires"],
+            [
+                {
+                    "level": Number(n),
+                    "levelDis": f"{n} ({_LEVEL_DIS[n]})" if n in _LEVEL_DIS else str(n),
+                    "val": levels[n].val if n in levels else None,
+                    "who": levels[n].who if n in levels else None,
+                    "expires": levels[n].expires if n in levels else None,
+                }
+                for n in range(1, PRIORITY_LEVELS + 1)
+            ],
+        )
+    ctx.require(Role.OPERATOR, "writing a point")
+    level_f = _number(row["level"], "'level'")
+    if level_f != int(level_f) or not 1 <= level_f <= PRIORITY_LEVELS:
+        raise OpError(f"'level' must be an integer from 1 to {PRIORITY_LEVELS}")
+    level = int(level_f)
+    val = row.get("val")
+    if val is not None:
+        check_value(point, val)
+    who = row.get("who")
+    if who is not None and not isinstance(who, str):
+        raise OpError("'who' must be a Str")
+    expires = None
+    if row.get("duration") is not None:
+        if level != 8:
+            raise OpError("'duration' applies only to level 8")
+        if not isinstance(row["duration"], Number):
+            raise OpError("'duration' must be a Number")
+        expires = ctx.now + _duration(row["duration"], "'duration'")
+    entry = None if val is None else PriorityLevel(val, (who or ctx.user.username)[:256], expires)
+    levels = await ctx.store.set_priority(pid, level, entry)
+    await _apply_priority(ctx, point, levels)
+    return Grid.empty()
+
+
+# -- watches -------------------------------------------------------------------------------
+
+
+def _lease(ctx: OpContext, value: Any) -> dt.timedelta:
+    if value is None:
+        return ctx.config.watch_lease
+    if not isinstance(value, Number):
+        raise OpError("'lease' must be a Number with a duration unit")
+    asked = _duration(value, "'lease'")
+    return min(max(asked, ctx.config.min_watch_lease), ctx.config.max_watch_lease)
+
+
+def _lease_number(lease: dt.timedelta) -> Number:
+    seconds = lease.total_seconds()
+    if seconds % 60 == 0:
+        return Number(seconds / 60, "min")
+    return Number(seconds, "s")
+
+
+def _watch_id(req: Grid) -> str:
+    wid = req.meta.get("watchId")
+    if not isinstance(wid, str) or not wid:
+        raise OpError("'watchId' (a Str) is required in the grid meta")
+    return wid
+
+
+async def _owned_watch(ctx: OpContext, wid: str) -> None:
+    watch = await ctx.store.watch_get(wid, ctx.now)
+    if watch is None or (watch.owner != ctx.user.username and ctx.user.role < Role.ADMIN):
+        raise OpError(f"unknown or expired watch {wid!r}")
+
+
+async def watch_sub(ctx: OpContext, req: Grid) -> Grid:
+    """Open a watch or add ids to one (the ``watchSub`` op)."""
+    refs = _ids(ctx, req)
+    lease = _lease(ctx, req.meta.get("lease"))
+    if req.meta.get("watchId") is None:
+        owner = ctx.user.username
+        if await ctx.store.watch_count(owner, ctx.now) >= ctx.config.limits.max_watches_per_user:
+            raise OpError(f"already {ctx.config.limits.max_watches_per_user} watches open; close one first")
+        dis = req.meta.get("watchDis")
+        watch = await ctx.store.watch_open(dis[:256] if isinstance(dis, str) else "watch", owner, lease, ctx.now)
+        wid = watch.id
+    else:
+        wid = _watch_id(req)
+        await _owned_watch(ctx, wid)
+    found = await ctx.store.get_entities([r.id for r in refs])
+    current = await ctx.store.watch_get(wid, ctx.now)
+    held = len(current.ids) if current is not None else 0
+    if held + len(refs) > ctx.config.limits.max_ids:
+        raise OpError(f"a watch holds at most {ctx.config.limits.max_ids} ids")
+    canonical = [rec["id"].id for rec in found if rec is not None]
+    watch_now = await ctx.store.watch_add(wid, canonical, lease, ctx.now)
+    if watch_now is None:
+        raise OpError(f"unknown or expired watch {wid!r}")
+    return _rows_grid(found, {"watchId": wid, "lease": _lease_number(watch_now.lease)})
+
+
+async def watch_unsub(ctx: OpContext, req: Grid) -> Grid:
+    """Remove ids from a watch, or close it (the ``watchUnsub`` op)."""
+    wid = _watch_id(req)
+    await _owned_watch(ctx, wid)
+    if "close" in req.meta:
+        await ctx.store.watch_close(wid)
+    else:
+        refs = _ids(ctx, req)
+        await ctx.store.watch_remove(wid, [r.id for r in refs])
+    return Grid.empty()
+
+
+async def watch_poll(ctx: OpContext, req: Grid) -> Grid:
+    """What changed in a watch since the last poll, or everything (``watchPoll``)."""
+    wid = _watch_id(req)
+    await _owned_watch(ctx, wid)
+    changed = await ctx.store.watch_poll(wid, "refresh" in req.meta, ctx.now)
+    if changed is None:
+        raise OpError(f"unknown or expired watch {wid!r}")
+    recs = [r for r in await ctx.store.get_entities(changed) if r is not None]
+    return _rows_grid(recs, {"watchId": wid}) if recs else Grid(["id"], [], {"watchId": wid})
+
+
+# -- invokeAction -------------------------------------------------------------------------
+
+
+async def invoke_action(ctx: OpContext, req: Grid) -> Grid:
+    """Run a registered action on an entity (the ``invokeAction`` op)."""
+    target = await _entity(ctx, _ref(req.meta.get("id"), "meta 'id'"))
+    name = req.meta.get("action")
+    if not isinstance(name, str):
+        raise OpError("'action' (a Str) is required in the grid meta")
+    action = ctx.actions.get(name)
+    if action is None:
+        raise OpError(f"unknown action {name!r}")
+    args = {k: v for k, v in _first(req).items() if v is not NA}
+    result = await action(ctx, target, args)
+    return result if result is not None else Grid.empty()
+
+
+STANDARD_OPS: tuple[Op, ...] = (
+    Op("about", about, True, doc="Summary information for server"),
+    Op("close", close, doc="Close the current session and revoke its token"),
+    Op("defs", defs, True, doc="Query the definitions in the server namespace"),
+    Op("libs", libs, True, doc="Query the libs in the server namespace"),
+    Op("ops", ops_op, True, doc="Operations supported by the server"),
+    Op("filetypes", filetypes, True, doc="File types supported by the server"),
+    Op("read", read, True, doc="Read entities by filter or by id"),
+    Op("nav", nav, True, doc="Navigate sites, equips and points"),
+    Op("hisRead", his_read, True, doc="Read time series data"),
+    Op("hisWrite", his_write, role=Role.OPERATOR, doc="Write time series data"),
+    Op("pointWrite", point_write, doc="Read or write a point's priority array"),
+    Op("watchSub", watch_sub, role=Role.OPERATOR, doc="Subscribe to entities"),
+    Op("watchUnsub", watch_unsub, role=Role.OPERATOR, doc="Unsubscribe from entities"),
+    Op("watchPoll", watch_poll, role=Role.OPERATOR, doc="Poll a watch for changes"),
+    Op("invokeAction", invoke_action, role=Role.OPERATOR, doc="Invoke an action on an entity"),
+)
+"""The standard ops, in the order of the Ops chapter."""

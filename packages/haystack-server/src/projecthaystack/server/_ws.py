@@ -1,0 +1,227 @@
+"""The WebSocket endpoint (``{prefix}/ws``): ops over one connection, and watch changes
+pushed as they happen.
+
+The frame protocol is documented with the client (``haystack-client``'s README,
+"WebSocket protocol"); in short, every message is one JSON text frame:
+
+* request ``{"id": 1, "op": "read", "grid": <Haystack JSON v4 grid>}`` (``grid`` may be
+  left out for an empty one), answered by ``{"id": 1, "grid": ...}``;
+* batch ``{"id": 2, "batch": [{"op": ..., "grid": ...}, ...]}``, answered by
+  ``{"id": 2, "batch": [<grid>, ...]}`` in order;
+* push ``{"watch": "<watchId>", "grid": ...}`` for changes of a watch opened (or added to)
+  over this connection;
+* request errors come back as error grids; a refused op (unknown, or the role does not
+  allow it) also carries ``"status"`` (404, 403) like its HTTP twin.
+
+The connection authenticates with the upgrade request's ``Authorization: BEARER
+authToken=...`` header (or a client certificate), or, for browsers that cannot set
+headers, with a first message ``{"auth": "<token>"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from projecthaystack.codecs import json as hjson
+from projecthaystack.kinds import Grid, HaystackError
+
+from ._auth import Authenticated, LoginStep
+from ._errors import HttpError
+
+if TYPE_CHECKING:
+    from ._app import HaystackServer
+
+__all__ = ["websocket_endpoint"]
+
+AUTH_TIMEOUT = 10.0
+CLOSE_AUTH = 4001  # no valid credentials
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+
+
+class _Call(msgspec.Struct, forbid_unknown_fields=True):
+    op: str
+    grid: msgspec.Raw | None = None
+
+
+class _Message(msgspec.Struct, forbid_unknown_fields=True):
+    id: int | str | None = None
+    op: str | None = None
+    grid: msgspec.Raw | None = None
+    batch: list[_Call] | None = None
+    auth: str | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Message)
+
+
+def _frame(head: dict[str, Any], grids: Grid | list[Grid], key: str) -> str:
+    """The envelope with the grid(s) spliced in as Haystack JSON, not re-parsed."""
+    if isinstance(grids, Grid):
+        body = hjson.encode_grid_bytes(grids)
+    else:
+        body = b"[" + b",".join(hjson.encode_grid_bytes(g) for g in grids) + b"]"
+    start = json.dumps(head, separators=(",", ":"))[:-1]
+    sep = "," if head else ""
+    return f'{start}{sep}"{key}":{body.decode()}}}'
+
+
+class _Connection:
+    def __init__(self, server: HaystackServer, ws: WebSocket, who: Authenticated) -> None:
+        self.server = server
+        self.ws = ws
+        self.who = who
+        self.watches: set[str] = set()
+        self.lock = anyio.Lock()
+        self.closed = False
+
+    async def send(self, text: str) -> None:
+        async with self.lock:
+            await self.ws.send_text(text)
+
+    def _grid(self, raw: msgspec.Raw | None) -> Grid:
+        if raw is None:
+            return Grid.empty()
+        return hjson.decode_grid(bytes(raw), limits=self.server.limits)
+
+    async def _still_valid(self) -> bool:
+        if self.who.token is None:
+            return True
+        now = self.server.now()
+        return await self.server.store.get_session(self.who.token, now) is not None
+
+    async def run_op(self, op: str, raw: msgspec.Raw | None) -> tuple[Grid, int | None]:
+        try:
+            req = self._grid(raw)
+        except HaystackError as exc:
+            return _error(f"cannot read the request grid: {exc}"), 400
+        try:
+            grid = await self.server.call(self.who, op, req, self.server.now())
+        except HttpError as exc:
+            return _error(str(exc)), exc.status
+        self._track(op, req, grid)
+        return grid, None
+
+    def _track(self, op: str, req: Grid, grid: Grid) -> None:
+        if grid.is_error:
+            return
+        if op == "watchSub" and isinstance(grid.meta.get("watchId"), str):
+            self.watches.add(grid.meta["watchId"])
+        elif op == "watchUnsub" and "close" in req.meta:
+            self.watches.discard(str(req.meta.get("watchId")))
+
+    async def handle(self, text: str | bytes) -> None:
+        try:
+            msg = _DECODER.decode(text)
+        except msgspec.DecodeError as exc:
+            await self.send(_frame({"id": None}, _error(f"malformed message: {exc}"), "grid"))
+            return
+        head: dict[str, Any] = {"id": msg.id}
+        if not await self._still_valid():
+            await self.ws.close(CLOSE_AUTH, "the auth token was revoked or expired")
+            self.closed = True
+            return
+        if msg.batch is not None:
+            limit = self.server.config.limits.max_batch
+            if len(msg.batch) > limit:
+                await self.send(_frame(head, _error(f"a batch holds at most {limit} calls"), "grid"))
+                return
+            grids = [(await self.run_op(call.op, call.grid))[0] for call in msg.batch]
+            await self.send(_frame(head, grids, "batch"))
+            ops = [c.op for c in msg.batch]
+        elif msg.op is not None:
+            grid, status = await self.run_op(msg.op, msg.grid)
+            if status is not None:
+                head["status"] = status
+            await self.send(_frame(head, grid, "grid"))
+            ops = [msg.op]
+        else:
+            await self.send(_frame(head, _error("a message needs 'op' or 'batch'"), "grid"))
+            return
+        if "close" in ops:
+            await self.ws.close(1000, "closed")
+            self.closed = True
+
+    async def push_loop(self) -> None:
+        store = self.server.store
+        interval = self.server.config.push_interval
+        while not self.closed:
+            await store.wait_for_change(interval)
+            for wid in list(self.watches):
+                now = self.server.now()
+                changed = await store.watch_poll(wid, False, now)
+                if changed is None:
+                    self.watches.discard(wid)
+                    await self.send(_frame({"watch": wid}, _error(f"watch {wid!r} expired"), "grid"))
+                    continue
+                if not changed:
+                    continue
+                recs = [r for r in await store.get_entities(changed) if r is not None]
+                if recs:
+                    grid = Grid.from_rows(recs, {"watchId": wid})
+                    await self.send(_frame({"watch": wid}, grid, "grid"))
+
+
+def _error(dis: str) -> Grid:
+    from ._app import error_grid
+
+    return error_grid(dis)
+
+
+async def _authenticate(server: HaystackServer, ws: WebSocket) -> Authenticated | None:
+    now = server.now()
+    who = await server.identify(ws, now) if "authorization" in ws.headers else None
+    if isinstance(who, Authenticated):
+        return who
+    if who is None:
+        cert_who = await server.identify(ws, now)
+        if isinstance(cert_who, Authenticated):
+            return cert_who
+    # No usable header: the first message may carry the token.
+    with anyio.move_on_after(AUTH_TIMEOUT):
+        text = await ws.receive_text()
+        try:
+            msg = _DECODER.decode(text)
+        except msgspec.DecodeError:
+            return None
+        if msg.auth:
+            found = await server.auth.authenticate(
+                f"BEARER authToken={msg.auth}", client="ws", tls=False, cert=None, now=now
+            )
+            if isinstance(found, Authenticated):
+                await ws.send_text(json.dumps({"id": msg.id, "auth": "ok"}))
+                return found
+    return None
+
+
+async def websocket_endpoint(ws: WebSocket) -> None:
+    """The ``{prefix}/ws`` endpoint."""
+    server: HaystackServer = ws.app.state.haystack
+    await ws.accept()
+    try:
+        who = await _authenticate(server, ws)
+        if who is None or isinstance(who, LoginStep):
+            await ws.close(CLOSE_AUTH, "authentication required")
+            return
+        conn = _Connection(server, ws, who)
+        cap = server.config.limits.max_body
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(conn.push_loop)
+            while not conn.closed:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("text") or message.get("bytes") or ""
+                if len(data) > cap:
+                    await ws.close(CLOSE_TOO_BIG, f"message over the limit of {cap} bytes")
+                    break
+                await conn.handle(data)
+            conn.closed = True
+            tg.cancel_scope.cancel()
+    except WebSocketDisconnect:
+        return
