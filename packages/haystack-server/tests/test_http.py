@@ -1,0 +1,194 @@
+"""The HTTP API chapter's rules, over a real socket."""
+
+from __future__ import annotations
+
+import pytest
+
+from projecthaystack.codecs import codec_for_mime, zinc
+from projecthaystack.codecs import json as hjson
+from projecthaystack.kinds import Grid, Ref
+from projecthaystack.server import ServerConfig, ServerLimits, negotiate
+from projecthaystack.server._errors import HttpError
+
+from .conftest import Live
+
+READ_SITES = 'ver:"3.0"\nfilter\n"site"\n'
+
+
+def test_no_credentials_gets_the_hello_challenge(live: Live) -> None:
+    with live.http(None) as http:
+        resp = http.get("about")
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"] == "HELLO"
+
+
+def test_get_allowed_only_for_no_side_effect_ops(live: Live) -> None:
+    with live.http() as http:
+        assert http.get("read", params={"filter": "site"}).status_code == 200
+        resp = http.get("hisWrite")
+        assert resp.status_code == 405
+        assert resp.headers["allow"] == "POST"
+        assert http.get("pointWrite").status_code == 405
+
+
+def test_get_query_values_are_zinc_or_else_str(live: Live) -> None:
+    with live.http() as http:
+        resp = http.get("read", params={"id": "@s1"})
+        grid = zinc.decode_grid(resp.content)
+        assert [r["id"] for r in grid] == [Ref("s1", "HQ")]
+        resp = http.get("read", params={"filter": 'geoCity == "Richmond"', "limit": "1"})
+        assert [r["id"].id for r in zinc.decode_grid(resp.content)] == ["s1"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "name"),
+    [
+        (None, "zinc"),
+        ("*/*", "zinc"),
+        ("text/zinc", "zinc"),
+        ("application/json", "json"),
+        ("application/vnd.haystack+json;version=4", "json"),
+        ("application/vnd.haystack+json;version=3", "json3"),
+        ("text/trio", "trio"),
+        ("text/csv", "csv"),
+        ("text/html;q=0.9, text/csv;q=0.1", "csv"),
+    ],
+)
+def test_responses_follow_accept(live: Live, accept: str | None, name: str) -> None:
+    headers = {"Accept": accept} if accept else {}
+    with live.http() as http:
+        resp = http.get("read", params={"filter": "site"}, headers=headers)
+    assert resp.status_code == 200
+    codec = codec_for_mime(resp.headers["content-type"])
+    assert codec.name == name
+    if codec.lossless:
+        assert [r["dis"] for r in codec.decode(resp.content)] == ["HQ", "Annex"]
+    else:
+        assert b"Annex" in resp.content
+
+
+def test_unsupported_accept_is_406(live: Live) -> None:
+    with live.http() as http:
+        resp = http.get("about", headers={"Accept": "image/png"})
+    assert resp.status_code == 406
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body"),
+    [
+        ("text/zinc", READ_SITES),
+        ("text/zinc; charset=utf-8", READ_SITES),
+        ("application/json", '{"_kind":"grid","meta":{"ver":"3.0"},"cols":[{"name":"filter"}],"rows":[{"filter":"site"}]}'),
+        ("application/vnd.haystack+json;version=3", '{"meta":{"ver":"3.0"},"cols":[{"name":"filter"}],"rows":[{"filter":"s:site"}]}'),
+        ("text/trio", "filter: site\n"),
+    ],
+)
+def test_post_bodies_in_every_readable_format(live: Live, ctype: str, body: str) -> None:
+    with live.http() as http:
+        resp = http.post("read", content=body.encode(), headers={"Content-Type": ctype})
+    assert resp.status_code == 200, resp.text
+    assert len(zinc.decode_grid(resp.content)) == 2
+
+
+def test_post_without_content_type_is_sniffed_or_400(live: Live) -> None:
+    with live.http() as http:
+        ok = http.post("read", content=READ_SITES.encode(), headers={"Content-Type": ""})
+        assert ok.status_code == 200
+        bad = http.post("read", content=b"filter,site", headers={"Content-Type": ""})
+        assert bad.status_code == 400
+
+
+def test_unsupported_content_type_is_415(live: Live) -> None:
+    with live.http() as http:
+        resp = http.post("read", content=b"<grid/>", headers={"Content-Type": "application/xml"})
+    assert resp.status_code == 415
+    assert zinc.decode_grid(resp.content).is_error
+
+
+def test_unreadable_grid_is_400_with_an_error_grid(live: Live) -> None:
+    with live.http() as http:
+        resp = http.post("read", content=b'ver:"3.0"\nfilter\n"unterminated', headers={"Content-Type": "text/zinc"})
+    assert resp.status_code == 400
+    err = zinc.decode_grid(resp.content)
+    assert err.is_error and "line 3" in err.meta["dis"]
+
+
+def test_unknown_op_is_404_and_other_methods_501(live: Live) -> None:
+    with live.http() as http:
+        assert http.get("nosuchop").status_code == 404
+        assert http.put("read", content=b"").status_code == 501
+        assert http.delete("read").status_code == 501
+
+
+def test_request_errors_are_error_grids_without_traces(live: Live) -> None:
+    with live.http() as http:
+        resp = http.post("read", content=b'ver:"3.0"\nfilter\n"site and ("', headers={"Content-Type": "text/zinc"})
+    assert resp.status_code == 200
+    err = zinc.decode_grid(resp.content)
+    assert err.is_error and err.meta["dis"].startswith("invalid filter")
+    assert "errTrace" not in err.meta
+
+
+def test_debug_puts_traces_in_error_grids(make_live) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(debug=True))
+    with live.http() as http:
+        resp = http.post("hisRead", content=b'ver:"3.0"\nid,range\n@nope,"today"\n', headers={"Content-Type": "text/zinc"})
+    err = zinc.decode_grid(resp.content)
+    assert err.is_error and "OpError" in err.meta["errTrace"]
+
+
+def test_body_over_the_limit_is_413(make_live) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(limits=ServerLimits(max_body=1000)))
+    with live.http() as http:
+        big = 'ver:"3.0"\nfilter\n"' + "x" * 2000 + '"\n'
+        resp = http.post("read", content=big.encode(), headers={"Content-Type": "text/zinc"})
+        assert resp.status_code == 413
+        # Without a Content-Length (chunked), the limit still holds.
+        resp = http.post("read", content=iter([big.encode()]), headers={"Content-Type": "text/zinc"})
+        assert resp.status_code == 413
+
+
+def test_nesting_and_query_parameter_limits(make_live) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(limits=ServerLimits(max_depth=3, max_query_params=2)))
+    with live.http() as http:
+        deep = 'ver:"3.0"\nfilter\n[[[[["site"]]]]]\n'
+        resp = http.post("read", content=deep.encode(), headers={"Content-Type": "text/zinc"})
+        assert resp.status_code == 400 and "nesting" in zinc.decode_grid(resp.content).meta["dis"]
+        resp = http.get("read", params={"a": "1", "b": "2", "c": "3"})
+        assert resp.status_code == 400
+
+
+def test_custom_prefix(make_live) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(prefix="/haystack"))
+    assert live.url.endswith("/haystack")
+    assert live.client().about()[0]["whoami"] == "admin"
+
+
+def test_root_of_the_prefix_answers_about(live: Live) -> None:
+    with live.http() as http:
+        resp = http.get("")
+    assert resp.status_code == 200
+    assert zinc.decode_grid(resp.content)[0]["haystackVersion"] == "4.0"
+
+
+def test_negotiate_unit() -> None:
+    assert negotiate(None).name == "zinc"
+    assert negotiate("application/json, text/zinc;q=0.5").name == "json"
+    assert negotiate("text/html, */*;q=0.1").name == "zinc"
+    with pytest.raises(HttpError) as err:
+        negotiate("text/html, image/*")
+    assert err.value.status == 406
+    with pytest.raises(HttpError):
+        negotiate("text/zinc;q=0")
+
+
+def test_json_bodies_decode_to_the_same_grid(live: Live) -> None:
+    grid = Grid.from_rows([{"id": Ref("t1")}, {"id": Ref("nope")}])
+    with live.http() as http:
+        resp = http.post(
+            "read",
+            content=hjson.encode_grid_bytes(grid),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+    got = hjson.decode_grid(resp.content)
+    assert got[0]["dis"] == "DAT" and dict(got[1]) == {}
