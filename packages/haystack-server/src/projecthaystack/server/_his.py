@@ -87,7 +87,7 @@ def check_value(point: dict[str, Any], val: Any) -> None:
     pid = point["id"].id
     expected = point.get("kind")
     actual = kind_of(val)
-    if isinstance(expected, str) and expected in _KINDS and actual != expected:
+    if isinstance(expected, str) and expected in _KINDS and actual != expected.lower():
         raise OpError(f"@{pid}: value {val!r} is a {actual}, the point's kind is {expected}")
     if isinstance(val, Number) and val.unit is not None and val.unit != point.get("unit"):
         raise OpError(
