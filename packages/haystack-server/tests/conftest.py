@@ -67,8 +67,8 @@ class Live:
     app: Starlette
     clients: list[Client] = field(default_factory=list)
 
-    def client(self, user: str = "admin", **kwargs: Any) -> Client:
-        c = Client(self.url, user, PASSWORDS.get(user, "x"), **kwargs)
+    def client(self, user: str = "admin", password: str | None = None, **kwargs: Any) -> Client:
+        c = Client(self.url, user, password or PASSWORDS.get(user, "x"), **kwargs)
         self.clients.append(c)
         return c
 
@@ -90,7 +90,8 @@ def free_port() -> int:
 
 
 def run_server(app: Starlette, port: int, **kwargs: Any) -> tuple[uvicorn.Server, threading.Thread]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", ws="wsproto", **kwargs)
+    kwargs.setdefault("ws", "wsproto")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", **kwargs)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -301,8 +301,7 @@ def test_watches_are_private_and_capped(make_live) -> None:  # type: ignore[no-u
     import anyio
 
     anyio.run(live.store.put_user, User("op2", Role.OPERATOR, ScramCredentials.derive("operator2-password", iterations=4096)))
-    other = Client(live.url, "op2", "operator2-password")
-    live.clients.append(other)
+    other = live.client("op2", "operator2-password")
     with pytest.raises(CallError, match="unknown or expired watch"):
         other.watch_poll(wid)
 

@@ -1,0 +1,291 @@
+"""Logins, tokens, roles, throttling, PLAINTEXT and client certificates, over real sockets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from projecthaystack.auth import (
+    ClientHandshake,
+    ScramCredentials,
+    b64url_encode,
+    client_ssl_context,
+    generate_test_pki,
+)
+from projecthaystack.client import AuthenticationError, Client
+from projecthaystack.kinds import Number, Ref
+from projecthaystack.server import MemoryStore, Role, ServerConfig, ServerLimits, User, create_app
+from projecthaystack.server._errors import StartupError
+
+from .conftest import ADMIN, Live, free_port, run_server
+
+
+def _hello(http: httpx.Client, user: str) -> httpx.Response:
+    return http.get("about", headers={"Authorization": f"HELLO username={b64url_encode(user)}"})
+
+
+def test_scram_login_gives_a_working_token(live: Live) -> None:
+    c = live.client("viewer")
+    assert c.about()[0]["whoami"] == "viewer"
+    assert c.token is not None
+    with httpx.Client(base_url=live.url + "/") as http:
+        ok = http.get("about", headers={"Authorization": f"Bearer authToken={c.token}"})
+        assert ok.status_code == 200
+        bare = http.get("about", headers={"Authorization": f"bearer {c.token}"})
+        assert bare.status_code == 200  # the shapes real clients send
+        bad = http.get("about", headers={"Authorization": "BEARER authToken=forged"})
+        assert bad.status_code == 401 and bad.headers["www-authenticate"] == "HELLO"
+
+
+def test_eager_client_first_in_hello(live: Live) -> None:
+    c = live.client("viewer", hello_with_data=True)
+    assert c.about()[0]["whoami"] == "viewer"
+
+
+def test_wrong_password_and_unknown_user_look_alike(live: Live) -> None:
+    with httpx.Client(base_url=live.url + "/") as http:
+        known, unknown = _hello(http, "viewer"), _hello(http, "nobody-here")
+    assert known.status_code == unknown.status_code == 401
+    k = known.headers["www-authenticate"]
+    u = unknown.headers["www-authenticate"]
+    assert k.split()[0] == u.split()[0] == "SCRAM" and "hash=SHA-256" in k and "hash=SHA-256" in u
+    for user, password in (("viewer", "wrong-password"), ("nobody-here", "whatever-pass")):
+        with pytest.raises(AuthenticationError):
+            live.client(user, password).about()
+
+
+def test_close_revokes_the_token(live: Live) -> None:
+    c = live.client("viewer")
+    c.about()
+    token = c.token
+    c.close()
+    with httpx.Client(base_url=live.url + "/") as http:
+        resp = http.get("about", headers={"Authorization": f"BEARER authToken={token}"})
+    assert resp.status_code == 401
+
+
+def test_tokens_expire(make_live) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(token_ttl=dt.timedelta(seconds=1)))
+    token = live.token("viewer")
+    time.sleep(1.2)
+    with httpx.Client(base_url=live.url + "/") as http:
+        assert http.get("about", headers={"Authorization": f"BEARER authToken={token}"}).status_code == 401
+    # Our client logs in again by itself.
+    c = live.client("viewer")
+    c.about()
+    time.sleep(1.2)
+    assert c.about()[0]["whoami"] == "viewer"
+
+
+def test_handshakes_expire_and_are_single_use(make_live) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(handshake_ttl=dt.timedelta(seconds=1)))
+    hs = ClientHandshake("viewer", "viewer-password")
+    with httpx.Client(base_url=live.url + "/") as http:
+        first = http.get("about", headers={"Authorization": hs.hello()})
+        step = hs.respond(first.status_code, first.headers)
+        assert step is not None
+        time.sleep(1.2)
+        late = http.get("about", headers={"Authorization": step})
+        assert late.status_code == 403
+
+
+def test_failed_proofs_are_throttled_per_user_and_address(make_live) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(max_failures_per_user=2, max_failures_per_client=100))
+    for _ in range(2):
+        with pytest.raises(AuthenticationError):
+            live.client("viewer", "wrong-password").about()
+    with httpx.Client(base_url=live.url + "/") as http:
+        resp = _hello(http, "viewer")
+        assert resp.status_code == 429 and int(resp.headers["retry-after"]) > 0
+    # Throttled for this user from this address only: another user still logs in.
+    assert live.client("op").about()[0]["whoami"] == "op"
+
+
+def test_in_flight_handshakes_are_capped_per_client(make_live) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(limits=ServerLimits(max_handshakes_per_client=3)))
+    with httpx.Client(base_url=live.url + "/") as http:
+        codes = [_hello(http, f"user{i}").status_code for i in range(4)]
+    assert codes == [401, 401, 401, 429]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["HELLO", "HELLO username=", "SCRAM data=abc", "SCRAM handshakeToken=nope, data=abc", "NEGOTIATE x", "HELLO username=!!!"],
+)
+def test_malformed_auth_messages_are_4xx(live: Live, header: str) -> None:
+    with httpx.Client(base_url=live.url + "/") as http:
+        resp = http.get("about", headers={"Authorization": header})
+    assert resp.status_code in (400, 401, 403)
+
+
+def test_plaintext_refused_without_tls(live: Live) -> None:
+    with httpx.Client(base_url=live.url + "/") as http:
+        plain = http.get(
+            "about",
+            headers={"Authorization": f"PLAINTEXT username={b64url_encode('viewer')}, password={b64url_encode('viewer-password')}"},
+        )
+        assert plain.status_code == 403
+        basic = http.get("about", auth=("viewer", "viewer-password"))
+        assert basic.status_code == 403
+
+
+# -- roles ----------------------------------------------------------------------------------
+
+
+def test_viewers_read_but_do_not_write(live: Live) -> None:
+    viewer = live.client("viewer")
+    assert len(viewer.read("site")) == 2
+    assert len(viewer.point_write_array(Ref("sp1"))) == 17
+    with httpx.Client(base_url=live.url + "/", headers={"Authorization": f"BEARER authToken={live.token('viewer')}"}) as http:
+        for op, body in (
+            ("hisWrite", 'ver:"3.0" id:@t1\nts,val\n'),
+            ("pointWrite", 'ver:"3.0"\nid,level,val\n@sp1,8,70°F\n'),
+            ("watchSub", 'ver:"3.0"\nid\n@t1\n'),
+            ("invokeAction", 'ver:"3.0" id:@sp1 action:"release"\nempty\n'),
+        ):
+            resp = http.post(op, content=body.encode(), headers={"Content-Type": "text/zinc"})
+            assert resp.status_code == 403, op
+    op_client = live.client("op")
+    op_client.point_write(Ref("sp1"), 8, Number(70, "°F"))
+    with httpx.Client(base_url=live.url + "/", headers={"Authorization": f"BEARER authToken={live.token('op')}"}) as http:
+        assert http.get("admin/users").status_code == 403
+
+
+# -- startup --------------------------------------------------------------------------------
+
+
+def test_refuses_to_start_without_an_admin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HAYSTACK_ADMIN_PASSWORD", raising=False)
+    app = create_app(MemoryStore())
+
+    async def start() -> None:
+        await app.state.haystack.start()
+
+    with pytest.raises(StartupError, match="no admin user"):
+        anyio.run(start)
+
+
+def test_admin_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAYSTACK_ADMIN_USER", "root")
+    monkeypatch.setenv("HAYSTACK_ADMIN_PASSWORD", "root-password-123")
+    store = MemoryStore()
+    app = create_app(store)
+    anyio.run(app.state.haystack.start)
+    root = anyio.run(store.get_user, "root")
+    assert root is not None and root.role is Role.ADMIN
+    assert root.credentials.verify_password("root-password-123")
+
+
+def test_admin_password_must_be_sensible() -> None:
+    app = create_app(MemoryStore(), admin=("admin", "short"))
+    with pytest.raises(ValueError, match="8 to 1024"):
+        anyio.run(app.state.haystack.start)
+
+
+def test_shared_secret_makes_unknown_users_stable_across_workers() -> None:
+    # Two apps over one store stand for two workers: an unknown user's salt must match.
+    store = MemoryStore()
+    config = ServerConfig(secret=b"0123456789abcdef0123456789abcdef")
+    apps = [create_app(store, config=config, admin=ADMIN) for _ in range(2)]
+    ports = [free_port(), free_port()]
+    servers = [run_server(app, port) for app, port in zip(apps, ports, strict=True)]
+    try:
+        salts = []
+        for port in ports:
+            hs = ClientHandshake("ghost", "pw-pw-pw-pw")
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/") as http:
+                first = http.get("about", headers={"Authorization": hs.hello()})
+                step = hs.respond(first.status_code, first.headers)
+                assert step is not None
+                second = http.get("about", headers={"Authorization": step})
+                salts.append(second.headers["www-authenticate"].split("data=")[1])
+        from projecthaystack.auth import b64url_decode
+
+        decoded = [b64url_decode(s).decode().split(",")[1] for s in salts]
+        assert decoded[0] == decoded[1] and decoded[0].startswith("s=")
+        # A login begun on one worker finishes on the other (the store holds the handshake).
+        hs = ClientHandshake("admin", ADMIN[1])
+        with httpx.Client() as http:
+            header = hs.hello()
+            for i in range(4):
+                resp = http.get(f"http://127.0.0.1:{ports[i % 2]}/api/about", headers={"Authorization": header})
+                nxt = hs.respond(resp.status_code, resp.headers)
+                if nxt is None:
+                    break
+                header = nxt
+        assert hs.token is not None
+        with httpx.Client() as http:
+            resp = http.get(f"http://127.0.0.1:{ports[1]}/api/about", headers={"Authorization": f"BEARER authToken={hs.token}"})
+        assert resp.status_code == 200
+    finally:
+        for server, thread in servers:
+            server.should_exit = True
+            thread.join(10)
+
+
+# -- TLS ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pki(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return generate_test_pki(client_name="op").write(tmp_path)
+
+
+def _tls_server(make_live, paths, config: ServerConfig) -> Live:  # type: ignore[no-untyped-def]
+    from projecthaystack.server._tls import tls_protocols
+
+    uv = {
+        "ssl_certfile": str(paths['server_cert']),
+        "ssl_keyfile": str(paths['server_key']),
+        "ssl_ca_certs": str(paths['ca']),
+        "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+        **tls_protocols(),
+    }
+    return make_live(config, uvicorn=uv)  # type: ignore[no-any-return]
+
+
+def test_client_certificate_logs_in(make_live, pki) -> None:  # type: ignore[no-untyped-def]
+    live = _tls_server(make_live, pki, ServerConfig())
+    ctx = client_ssl_context(cafile=pki['ca'], certfile=pki['client_cert'], keyfile=pki['client_key'])
+    with httpx.Client(verify=ctx) as http:
+        resp = http.get(live.url + "/about")
+    assert resp.status_code == 200
+    assert b'"op"' in resp.content  # whoami, with no Authorization header at all
+    plain_ctx = client_ssl_context(cafile=pki['ca'])
+    with httpx.Client(verify=plain_ctx) as http:
+        assert http.get(live.url + "/about").status_code == 401
+
+
+def test_plaintext_and_basic_over_tls_when_enabled(make_live, pki) -> None:  # type: ignore[no-untyped-def]
+    live = _tls_server(make_live, pki, ServerConfig(allow_plaintext=True))
+    ctx = client_ssl_context(cafile=pki['ca'])
+    with httpx.Client(verify=ctx, base_url=live.url + "/") as http:
+        resp = http.get(
+            "about",
+            headers={"Authorization": f"PLAINTEXT username={b64url_encode('viewer')}, password={b64url_encode('viewer-password')}"},
+        )
+        assert resp.status_code == 200 and "authToken=" in resp.headers["authentication-info"]
+        assert http.get("about", auth=("viewer", "viewer-password")).status_code == 200
+        assert http.get("about", auth=("viewer", "wrong-password")).status_code == 403
+        assert http.get("about", auth=("nobody", "wrong-password")).status_code == 403
+
+
+def test_disabled_user_cannot_log_in_and_loses_tokens(live: Live) -> None:
+    token = live.token("viewer")
+    creds = ScramCredentials.derive("viewer-password", iterations=4096)
+    with live.http("admin") as http:
+        assert http.patch("admin/users/viewer", json={"enabled": False}).status_code == 200
+    with httpx.Client(base_url=live.url + "/") as http:
+        assert http.get("about", headers={"Authorization": f"BEARER authToken={token}"}).status_code == 401
+    with pytest.raises(AuthenticationError):
+        live.client("viewer", "viewer-password").about()
+    del creds
+    anyio.run(live.store.put_user, User("v2", Role.VIEWER, ScramCredentials.derive("v2-password", iterations=4096), enabled=False))
+    with pytest.raises(AuthenticationError):
+        live.client("v2", "v2-password").about()
