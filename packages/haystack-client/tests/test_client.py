@@ -24,6 +24,7 @@ def test_public_names_are_pinned():
     assert sorted(client_pkg.__all__) == sorted(
         [
             "AsyncClient",
+            "AsyncWebSocketClient",
             "AuthenticationError",
             "CallError",
             "Client",
@@ -32,6 +33,7 @@ def test_public_names_are_pinned():
             "HisRange",
             "RequestNotSentError",
             "ResponseError",
+            "WatchUpdate",
             "format_range",
             "his_frame",
             "to_pandas",

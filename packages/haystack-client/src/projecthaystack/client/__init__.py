@@ -20,9 +20,12 @@ from ._errors import ResponseError as ResponseError
 from ._frames import his_frame as his_frame
 from ._frames import to_pandas as to_pandas
 from ._frames import to_polars as to_polars
+from ._ws import AsyncWebSocketClient as AsyncWebSocketClient
+from ._ws import WatchUpdate as WatchUpdate
 
 __all__ = [
     "AsyncClient",
+    "AsyncWebSocketClient",
     "AuthenticationError",
     "CallError",
     "Client",
@@ -31,6 +34,7 @@ __all__ = [
     "HisRange",
     "RequestNotSentError",
     "ResponseError",
+    "WatchUpdate",
     "format_range",
     "his_frame",
     "to_pandas",

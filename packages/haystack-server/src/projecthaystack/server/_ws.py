@@ -44,15 +44,18 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 
 
+_NONE = msgspec.Raw(b"")
+
+
 class _Call(msgspec.Struct, forbid_unknown_fields=True):
     op: str
-    grid: msgspec.Raw | None = None
+    grid: msgspec.Raw = _NONE
 
 
 class _Message(msgspec.Struct, forbid_unknown_fields=True):
     id: int | str | None = None
     op: str | None = None
-    grid: msgspec.Raw | None = None
+    grid: msgspec.Raw = _NONE
     batch: list[_Call] | None = None
     auth: str | None = None
 
@@ -84,8 +87,8 @@ class _Connection:
         async with self.lock:
             await self.ws.send_text(text)
 
-    def _grid(self, raw: msgspec.Raw | None) -> Grid:
-        if raw is None:
+    def _grid(self, raw: msgspec.Raw) -> Grid:
+        if bytes(raw) in (b"", b"null"):
             return Grid.empty()
         return hjson.decode_grid(bytes(raw), limits=self.server.limits)
 
@@ -95,7 +98,7 @@ class _Connection:
         now = self.server.now()
         return await self.server.store.get_session(self.who.token, now) is not None
 
-    async def run_op(self, op: str, raw: msgspec.Raw | None) -> tuple[Grid, int | None]:
+    async def run_op(self, op: str, raw: msgspec.Raw) -> tuple[Grid, int | None]:
         try:
             req = self._grid(raw)
         except HaystackError as exc:
