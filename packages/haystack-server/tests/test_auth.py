@@ -18,7 +18,7 @@ from projecthaystack.auth import (
     client_ssl_context,
     generate_test_pki,
 )
-from projecthaystack.client import AuthenticationError, Client
+from projecthaystack.client import AuthenticationError
 from projecthaystack.kinds import Number, Ref
 from projecthaystack.server import MemoryStore, Role, ServerConfig, ServerLimits, User, create_app
 from projecthaystack.server._errors import StartupError
@@ -75,7 +75,10 @@ def test_tokens_expire(make_live) -> None:  # type: ignore[no-untyped-def]
     token = live.token("viewer")
     time.sleep(1.2)
     with httpx.Client(base_url=live.url + "/") as http:
-        assert http.get("about", headers={"Authorization": f"BEARER authToken={token}"}).status_code == 401
+        assert (
+            http.get("about", headers={"Authorization": f"BEARER authToken={token}"}).status_code
+            == 401
+        )
     # Our client logs in again by itself.
     c = live.client("viewer")
     c.about()
@@ -116,7 +119,14 @@ def test_in_flight_handshakes_are_capped_per_client(make_live) -> None:  # type:
 
 @pytest.mark.parametrize(
     "header",
-    ["HELLO", "HELLO username=", "SCRAM data=abc", "SCRAM handshakeToken=nope, data=abc", "NEGOTIATE x", "HELLO username=!!!"],
+    [
+        "HELLO",
+        "HELLO username=",
+        "SCRAM data=abc",
+        "SCRAM handshakeToken=nope, data=abc",
+        "NEGOTIATE x",
+        "HELLO username=!!!",
+    ],
 )
 def test_malformed_auth_messages_are_4xx(live: Live, header: str) -> None:
     with httpx.Client(base_url=live.url + "/") as http:
@@ -128,7 +138,9 @@ def test_plaintext_refused_without_tls(live: Live) -> None:
     with httpx.Client(base_url=live.url + "/") as http:
         plain = http.get(
             "about",
-            headers={"Authorization": f"PLAINTEXT username={b64url_encode('viewer')}, password={b64url_encode('viewer-password')}"},
+            headers={
+                "Authorization": f"PLAINTEXT username={b64url_encode('viewer')}, password={b64url_encode('viewer-password')}"
+            },
         )
         assert plain.status_code == 403
         basic = http.get("about", auth=("viewer", "viewer-password"))
@@ -142,7 +154,10 @@ def test_viewers_read_but_do_not_write(live: Live) -> None:
     viewer = live.client("viewer")
     assert len(viewer.read("site")) == 2
     assert len(viewer.point_write_array(Ref("sp1"))) == 17
-    with httpx.Client(base_url=live.url + "/", headers={"Authorization": f"BEARER authToken={live.token('viewer')}"}) as http:
+    with httpx.Client(
+        base_url=live.url + "/",
+        headers={"Authorization": f"BEARER authToken={live.token('viewer')}"},
+    ) as http:
         for op, body in (
             ("hisWrite", 'ver:"3.0" id:@t1\nts,val\n'),
             ("pointWrite", 'ver:"3.0"\nid,level,val\n@sp1,8,70°F\n'),
@@ -153,7 +168,9 @@ def test_viewers_read_but_do_not_write(live: Live) -> None:
             assert resp.status_code == 403, op
     op_client = live.client("op")
     op_client.point_write(Ref("sp1"), 8, Number(70, "°F"))
-    with httpx.Client(base_url=live.url + "/", headers={"Authorization": f"BEARER authToken={live.token('op')}"}) as http:
+    with httpx.Client(
+        base_url=live.url + "/", headers={"Authorization": f"BEARER authToken={live.token('op')}"}
+    ) as http:
         assert http.get("admin/users").status_code == 403
 
 
@@ -214,14 +231,19 @@ def test_shared_secret_makes_unknown_users_stable_across_workers() -> None:
         with httpx.Client() as http:
             header = hs.hello()
             for i in range(4):
-                resp = http.get(f"http://127.0.0.1:{ports[i % 2]}/api/about", headers={"Authorization": header})
+                resp = http.get(
+                    f"http://127.0.0.1:{ports[i % 2]}/api/about", headers={"Authorization": header}
+                )
                 nxt = hs.respond(resp.status_code, resp.headers)
                 if nxt is None:
                     break
                 header = nxt
         assert hs.token is not None
         with httpx.Client() as http:
-            resp = http.get(f"http://127.0.0.1:{ports[1]}/api/about", headers={"Authorization": f"BEARER authToken={hs.token}"})
+            resp = http.get(
+                f"http://127.0.0.1:{ports[1]}/api/about",
+                headers={"Authorization": f"BEARER authToken={hs.token}"},
+            )
         assert resp.status_code == 200
     finally:
         for server, thread in servers:
@@ -241,9 +263,9 @@ def _tls_server(make_live, paths, config: ServerConfig) -> Live:  # type: ignore
     from projecthaystack.server._tls import tls_protocols
 
     uv = {
-        "ssl_certfile": str(paths['server_cert']),
-        "ssl_keyfile": str(paths['server_key']),
-        "ssl_ca_certs": str(paths['ca']),
+        "ssl_certfile": str(paths["server_cert"]),
+        "ssl_keyfile": str(paths["server_key"]),
+        "ssl_ca_certs": str(paths["ca"]),
         "ssl_cert_reqs": ssl.CERT_OPTIONAL,
         **tls_protocols(),
     }
@@ -252,23 +274,27 @@ def _tls_server(make_live, paths, config: ServerConfig) -> Live:  # type: ignore
 
 def test_client_certificate_logs_in(make_live, pki) -> None:  # type: ignore[no-untyped-def]
     live = _tls_server(make_live, pki, ServerConfig())
-    ctx = client_ssl_context(cafile=pki['ca'], certfile=pki['client_cert'], keyfile=pki['client_key'])
+    ctx = client_ssl_context(
+        cafile=pki["ca"], certfile=pki["client_cert"], keyfile=pki["client_key"]
+    )
     with httpx.Client(verify=ctx) as http:
         resp = http.get(live.url + "/about")
     assert resp.status_code == 200
     assert b'"op"' in resp.content  # whoami, with no Authorization header at all
-    plain_ctx = client_ssl_context(cafile=pki['ca'])
+    plain_ctx = client_ssl_context(cafile=pki["ca"])
     with httpx.Client(verify=plain_ctx) as http:
         assert http.get(live.url + "/about").status_code == 401
 
 
 def test_plaintext_and_basic_over_tls_when_enabled(make_live, pki) -> None:  # type: ignore[no-untyped-def]
     live = _tls_server(make_live, pki, ServerConfig(allow_plaintext=True))
-    ctx = client_ssl_context(cafile=pki['ca'])
+    ctx = client_ssl_context(cafile=pki["ca"])
     with httpx.Client(verify=ctx, base_url=live.url + "/") as http:
         resp = http.get(
             "about",
-            headers={"Authorization": f"PLAINTEXT username={b64url_encode('viewer')}, password={b64url_encode('viewer-password')}"},
+            headers={
+                "Authorization": f"PLAINTEXT username={b64url_encode('viewer')}, password={b64url_encode('viewer-password')}"
+            },
         )
         assert resp.status_code == 200 and "authToken=" in resp.headers["authentication-info"]
         assert http.get("about", auth=("viewer", "viewer-password")).status_code == 200
@@ -282,10 +308,21 @@ def test_disabled_user_cannot_log_in_and_loses_tokens(live: Live) -> None:
     with live.http("admin") as http:
         assert http.patch("admin/users/viewer", json={"enabled": False}).status_code == 200
     with httpx.Client(base_url=live.url + "/") as http:
-        assert http.get("about", headers={"Authorization": f"BEARER authToken={token}"}).status_code == 401
+        assert (
+            http.get("about", headers={"Authorization": f"BEARER authToken={token}"}).status_code
+            == 401
+        )
     with pytest.raises(AuthenticationError):
         live.client("viewer", "viewer-password").about()
     del creds
-    anyio.run(live.store.put_user, User("v2", Role.VIEWER, ScramCredentials.derive("v2-password", iterations=4096), enabled=False))
+    anyio.run(
+        live.store.put_user,
+        User(
+            "v2",
+            Role.VIEWER,
+            ScramCredentials.derive("v2-password", iterations=4096),
+            enabled=False,
+        ),
+    )
     with pytest.raises(AuthenticationError):
         live.client("v2", "v2-password").about()

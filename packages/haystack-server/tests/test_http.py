@@ -78,8 +78,14 @@ def test_unsupported_accept_is_406(live: Live) -> None:
     [
         ("text/zinc", READ_SITES),
         ("text/zinc; charset=utf-8", READ_SITES),
-        ("application/json", '{"_kind":"grid","meta":{"ver":"3.0"},"cols":[{"name":"filter"}],"rows":[{"filter":"site"}]}'),
-        ("application/vnd.haystack+json;version=3", '{"meta":{"ver":"3.0"},"cols":[{"name":"filter"}],"rows":[{"filter":"s:site"}]}'),
+        (
+            "application/json",
+            '{"_kind":"grid","meta":{"ver":"3.0"},"cols":[{"name":"filter"}],"rows":[{"filter":"site"}]}',
+        ),
+        (
+            "application/vnd.haystack+json;version=3",
+            '{"meta":{"ver":"3.0"},"cols":[{"name":"filter"}],"rows":[{"filter":"s:site"}]}',
+        ),
         ("text/trio", "filter: site\n"),
     ],
 )
@@ -107,7 +113,11 @@ def test_unsupported_content_type_is_415(live: Live) -> None:
 
 def test_unreadable_grid_is_400_with_an_error_grid(live: Live) -> None:
     with live.http() as http:
-        resp = http.post("read", content=b'ver:"3.0"\nfilter\n"unterminated', headers={"Content-Type": "text/zinc"})
+        resp = http.post(
+            "read",
+            content=b'ver:"3.0"\nfilter\n"unterminated',
+            headers={"Content-Type": "text/zinc"},
+        )
     assert resp.status_code == 400
     err = zinc.decode_grid(resp.content)
     assert err.is_error and "line 3" in err.meta["dis"]
@@ -122,7 +132,11 @@ def test_unknown_op_is_404_and_other_methods_501(live: Live) -> None:
 
 def test_request_errors_are_error_grids_without_traces(live: Live) -> None:
     with live.http() as http:
-        resp = http.post("read", content=b'ver:"3.0"\nfilter\n"site and ("', headers={"Content-Type": "text/zinc"})
+        resp = http.post(
+            "read",
+            content=b'ver:"3.0"\nfilter\n"site and ("',
+            headers={"Content-Type": "text/zinc"},
+        )
     assert resp.status_code == 200
     err = zinc.decode_grid(resp.content)
     assert err.is_error and err.meta["dis"].startswith("invalid filter")
@@ -132,7 +146,11 @@ def test_request_errors_are_error_grids_without_traces(live: Live) -> None:
 def test_debug_puts_traces_in_error_grids(make_live) -> None:  # type: ignore[no-untyped-def]
     live = make_live(ServerConfig(debug=True))
     with live.http() as http:
-        resp = http.post("hisRead", content=b'ver:"3.0"\nid,range\n@nope,"today"\n', headers={"Content-Type": "text/zinc"})
+        resp = http.post(
+            "hisRead",
+            content=b'ver:"3.0"\nid,range\n@nope,"today"\n',
+            headers={"Content-Type": "text/zinc"},
+        )
     err = zinc.decode_grid(resp.content)
     assert err.is_error and "OpError" in err.meta["errTrace"]
 
@@ -144,7 +162,9 @@ def test_body_over_the_limit_is_413(make_live) -> None:  # type: ignore[no-untyp
         resp = http.post("read", content=big.encode(), headers={"Content-Type": "text/zinc"})
         assert resp.status_code == 413
         # Without a Content-Length (chunked), the limit still holds.
-        resp = http.post("read", content=iter([big.encode()]), headers={"Content-Type": "text/zinc"})
+        resp = http.post(
+            "read", content=iter([big.encode()]), headers={"Content-Type": "text/zinc"}
+        )
         assert resp.status_code == 413
 
 

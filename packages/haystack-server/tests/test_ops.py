@@ -37,7 +37,10 @@ def test_read_by_filter_and_limit(live: Live) -> None:
     c = live.client("viewer")
     assert [r["id"].id for r in c.read("site")] == ["s1", "s2"]
     assert len(c.read("point", limit=2)) == 2
-    assert [r["id"].id for r in c.read('equipRef->siteRef->geoCity == "Richmond" and temp')] == ["t1", "t2"]
+    assert [r["id"].id for r in c.read('equipRef->siteRef->geoCity == "Richmond" and temp')] == [
+        "t1",
+        "t2",
+    ]
     assert len(c.read("nothingHasThis")) == 0
 
 
@@ -107,10 +110,18 @@ def test_his_write_then_read_every_range_form(op: Client) -> None:
     assert len(two_days) == 7
     span = op.his_read(Ref("t1"), (ts(6), ts(23)))
     assert [r["ts"] for r in span] == [ts(6), ts(6, 30)]
-    since = op.call("hisRead", Grid.from_rows([{"id": Ref("t1"), "range": "2026-03-02T23:00:00-05:00 New_York"}]))
+    since = op.call(
+        "hisRead",
+        Grid.from_rows([{"id": Ref("t1"), "range": "2026-03-02T23:00:00-05:00 New_York"}]),
+    )
     assert [r["ts"] for r in since] == [ts(23), ts(23, 30), ts(1, day=3)]
     # A range in another timezone is converted to the point's.
-    utc = op.call("hisRead", Grid.from_rows([{"id": Ref("t1"), "range": "2026-03-02T11:00:00Z UTC,2026-03-02T12:00:00Z UTC"}]))
+    utc = op.call(
+        "hisRead",
+        Grid.from_rows(
+            [{"id": Ref("t1"), "range": "2026-03-02T11:00:00Z UTC,2026-03-02T12:00:00Z UTC"}]
+        ),
+    )
     assert [r["ts"] for r in utc] == [ts(6), ts(6, 30)]
     assert utc.meta["hisStart"].tzinfo == NY
 
@@ -156,7 +167,9 @@ def test_batch_his_read_joins_on_ts(op: Client) -> None:
     ]
     with pytest.raises(CallError, match="one timezone"):
         op.his_read_batch([Ref("t1"), Ref("chi")], dt.date(2026, 3, 2))
-    req = Grid(["id"], [{"id": Ref("t1")}, {"id": Ref("chi")}], {"range": "2026-03-02", "tz": "Chicago"})
+    req = Grid(
+        ["id"], [{"id": Ref("t1")}, {"id": Ref("chi")}], {"range": "2026-03-02", "tz": "Chicago"}
+    )
     mixed = op.call("hisRead", req)
     assert mixed.meta["hisStart"].tzinfo == CHI and mixed[0]["ts"].tzinfo == CHI
 
@@ -243,8 +256,14 @@ def test_point_write_duration_expires(op: Client) -> None:
         ({"id": Ref("sp1"), "level": Number(8.5), "val": Number(1, "°F")}, "1 to 17"),
         ({"id": Ref("sp1"), "level": Number(8), "val": "warm"}, "point's kind is Number"),
         ({"id": Ref("sp1"), "level": Number(8), "val": Number(1, "kW")}, "unit"),
-        ({"id": Ref("sp1"), "level": Number(10), "val": Number(1), "duration": Number(1, "min")}, "level 8"),
-        ({"id": Ref("sp1"), "level": Number(8), "val": Number(1), "duration": Number(1, "kW")}, "duration"),
+        (
+            {"id": Ref("sp1"), "level": Number(10), "val": Number(1), "duration": Number(1, "min")},
+            "level 8",
+        ),
+        (
+            {"id": Ref("sp1"), "level": Number(8), "val": Number(1), "duration": Number(1, "kW")},
+            "duration",
+        ),
         ({"id": Ref("t1"), "level": Number(8), "val": Number(1)}, "not a 'writable'"),
     ],
 )
@@ -295,12 +314,15 @@ def test_watches_are_private_and_capped(make_live) -> None:  # type: ignore[no-u
     with pytest.raises(CallError, match="at most 3"):
         op.watch_sub([Ref("t1"), Ref("t2"), Ref("sp1")], watch_id=wid)
     live.client("admin").watch_poll(wid)  # admins may look at any watch
+    import anyio
+
     from projecthaystack.auth import ScramCredentials
     from projecthaystack.server import Role, User
 
-    import anyio
-
-    anyio.run(live.store.put_user, User("op2", Role.OPERATOR, ScramCredentials.derive("operator2-password", iterations=4096)))
+    anyio.run(
+        live.store.put_user,
+        User("op2", Role.OPERATOR, ScramCredentials.derive("operator2-password", iterations=4096)),
+    )
     other = live.client("op2", "operator2-password")
     with pytest.raises(CallError, match="unknown or expired watch"):
         other.watch_poll(wid)
@@ -315,7 +337,9 @@ def test_watch_sub_needs_a_live_watch_id(op: Client) -> None:
 
 
 def test_invoke_action(op: Client) -> None:
-    op.invoke_action(Ref("sp1"), "override", {"val": Number(69, "°F"), "duration": Number(5, "min")})
+    op.invoke_action(
+        Ref("sp1"), "override", {"val": Number(69, "°F"), "duration": Number(5, "min")}
+    )
     assert op.read_ids([Ref("sp1")])[0]["writeVal"] == Number(69, "°F")
     op.invoke_action(Ref("sp1"), "release")
     assert "writeVal" not in op.read_ids([Ref("sp1")])[0]
@@ -328,7 +352,9 @@ def test_invoke_action(op: Client) -> None:
 def test_ops_filetypes_defs_without_a_namespace(live: Live) -> None:
     c = live.client("viewer")
     ops = {r["def"].val: r for r in c.ops()}
-    assert set(ops) >= {f"op:{n}" for n in ("about", "read", "hisRead", "watchPoll", "invokeAction")}
+    assert set(ops) >= {
+        f"op:{n}" for n in ("about", "read", "hisRead", "watchPoll", "invokeAction")
+    }
     assert "noSideEffects" in ops["op:read"] and "noSideEffects" not in ops["op:hisWrite"]
     types = {r["def"].val: r["mime"] for r in c.filetypes()}
     assert types["filetype:zinc"] == "text/zinc" and "filetype:csv" in types

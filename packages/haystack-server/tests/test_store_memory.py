@@ -62,7 +62,9 @@ async def test_index_narrows_and_follows_removals() -> None:
     found = await store.query(parse("point"))
     assert len(found) == 49
     assert [r["id"] for r in await store.query(parse("other or point"), limit=3)] == [
-        Ref("p0"), Ref("p1"), Ref("p2")
+        Ref("p0"),
+        Ref("p1"),
+        Ref("p2"),
     ]
     assert await store.query(parse("id == @p3 and other")) == [{"id": Ref("p3"), "other": Marker}]
     assert await store.query(parse("id == @nope")) == []

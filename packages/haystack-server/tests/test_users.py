@@ -11,7 +11,10 @@ from .conftest import Live
 
 def test_create_list_get_update_delete(live: Live) -> None:
     with live.http("admin") as http:
-        made = http.post("admin/users", json={"username": "carol", "password": "carol-password", "role": "operator"})
+        made = http.post(
+            "admin/users",
+            json={"username": "carol", "password": "carol-password", "role": "operator"},
+        )
         assert made.status_code == 201
         assert made.json()["role"] == "operator" and "password" not in made.text
         names = [u["username"] for u in http.get("admin/users").json()]
@@ -25,7 +28,10 @@ def test_create_list_get_update_delete(live: Live) -> None:
     carol = live.client("carol", "carol-password")
     carol.about()
     with live.http("admin") as http:
-        assert http.patch("admin/users/carol", json={"password": "new-carol-password"}).status_code == 200
+        assert (
+            http.patch("admin/users/carol", json={"password": "new-carol-password"}).status_code
+            == 200
+        )
     # The old token is revoked; the client logs in again with the old password and fails.
     with pytest.raises(AuthenticationError):
         carol.about()
@@ -60,7 +66,10 @@ def test_bad_json_and_big_bodies(live: Live) -> None:
     with live.http("admin") as http:
         assert http.post("admin/users", content=b"{not json").status_code == 400
         assert http.post("admin/users", content=b"[1,2]").status_code == 400
-        assert http.post("admin/users", content=b'{"username": "' + b"x" * 20000 + b'"}').status_code == 413
+        assert (
+            http.post("admin/users", content=b'{"username": "' + b"x" * 20000 + b'"}').status_code
+            == 413
+        )
 
 
 def test_admin_cannot_remove_themself(live: Live) -> None:
@@ -75,7 +84,12 @@ def test_only_admins_manage_users(live: Live) -> None:
     for user in ("op", "viewer"):
         with live.http(user) as http:
             assert http.get("admin/users").status_code == 403
-            assert http.post("admin/users", json={"username": "z", "password": "zzzzzzzzz"}).status_code == 403
+            assert (
+                http.post(
+                    "admin/users", json={"username": "z", "password": "zzzzzzzzz"}
+                ).status_code
+                == 403
+            )
             assert http.delete("admin/users/viewer").status_code == 403
     with live.http(None) as http:
         assert http.get("admin/users").status_code == 401

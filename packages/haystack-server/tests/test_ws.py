@@ -10,7 +10,12 @@ import httpx
 import pytest
 from httpx_ws import WebSocketDisconnect, aconnect_ws
 
-from projecthaystack.client import AsyncWebSocketClient, CallError, RequestNotSentError, ResponseError
+from projecthaystack.client import (
+    AsyncWebSocketClient,
+    CallError,
+    RequestNotSentError,
+    ResponseError,
+)
 from projecthaystack.kinds import Grid, Number, Ref
 from projecthaystack.server import ServerConfig, ServerLimits
 
@@ -112,66 +117,74 @@ async def _raw(live: Live, token: str | None) -> Any:
 
 
 async def test_unauthenticated_socket_is_closed_4001(live: Live) -> None:
-    async with httpx.AsyncClient() as http:
-        async with aconnect_ws(live.url + "/ws", http) as ws:
-            await ws.send_text(json.dumps({"id": 1, "op": "about"}))
-            with pytest.raises(WebSocketDisconnect) as closed:
-                await ws.receive_text(timeout=10)
+    async with httpx.AsyncClient() as http, aconnect_ws(live.url + "/ws", http) as ws:
+        await ws.send_text(json.dumps({"id": 1, "op": "about"}))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            await ws.receive_text(timeout=10)
     assert closed.value.code == 4001
 
 
 async def test_first_message_token_for_browsers(live: Live) -> None:
     token = await anyio.to_thread.run_sync(live.token, "viewer")
-    async with httpx.AsyncClient() as http:
-        async with aconnect_ws(live.url + "/ws", http) as ws:
-            await ws.send_text(json.dumps({"id": "a", "auth": token}))
-            assert json.loads(await ws.receive_text(timeout=10)) == {"id": "a", "auth": "ok"}
-            await ws.send_text(json.dumps({"id": 2, "op": "about"}))
-            reply = json.loads(await ws.receive_text(timeout=10))
-            assert reply["id"] == 2 and reply["grid"]["rows"][0]["whoami"] == "viewer"
+    async with httpx.AsyncClient() as http, aconnect_ws(live.url + "/ws", http) as ws:
+        await ws.send_text(json.dumps({"id": "a", "auth": token}))
+        assert json.loads(await ws.receive_text(timeout=10)) == {"id": "a", "auth": "ok"}
+        await ws.send_text(json.dumps({"id": 2, "op": "about"}))
+        reply = json.loads(await ws.receive_text(timeout=10))
+        assert reply["id"] == 2 and reply["grid"]["rows"][0]["whoami"] == "viewer"
 
 
 async def test_malformed_and_refused_frames(make_live) -> None:  # type: ignore[no-untyped-def]
     live = make_live(ServerConfig(limits=ServerLimits(max_batch=2)))
     token = await anyio.to_thread.run_sync(live.token, "viewer")
-    async with httpx.AsyncClient() as http:
-        async with aconnect_ws(live.url + "/ws", http, headers={"Authorization": f"BEARER authToken={token}"}) as ws:
+    async with (
+        httpx.AsyncClient() as http,
+        aconnect_ws(
+            live.url + "/ws", http, headers={"Authorization": f"BEARER authToken={token}"}
+        ) as ws,
+    ):
 
-            async def ask(text: str) -> Any:
-                await ws.send_text(text)
-                return json.loads(await ws.receive_text(timeout=10))
+        async def ask(text: str) -> Any:
+            await ws.send_text(text)
+            return json.loads(await ws.receive_text(timeout=10))
 
-            bad = await ask("{not json")
-            assert bad["id"] is None and "malformed" in bad["grid"]["meta"]["dis"]
-            unknown_field = await ask(json.dumps({"id": 1, "op": "about", "x": 1}))
-            assert "malformed" in unknown_field["grid"]["meta"]["dis"]
-            empty = await ask(json.dumps({"id": 2}))
-            assert "needs 'op' or 'batch'" in empty["grid"]["meta"]["dis"]
-            forbidden = await ask(json.dumps({"id": 3, "op": "hisWrite"}))
-            assert forbidden["status"] == 403
-            missing = await ask(json.dumps({"id": 4, "op": "nosuch"}))
-            assert missing["status"] == 404
-            big = await ask(json.dumps({"id": 5, "batch": [{"op": "about"}] * 3}))
-            assert "at most 2" in big["grid"]["meta"]["dis"]
-            unreadable = await ask('{"id": 6, "op": "read", "grid": {"_kind": "grid", "cols": 5}}')
-            assert unreadable["status"] == 400
-            ok = await ask(json.dumps({"id": 7, "op": "about"}))
-            assert ok["grid"]["rows"][0]["whoami"] == "viewer"
+        bad = await ask("{not json")
+        assert bad["id"] is None and "malformed" in bad["grid"]["meta"]["dis"]
+        unknown_field = await ask(json.dumps({"id": 1, "op": "about", "x": 1}))
+        assert "malformed" in unknown_field["grid"]["meta"]["dis"]
+        empty = await ask(json.dumps({"id": 2}))
+        assert "needs 'op' or 'batch'" in empty["grid"]["meta"]["dis"]
+        forbidden = await ask(json.dumps({"id": 3, "op": "hisWrite"}))
+        assert forbidden["status"] == 403
+        missing = await ask(json.dumps({"id": 4, "op": "nosuch"}))
+        assert missing["status"] == 404
+        big = await ask(json.dumps({"id": 5, "batch": [{"op": "about"}] * 3}))
+        assert "at most 2" in big["grid"]["meta"]["dis"]
+        unreadable = await ask('{"id": 6, "op": "read", "grid": {"_kind": "grid", "cols": 5}}')
+        assert unreadable["status"] == 400
+        ok = await ask(json.dumps({"id": 7, "op": "about"}))
+        assert ok["grid"]["rows"][0]["whoami"] == "viewer"
 
 
 async def test_close_op_ends_the_socket(live: Live) -> None:
     token = await anyio.to_thread.run_sync(live.token, "viewer")
-    async with httpx.AsyncClient() as http:
-        async with aconnect_ws(live.url + "/ws", http, headers={"Authorization": f"BEARER authToken={token}"}) as ws:
-            await ws.send_text(json.dumps({"id": 1, "op": "close"}))
-            assert json.loads(await ws.receive_text(timeout=10))["id"] == 1
-            with pytest.raises(WebSocketDisconnect):
-                await ws.receive_text(timeout=10)
+    async with (
+        httpx.AsyncClient() as http,
+        aconnect_ws(
+            live.url + "/ws", http, headers={"Authorization": f"BEARER authToken={token}"}
+        ) as ws,
+    ):
+        await ws.send_text(json.dumps({"id": 1, "op": "close"}))
+        assert json.loads(await ws.receive_text(timeout=10))["id"] == 1
+        with pytest.raises(WebSocketDisconnect):
+            await ws.receive_text(timeout=10)
 
 
 async def test_no_server_is_request_not_sent() -> None:
     from .conftest import free_port
 
-    with pytest.raises(RequestNotSentError, match="cannot connect|not sent"):
-        async with AsyncWebSocketClient(f"http://127.0.0.1:{free_port()}/api", "op", "pw", timeout=10):
+    with pytest.raises(RequestNotSentError, match=r"cannot connect|not sent"):
+        async with AsyncWebSocketClient(
+            f"http://127.0.0.1:{free_port()}/api", "op", "pw", timeout=10
+        ):
             pass

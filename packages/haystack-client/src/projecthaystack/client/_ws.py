@@ -72,7 +72,8 @@ class AsyncWebSocketClient(AsyncClient):
     by themselves through :meth:`updates`.  Reconnects (logging in again if need be) and
     re-subscribes its watches when the connection drops.
 
-    >>> async with AsyncWebSocketClient("http://localhost:8080/api", "op", "pw") as ws:  # doctest: +SKIP
+    >>> ws = AsyncWebSocketClient("http://localhost:8080/api", "op", "pw")
+    >>> async with ws:  # doctest: +SKIP
     ...     sub = await ws.watch_sub(["@p1", "@p2"], dis="dashboard")
     ...     async for update in ws.updates():
     ...         print(update.watch_id, update.grid.to_python())
@@ -112,7 +113,9 @@ class AsyncWebSocketClient(AsyncClient):
         self._exit = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> AsyncWebSocketClient:
-        self._updates_in, self._updates_out = anyio.create_memory_object_stream[WatchUpdate](math.inf)
+        self._updates_in, self._updates_out = anyio.create_memory_object_stream[WatchUpdate](
+            math.inf
+        )
         self._exit.push_async_callback(self._updates_out.aclose)
         self._exit.push_async_callback(self._updates_in.aclose)
         self._tg = await self._exit.enter_async_context(anyio.create_task_group())
@@ -142,6 +145,7 @@ class AsyncWebSocketClient(AsyncClient):
             try:
                 token = self.token or await self.login()
                 headers = {"Authorization": f"BEARER authToken={token}"}
+                session: AsyncWebSocketSession
                 async with aconnect_ws(
                     self.ws_url,
                     self._http,
@@ -157,7 +161,7 @@ class AsyncWebSocketClient(AsyncClient):
                         assert self._tg is not None
                         self._tg.start_soon(self._resubscribe)
                     await self._read(session)
-            except Exception as exc:  # noqa: BLE001 - sorted into retry or give up below
+            except Exception as exc:
                 leaves = _leaves(exc)
                 fatal = next((e for e in leaves if not isinstance(e, _RETRYABLE)), None)
                 if fatal is None and not first.is_set():  # reconnecting is for lost connections
@@ -169,7 +173,9 @@ class AsyncWebSocketClient(AsyncClient):
                     return
             self._session = None
             self._connected = anyio.Event()
-            self._fail_pending(ResponseError("WebSocket: connection lost; the request may have run"))
+            self._fail_pending(
+                ResponseError("WebSocket: connection lost; the request may have run")
+            )
             if self._closing or not self._reconnect:
                 first.set()
                 return
@@ -210,7 +216,11 @@ class AsyncWebSocketClient(AsyncClient):
                 except (CallError, ResponseError, RequestNotSentError):
                     continue
                 new = grid.meta["watchId"]
-                notice = {"err": Marker, "dis": f"watch {wid} expired; reopened as {new}", "watchId": new}
+                notice = {
+                    "err": Marker,
+                    "dis": f"watch {wid} expired; reopened as {new}",
+                    "watchId": new,
+                }
                 self._updates_in.send_nowait(WatchUpdate(wid, Grid.empty(notice)))
             except (ResponseError, RequestNotSentError):
                 return
@@ -256,7 +266,11 @@ class AsyncWebSocketClient(AsyncClient):
         """Several ops in one message, answered in order.  Error grids come back in the
         list (check ``grid.is_error``) so that one failure does not hide the others."""
         items = b",".join(
-            b'{"op":' + json.dumps(op).encode() + b',"grid":' + hjson.encode_grid_bytes(g if g is not None else Grid.empty()) + b"}"
+            b'{"op":'
+            + json.dumps(op).encode()
+            + b',"grid":'
+            + hjson.encode_grid_bytes(g if g is not None else Grid.empty())
+            + b"}"
             for op, g in calls
         )
         reply = await self._exchange({}, {"batch": b"[" + items + b"]"})
@@ -273,7 +287,9 @@ class AsyncWebSocketClient(AsyncClient):
             wid = result.meta.get("watchId")
             if isinstance(wid, str):
                 known = self._watches.setdefault(wid, [])
-                known.extend(r["id"] for r in result if r.get("id") is not None and r["id"] not in known)
+                known.extend(
+                    r["id"] for r in result if r.get("id") is not None and r["id"] not in known
+                )
         elif op == "watchUnsub":
             wid = req.meta.get("watchId")
             if "close" in req.meta:

@@ -70,9 +70,6 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type) or callable(_obj):
-        try:
-            _obj.__module__ = __name__
-        except (AttributeError, TypeError):
-            pass
+    if isinstance(_obj, type | type(create_app)):
+        _obj.__module__ = __name__
 del _name, _obj

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from projecthaystack.auth import CertIdentity, ScramCredentials, identity_from_der, saslprep
@@ -218,7 +218,9 @@ class HaystackServer:
             return error_grid(str(exc), self._trace(exc))
         except Exception as exc:
             log.exception("op %s failed", op_name)
-            return error_grid(f"internal error in {op_name}: {type(exc).__name__}", self._trace(exc))
+            return error_grid(
+                f"internal error in {op_name}: {type(exc).__name__}", self._trace(exc)
+            )
 
     def _trace(self, exc: BaseException) -> str | None:
         if not self.config.debug:
@@ -307,7 +309,12 @@ class HaystackServer:
     def _http_error(self, exc: HttpError, codec: Codec) -> Response:
         if exc.status in (401, 406, 501):
             return Response(str(exc), exc.status, exc.headers, media_type="text/plain")
-        return Response(codec.encode(error_grid(str(exc))), exc.status, exc.headers, media_type=codec.content_type)
+        return Response(
+            codec.encode(error_grid(str(exc))),
+            exc.status,
+            exc.headers,
+            media_type=codec.content_type,
+        )
 
     async def handle_root(self, request: Request) -> Response:
         """``{prefix}/``: where clients that log in before any op start their handshake."""

@@ -120,7 +120,9 @@ class Authenticator:
 
     async def _throttle(self, username: str, client: str, now: dt.datetime) -> None:
         cfg = self._config
-        user_fails = await self._store.count_failures(f"u:{username}|{client}", cfg.failure_window, now)
+        user_fails = await self._store.count_failures(
+            f"u:{username}|{client}", cfg.failure_window, now
+        )
         client_fails = await self._store.count_failures(f"c:{client}", cfg.failure_window, now)
         if user_fails >= cfg.max_failures_per_user or client_fails >= cfg.max_failures_per_client:
             retry = str(int(cfg.failure_window.total_seconds()))
@@ -180,7 +182,9 @@ class Authenticator:
         reply = auth.hello(header)
         if reply.handshake_token is not None:
             state: dict[str, Any] = (
-                {"exchange": reply.state.to_dict()} if reply.state is not None else {"user": username}
+                {"exchange": reply.state.to_dict()}
+                if reply.state is not None
+                else {"user": username}
             )
             await self._keep(reply.handshake_token, state, client, now)
         return LoginStep(reply.status, dict(reply.headers))
@@ -213,7 +217,9 @@ class Authenticator:
         auth = self._server_auth(username, await self._credentials(username))
         reply = auth.scram(header, None, username)
         if reply.handshake_token is not None and reply.state is not None:
-            await self._keep(reply.handshake_token, {"exchange": reply.state.to_dict()}, client, now)
+            await self._keep(
+                reply.handshake_token, {"exchange": reply.state.to_dict()}, client, now
+            )
         return LoginStep(reply.status, dict(reply.headers))
 
     async def _plaintext(
@@ -247,4 +253,3 @@ class Authenticator:
         token = secrets.token_urlsafe(32)
         await self._store.put_session(Session(token, user.username, now + self._config.token_ttl))
         return token
-

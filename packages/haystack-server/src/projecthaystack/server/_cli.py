@@ -1,8 +1,8 @@
 """``haystack-server``: serve a store over HTTP, or run the demo.
 
-    haystack-server serve --demo                 # a generated building on 127.0.0.1:8080
-    haystack-server serve --load site.zinc --store memory:
-    haystack-server demo                         # serve the demo and query it with the client
+haystack-server serve --demo                 # a generated building on 127.0.0.1:8080
+haystack-server serve --load site.zinc --store memory:
+haystack-server demo                         # serve the demo and query it with the client
 """
 
 from __future__ import annotations
@@ -40,13 +40,17 @@ def open_store(url: str) -> Store:
         return MemoryStore()
     module = {"postgresql": "pg", "postgres": "pg", "redis": "redis", "rediss": "redis"}.get(scheme)
     if module is None:
-        raise StartupError(f"unknown store URL {url!r}: use memory:, postgresql://... or redis://...")
+        raise StartupError(
+            f"unknown store URL {url!r}: use memory:, postgresql://... or redis://..."
+        )
     import importlib
 
     try:
         mod = importlib.import_module(f"projecthaystack.stores.{module}")
     except ImportError:
-        raise StartupError(f"the {scheme} store needs: pip install haystack-store-{module}") from None
+        raise StartupError(
+            f"the {scheme} store needs: pip install haystack-store-{module}"
+        ) from None
     factory = getattr(mod, "open_store", None)
     if factory is None:
         raise StartupError(f"haystack-store-{module} does not provide a store yet")
@@ -94,12 +98,20 @@ def app_from_env() -> Starlette:
     if opts["demo"]:
         demo = opts["demo"]
         building = demo_building(
-            demo["seed"], sites=demo["sites"], ahus=demo["ahus"], vavs=demo["vavs"], days=demo["days"]
+            demo["seed"],
+            sites=demo["sites"],
+            ahus=demo["ahus"],
+            vavs=demo["vavs"],
+            days=demo["days"],
         )
         hooks.append(building.load)
         actions = dict(DEMO_ACTIONS)
     return create_app(
-        open_store(opts["store"]), config=config, namespace=namespace, actions=actions, on_startup=hooks
+        open_store(opts["store"]),
+        config=config,
+        namespace=namespace,
+        actions=actions,
+        on_startup=hooks,
     )
 
 
@@ -107,9 +119,23 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--prefix", default="/api", help="URL prefix of the ops (default /api)")
-    p.add_argument("--store", default="memory:", help="memory: (default), postgresql://..., redis://...")
-    p.add_argument("--load", action="append", default=[], metavar="FILE", help="load entities from a Zinc, JSON or Trio file (repeatable)")
-    p.add_argument("--defs", action="append", default=[], metavar="DIR", help="a def lib directory or zip for defs/libs (repeatable)")
+    p.add_argument(
+        "--store", default="memory:", help="memory: (default), postgresql://..., redis://..."
+    )
+    p.add_argument(
+        "--load",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="load entities from a Zinc, JSON or Trio file (repeatable)",
+    )
+    p.add_argument(
+        "--defs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a def lib directory or zip for defs/libs (repeatable)",
+    )
     p.add_argument("--demo", action="store_true", help="serve a generated demo building")
     p.add_argument("--demo-seed", type=int, default=1)
     p.add_argument("--demo-sites", type=int, default=2)
@@ -120,7 +146,9 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--certfile", help="TLS certificate (PEM)")
     p.add_argument("--keyfile", help="TLS private key (PEM)")
     p.add_argument("--client-ca", help="require client certificates signed by this CA (mTLS)")
-    p.add_argument("--allow-plaintext", action="store_true", help="accept PLAINTEXT/Basic logins over TLS")
+    p.add_argument(
+        "--allow-plaintext", action="store_true", help="accept PLAINTEXT/Basic logins over TLS"
+    )
     p.add_argument("--server-name", default="haystack-server")
     p.add_argument("--debug", action="store_true", help="stack traces in error grids")
     p.add_argument("--log-level", default="info")
@@ -128,7 +156,9 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
 
 def _prepare(args: argparse.Namespace) -> dict[str, Any]:
     if args.workers > 1 and args.store.startswith("memory"):
-        raise StartupError("several workers need a shared store (--store postgresql://... or redis://...)")
+        raise StartupError(
+            "several workers need a shared store (--store postgresql://... or redis://...)"
+        )
     if bool(args.certfile) != bool(args.keyfile):
         raise StartupError("--certfile and --keyfile go together")
     if args.client_ca and not args.certfile:
@@ -142,9 +172,14 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         "debug": args.debug,
         "server_name": args.server_name,
         "demo": {
-            "seed": args.demo_seed, "sites": args.demo_sites, "ahus": args.demo_ahus,
-            "vavs": args.demo_vavs, "days": args.demo_days,
-        } if args.demo else None,
+            "seed": args.demo_seed,
+            "sites": args.demo_sites,
+            "ahus": args.demo_ahus,
+            "vavs": args.demo_vavs,
+            "days": args.demo_days,
+        }
+        if args.demo
+        else None,
     }
     os.environ[_OPTIONS_ENV] = json.dumps(opts)
     # One secret for every worker: fake SCRAM salts must not differ between them.
@@ -190,7 +225,7 @@ def _serve(args: argparse.Namespace) -> int:
         sock = config.bind_socket()
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
         return 0
     uvicorn.Server(config).run()
     return 0
@@ -235,21 +270,25 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         with Client(url, user, password) as client:
             about = client.about()[0]
-            print(f"about: {about['productName']} {about['productVersion']}, Haystack {about['haystackVersion']}")
+            product = f"{about['productName']} {about['productVersion']}"
+            print(f"about: {product}, Haystack {about['haystackVersion']}")
             sites = client.read("site")
             print(f"\nread 'site': {len(sites)} sites")
             for s in sites:
-                print(f"  {s['id']}  {s['dis']:<18} {s['geoCity']}, {s['geoState']}  tz={s['tz']}  area={s['area']}")
+                place = f"{s['geoCity']}, {s['geoState']}"
+                print(f"  {s['id']}  {s['dis']:<18} {place}  tz={s['tz']}  area={s['area']}")
             equips = client.nav(sites[0]["id"])
             print(f"\nnav {sites[0]['id']}: {len(equips)} equips")
             for e in list(equips)[:4]:
                 print(f"  {e['id']}  {e['dis']}")
-            points = client.read('point and discharge and air and temp and sensor', limit=1)
+            points = client.read("point and discharge and air and temp and sensor", limit=1)
             point = points[0]
             his = client.his_read(point["id"], "yesterday")
             vals = [r["val"].val for r in his]
-            print(f"\nhisRead {point['id']} yesterday: {len(his)} samples, "
-                  f"min {min(vals)} max {max(vals)} {point['unit']}")
+            print(
+                f"\nhisRead {point['id']} yesterday: {len(his)} samples, "
+                f"min {min(vals)} max {max(vals)} {point['unit']}"
+            )
             for row in list(his)[:3]:
                 print(f"  {row['ts'].isoformat()}  {row['val']}")
             count = len(client.read("point"))
@@ -276,7 +315,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``haystack-server`` command."""
-    parser = argparse.ArgumentParser(prog="haystack-server", description="A Project Haystack server.")
+    parser = argparse.ArgumentParser(
+        prog="haystack-server", description="A Project Haystack server."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the HTTP API")
     _add_serve_options(serve)
@@ -296,4 +337,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
-

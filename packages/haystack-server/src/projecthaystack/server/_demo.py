@@ -63,17 +63,72 @@ class _PointSpec:
 
 
 _AHU_POINTS = (
-    _PointSpec("dat", "Discharge Air Temp", ("discharge", "air", "temp", "sensor"), "Number", "°F", 56, 4, 0.6),
-    _PointSpec("rat", "Return Air Temp", ("return", "air", "temp", "sensor"), "Number", "°F", 72, 2, 0.4),
-    _PointSpec("oat", "Outside Air Temp", ("outside", "air", "temp", "sensor"), "Number", "°F", 60, 14, 1.0),
-    _PointSpec("datsp", "Discharge Air Temp Setpoint", ("discharge", "air", "temp", "sp"), "Number", "°F", 55, 0, 0, True),
-    _PointSpec("fan", "Supply Fan Run", ("discharge", "fan", "run", "cmd"), "Bool", None, 0, 0, 0, True),
-    _PointSpec("damper", "Outside Air Damper", ("outside", "air", "damper", "cmd"), "Number", "%", 35, 25, 3),
+    _PointSpec(
+        "dat",
+        "Discharge Air Temp",
+        ("discharge", "air", "temp", "sensor"),
+        "Number",
+        "°F",
+        56,
+        4,
+        0.6,
+    ),
+    _PointSpec(
+        "rat", "Return Air Temp", ("return", "air", "temp", "sensor"), "Number", "°F", 72, 2, 0.4
+    ),
+    _PointSpec(
+        "oat", "Outside Air Temp", ("outside", "air", "temp", "sensor"), "Number", "°F", 60, 14, 1.0
+    ),
+    _PointSpec(
+        "datsp",
+        "Discharge Air Temp Setpoint",
+        ("discharge", "air", "temp", "sp"),
+        "Number",
+        "°F",
+        55,
+        0,
+        0,
+        True,
+    ),
+    _PointSpec(
+        "fan", "Supply Fan Run", ("discharge", "fan", "run", "cmd"), "Bool", None, 0, 0, 0, True
+    ),
+    _PointSpec(
+        "damper",
+        "Outside Air Damper",
+        ("outside", "air", "damper", "cmd"),
+        "Number",
+        "%",
+        35,
+        25,
+        3,
+    ),
 )
 _VAV_POINTS = (
-    _PointSpec("zat", "Zone Air Temp", ("zone", "air", "temp", "sensor"), "Number", "°F", 72, 2.5, 0.5),
-    _PointSpec("zatsp", "Zone Air Temp Setpoint", ("zone", "air", "temp", "sp"), "Number", "°F", 72, 0, 0, True),
-    _PointSpec("flow", "Discharge Airflow", ("discharge", "air", "flow", "sensor"), "Number", "cfm", 420, 180, 20),
+    _PointSpec(
+        "zat", "Zone Air Temp", ("zone", "air", "temp", "sensor"), "Number", "°F", 72, 2.5, 0.5
+    ),
+    _PointSpec(
+        "zatsp",
+        "Zone Air Temp Setpoint",
+        ("zone", "air", "temp", "sp"),
+        "Number",
+        "°F",
+        72,
+        0,
+        0,
+        True,
+    ),
+    _PointSpec(
+        "flow",
+        "Discharge Airflow",
+        ("discharge", "air", "flow", "sensor"),
+        "Number",
+        "cfm",
+        420,
+        180,
+        20,
+    ),
     _PointSpec("damper", "Damper Position", ("damper", "cmd"), "Number", "%", 45, 30, 4),
 )
 _METER_POINTS = (
@@ -130,7 +185,9 @@ def demo_building(
     records: list[dict[str, Any]] = []
     points: list[tuple[str, _PointSpec, str, float]] = []
 
-    def add_points(parent: Ref, site: Ref, tz: str, specs: tuple[_PointSpec, ...], extra: Mapping[str, Any]) -> None:
+    def add_points(
+        parent: Ref, site: Ref, tz: str, specs: tuple[_PointSpec, ...], extra: Mapping[str, Any]
+    ) -> None:
         for spec in specs:
             pid = f"{parent.id}.{spec.suffix}"
             rec: dict[str, Any] = {
@@ -175,22 +232,46 @@ def demo_building(
         )
         meter = Ref(f"{site.id}.meter", f"{name} Main Meter")
         records.append(
-            {"id": meter, "dis": meter.dis, "equip": Marker, "meter": Marker, "elec": Marker,
-             "siteMeter": Marker, "siteRef": site}
+            {
+                "id": meter,
+                "dis": meter.dis,
+                "equip": Marker,
+                "meter": Marker,
+                "elec": Marker,
+                "siteMeter": Marker,
+                "siteRef": site,
+            }
         )
         add_points(meter, site, tz, _METER_POINTS, {})
         for a in range(ahus):
             ahu = Ref(f"{site.id}.ahu{a + 1}", f"{name} AHU-{a + 1}")
             records.append(
-                {"id": ahu, "dis": ahu.dis, "equip": Marker, "ahu": Marker, "siteRef": site,
-                 "elec": Marker, "hotWaterHeat": Marker, "chilledWaterCool": Marker}
+                {
+                    "id": ahu,
+                    "dis": ahu.dis,
+                    "equip": Marker,
+                    "ahu": Marker,
+                    "siteRef": site,
+                    "elec": Marker,
+                    "hotWaterHeat": Marker,
+                    "chilledWaterCool": Marker,
+                }
             )
             add_points(ahu, site, tz, _AHU_POINTS, {})
             for v in range(vavs):
                 vav = Ref(f"{ahu.id}.vav{v + 1}", f"{name} VAV-{a + 1}-{v + 1:02d}")
                 records.append(
-                    {"id": vav, "dis": vav.dis, "equip": Marker, "vav": Marker, "siteRef": site,
-                     "airRef": ahu, "equipRef": ahu, "singleDuct": Marker, "pressureDependent": Marker}
+                    {
+                        "id": vav,
+                        "dis": vav.dis,
+                        "equip": Marker,
+                        "vav": Marker,
+                        "siteRef": site,
+                        "airRef": ahu,
+                        "equipRef": ahu,
+                        "singleDuct": Marker,
+                        "pressureDependent": Marker,
+                    }
                 )
                 add_points(vav, site, tz, _VAV_POINTS, {})
 
@@ -199,8 +280,8 @@ def demo_building(
     for pid, spec, tz_text, phase in points:
         if spec.writable and spec.kind == "Number":
             continue  # setpoints are written through pointWrite, not sensed
-        tz = tz_from_name(tz_text)
-        stop = dt.datetime.combine(last_day, dt.time(0), tzinfo=tz)
+        zone = tz_from_name(tz_text)
+        stop = dt.datetime.combine(last_day, dt.time(0), tzinfo=zone)
         ts = stop - dt.timedelta(days=days)
         samples: list[tuple[dt.datetime, Any]] = []
         total = 0.0
@@ -211,24 +292,28 @@ def demo_building(
                 samples.append((ts, Number(round(total, 1), "kWh")))
             else:
                 samples.append((ts, _sample(seed, pid, spec, ts, phase)))
-            ts = (ts.astimezone(dt.UTC) + interval).astimezone(tz)
+            ts = (ts.astimezone(dt.UTC) + interval).astimezone(zone)
         building.history[pid] = samples
     for rec in records:
-        samples = building.history.get(rec["id"].id)
-        if samples and "cur" in rec:
-            rec["curVal"] = samples[-1][1]
+        his = building.history.get(rec["id"].id)
+        if his and "cur" in rec:
+            rec["curVal"] = his[-1][1]
             rec["curStatus"] = "ok"
     return building
 
 
-async def _override(ctx: OpContext, target: Mapping[str, Any], args: Mapping[str, Any]) -> Grid | None:
+async def _override(
+    ctx: OpContext, target: Mapping[str, Any], args: Mapping[str, Any]
+) -> Grid | None:
     row = {"id": target["id"], "level": Number(8), "val": args.get("val"), "who": ctx.user.username}
     if args.get("duration") is not None:
         row["duration"] = args["duration"]
     return await point_write(ctx, Grid.from_rows([row]))
 
 
-async def _release(ctx: OpContext, target: Mapping[str, Any], args: Mapping[str, Any]) -> Grid | None:
+async def _release(
+    ctx: OpContext, target: Mapping[str, Any], args: Mapping[str, Any]
+) -> Grid | None:
     return await point_write(ctx, Grid.from_rows([{"id": target["id"], "level": Number(8)}]))
 
 

@@ -27,7 +27,9 @@ def _value(text: str) -> Any:
         raise OpError(f"invalid range {text.strip()!r}: not a Zinc date or dateTime") from None
 
 
-def parse_range(text: str, tz: ZoneInfo, now: dt.datetime) -> tuple[dt.datetime, dt.datetime | None]:
+def parse_range(
+    text: str, tz: ZoneInfo, now: dt.datetime
+) -> tuple[dt.datetime, dt.datetime | None]:
     """The ``[start, end)`` span of a hisRead range in the point's timezone ``tz``; the
     end is ``None`` for the open ``{dateTime}`` form.
 

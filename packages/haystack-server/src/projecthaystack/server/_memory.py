@@ -139,15 +139,11 @@ class MemoryStore:
     ) -> list[dict[str, Any]]:
         """The entities matching ``flt``, narrowed by the tag indexes first."""
         entities = self._entities
-        test = compile_filter(
-            flt, resolver=lambda ref: entities.get(ref.id), namespace=namespace
-        )
+        test = compile_filter(flt, resolver=lambda ref: entities.get(ref.id), namespace=namespace)
         candidates = _Candidates(self._tags, entities).ids(flt)
-        pool: Iterable[str]
-        if candidates is None:
-            pool = entities
-        else:
-            pool = sorted(candidates, key=self._order.__getitem__)
+        pool: Iterable[str] = (
+            entities if candidates is None else sorted(candidates, key=self._order.__getitem__)
+        )
         out: list[dict[str, Any]] = []
         if limit is not None and limit <= 0:
             return out
@@ -298,18 +294,14 @@ class MemoryStore:
         """Close the watch."""
         self._watches.pop(watch_id, None)
 
-    async def watch_poll(
-        self, watch_id: str, refresh: bool, now: dt.datetime
-    ) -> list[str] | None:
+    async def watch_poll(self, watch_id: str, refresh: bool, now: dt.datetime) -> list[str] | None:
         """Changed ids since the last poll (every live one on ``refresh``)."""
         watch = self._live_watch(watch_id, now)
         if watch is None:
             return None
         versions = self._versions
         changed = [
-            i
-            for i, seen in watch.ids.items()
-            if i in versions and (refresh or versions[i] != seen)
+            i for i, seen in watch.ids.items() if i in versions and (refresh or versions[i] != seen)
         ]
         seen = {i: versions.get(i, 0) for i in watch.ids}
         self._watches[watch_id] = Watch(

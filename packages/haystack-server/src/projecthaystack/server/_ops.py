@@ -117,8 +117,15 @@ def _number(value: Any, what: str) -> float:
 
 def _duration(value: Number, what: str) -> dt.timedelta:
     scale = {
-        None: 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "min": 60.0, "h": 3600.0,
-        "hr": 3600.0, "day": 86400.0, "d": 86400.0,
+        None: 1.0,
+        "s": 1.0,
+        "sec": 1.0,
+        "ms": 0.001,
+        "min": 60.0,
+        "h": 3600.0,
+        "hr": 3600.0,
+        "day": 86400.0,
+        "d": 86400.0,
     }.get(value.unit)
     if scale is None:
         raise OpError(f"{what} has unit {value.unit!r}; expected a duration (s, min, h, day)")
@@ -148,7 +155,9 @@ def _limit(row: Mapping[str, Any], cap: int) -> tuple[int, bool]:
     return (int(asked), False) if asked <= cap else (cap, True)
 
 
-def _rows_grid(rows: Sequence[Mapping[str, Any] | None], meta: Mapping[str, Any] | None = None) -> Grid:
+def _rows_grid(
+    rows: Sequence[Mapping[str, Any] | None], meta: Mapping[str, Any] | None = None
+) -> Grid:
     """A grid of entities, a row of nulls for each ``None``, and an ``id`` column always."""
     names: dict[str, None] = {"id": None}
     for row in rows:
@@ -158,7 +167,12 @@ def _rows_grid(rows: Sequence[Mapping[str, Any] | None], meta: Mapping[str, Any]
 
 
 def _incomplete(limit: int) -> dict[str, Any]:
-    return {"incomplete": {"dis": f"result cut off at the server's limit of {limit}", "limit": Number(limit)}}
+    return {
+        "incomplete": {
+            "dis": f"result cut off at the server's limit of {limit}",
+            "limit": Number(limit),
+        }
+    }
 
 
 def _point_tz(point: Mapping[str, Any]) -> ZoneInfo:
@@ -258,13 +272,15 @@ def _defs_like(ctx: OpContext, req: Grid, *, libs: bool) -> Grid:
     ns = ctx.namespace
     try:
         if ns is not None:
-            grid = ns.libs_grid(flt, limit) if libs else ns.defs_grid(flt, limit)
-            return grid
+            return ns.libs_grid(flt, limit) if libs else ns.defs_grid(flt, limit)
         if libs:
             rows: list[dict[str, Any]] = [
-                {"def": Symbol("lib:hayserver"), "is": Symbol("lib"),
-                 "doc": "The ops and filetypes of this server (no def namespace loaded)",
-                 "version": __version__}
+                {
+                    "def": Symbol("lib:hayserver"),
+                    "is": Symbol("lib"),
+                    "doc": "The ops and filetypes of this server (no def namespace loaded)",
+                    "version": __version__,
+                }
             ]
         else:
             rows = _own_defs(ctx)
@@ -285,7 +301,9 @@ async def read(ctx: OpContext, req: Grid) -> Grid:
         cap = ctx.config.limits.max_read
         limit, capped = _limit(row, cap)
         try:
-            found = await ctx.store.query(flt, limit=limit + 1 if capped else limit, namespace=ctx.namespace)
+            found = await ctx.store.query(
+                flt, limit=limit + 1 if capped else limit, namespace=ctx.namespace
+            )
         except FilterError as exc:
             raise OpError(str(exc)) from None
         meta = None
@@ -327,7 +345,9 @@ async def his_read(ctx: OpContext, req: Grid) -> Grid:
     if "range" in req.meta:
         return await _his_read_batch(ctx, req)
     if len(req) != 1:
-        raise OpError("hisRead needs one row with 'id' and 'range' (or 'range' in the grid meta for a batch)")
+        raise OpError(
+            "hisRead needs one row with 'id' and 'range' (or 'range' in the grid meta for a batch)"
+        )
     row = req[0]
     point = await _entity(ctx, _ref(row.get("id"), "'id'"), "his")
     tz = _point_tz(point)
@@ -337,7 +357,11 @@ async def his_read(ctx: OpContext, req: Grid) -> Grid:
     start, end = parse_range(text, tz, ctx.now)
     cap = ctx.config.limits.max_his_read
     samples = await ctx.store.his_read(point["id"].id, start, end, limit=cap + 1)
-    meta: dict[str, Any] = {"id": point["id"], "hisStart": start, "hisEnd": end or ctx.now.astimezone(tz)}
+    meta: dict[str, Any] = {
+        "id": point["id"],
+        "hisStart": start,
+        "hisEnd": end or ctx.now.astimezone(tz),
+    }
     if len(samples) > cap:
         samples = samples[:cap]
         meta |= _incomplete(cap)
@@ -434,7 +458,9 @@ def _live(levels: Mapping[int, PriorityLevel], now: dt.datetime) -> dict[int, Pr
     return {n: lv for n, lv in levels.items() if lv.expires is None or lv.expires > now}
 
 
-async def _apply_priority(ctx: OpContext, point: Mapping[str, Any], levels: Mapping[int, PriorityLevel]) -> None:
+async def _apply_priority(
+    ctx: OpContext, point: Mapping[str, Any], levels: Mapping[int, PriorityLevel]
+) -> None:
     live = _live(levels, ctx.now)
     changes: dict[str, Any] = {"writeVal": Remove, "writeLevel": Remove}
     if live:
@@ -533,9 +559,13 @@ async def watch_sub(ctx: OpContext, req: Grid) -> Grid:
     if req.meta.get("watchId") is None:
         owner = ctx.user.username
         if await ctx.store.watch_count(owner, ctx.now) >= ctx.config.limits.max_watches_per_user:
-            raise OpError(f"already {ctx.config.limits.max_watches_per_user} watches open; close one first")
+            raise OpError(
+                f"already {ctx.config.limits.max_watches_per_user} watches open; close one first"
+            )
         dis = req.meta.get("watchDis")
-        watch = await ctx.store.watch_open(dis[:256] if isinstance(dis, str) else "watch", owner, lease, ctx.now)
+        watch = await ctx.store.watch_open(
+            dis[:256] if isinstance(dis, str) else "watch", owner, lease, ctx.now
+        )
         wid = watch.id
     else:
         wid = _watch_id(req)

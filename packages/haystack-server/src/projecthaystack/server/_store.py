@@ -57,9 +57,7 @@ class Role(enum.IntEnum):
         try:
             return cls[name.strip().upper()]
         except KeyError:
-            raise ValueError(
-                f"unknown role {name!r}: expected viewer, operator or admin"
-            ) from None
+            raise ValueError(f"unknown role {name!r}: expected viewer, operator or admin") from None
 
     @property
     def label(self) -> str:
@@ -239,9 +237,7 @@ class Store(Protocol):
         """Close the watch."""
         ...
 
-    async def watch_poll(
-        self, watch_id: str, refresh: bool, now: dt.datetime
-    ) -> list[str] | None:
+    async def watch_poll(self, watch_id: str, refresh: bool, now: dt.datetime) -> list[str] | None:
         """Ids changed since the last poll (all of them on ``refresh``), marking them
         seen and renewing the lease; ``None`` if the watch is gone."""
         ...

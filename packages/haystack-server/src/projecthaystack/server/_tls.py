@@ -37,7 +37,7 @@ def _with_cert(app: ASGIApp, pem: str) -> ASGIApp:
 
 
 class _CertH11(H11Protocol):
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         pem = _peer_pem(transport)
         if pem is not None:
@@ -45,7 +45,7 @@ class _CertH11(H11Protocol):
 
 
 class _CertWS(WSProtocol):
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         pem = _peer_pem(transport)
         if pem is not None:

@@ -132,7 +132,9 @@ class _Connection:
         if msg.batch is not None:
             limit = self.server.config.limits.max_batch
             if len(msg.batch) > limit:
-                await self.send(_frame(head, _error(f"a batch holds at most {limit} calls"), "grid"))
+                await self.send(
+                    _frame(head, _error(f"a batch holds at most {limit} calls"), "grid")
+                )
                 return
             grids = [(await self.run_op(call.op, call.grid))[0] for call in msg.batch]
             await self.send(_frame(head, grids, "batch"))
@@ -160,7 +162,9 @@ class _Connection:
                 changed = await store.watch_poll(wid, False, now)
                 if changed is None:
                     self.watches.discard(wid)
-                    await self.send(_frame({"watch": wid}, _error(f"watch {wid!r} expired"), "grid"))
+                    await self.send(
+                        _frame({"watch": wid}, _error(f"watch {wid!r} expired"), "grid")
+                    )
                     continue
                 if not changed:
                     continue

@@ -42,27 +42,29 @@ T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 QUERIES = (
     "site",
     "equip and ahu",
-    "point and his and kind == \"Number\"",
+    'point and his and kind == "Number"',
     "point and not writable",
     "point and (temp or flow) and sensor",
     "vav and equipRef->ahu",
-    "point and equipRef->siteRef->geoCity == \"Oakland\"",
+    'point and equipRef->siteRef->geoCity == "Oakland"',
     "curVal > 60°F",
     "curVal <= 50%",
     "id == @demo.site1.ahu1",
     "siteRef == @demo.site2 and equip",
-    "dis == \"Riverside Office AHU-1 Supply Fan Run\"",
+    'dis == "Riverside Office AHU-1 Supply Fan Run"',
     "area >= 50000ft²",
     "missingTag",
     "not point",
-    "unit != \"°F\" and point",
+    'unit != "°F" and point',
     "primaryFunction and yearBuilt < 2000",
 )
 """Filters every store must answer like a full scan does."""
 
 
 def _user(name: str, role: Role = Role.VIEWER) -> User:
-    return User(name, role, ScramCredentials.derive("password-" + name, iterations=4096), created=T0)
+    return User(
+        name, role, ScramCredentials.derive("password-" + name, iterations=4096), created=T0
+    )
 
 
 class StoreContract:
@@ -119,7 +121,9 @@ class StoreContract:
 
     @pytest.mark.anyio
     @pytest.mark.parametrize("text", QUERIES)
-    async def test_query_equals_full_scan(self, store: Store, building: list[dict[str, Any]], text: str) -> None:
+    async def test_query_equals_full_scan(
+        self, store: Store, building: list[dict[str, Any]], text: str
+    ) -> None:
         await store.put_entities(building)
         expected = select(parse(text), building)
         assert await store.query(parse(text)) == expected
@@ -150,7 +154,9 @@ class StoreContract:
             8: PriorityLevel(Number(70, "°F"), "op", until),
             16: PriorityLevel(Number(72, "°F"), "sched"),
         }
-        assert await store.set_priority("p", 8, None) == {16: PriorityLevel(Number(72, "°F"), "sched")}
+        assert await store.set_priority("p", 8, None) == {
+            16: PriorityLevel(Number(72, "°F"), "sched")
+        }
         assert await store.get_priority("p") == {16: PriorityLevel(Number(72, "°F"), "sched")}
 
     # -- watches -------------------------------------------------------------------------
@@ -204,7 +210,9 @@ class StoreContract:
         assert amy == original
         assert amy is not None and amy.credentials.verify_password("password-amy")
         assert not amy.credentials.verify_password("password-zed")
-        await store.put_user(User("amy", Role.VIEWER, original.credentials, enabled=False, created=T0))
+        await store.put_user(
+            User("amy", Role.VIEWER, original.credentials, enabled=False, created=T0)
+        )
         assert await store.get_user("amy") == User(
             "amy", Role.VIEWER, original.credentials, enabled=False, created=T0
         )
@@ -230,7 +238,13 @@ class StoreContract:
 
         async def put(token: str, client: str, per_client: int = 2, total: int = 100) -> bool:
             return await store.put_handshake(
-                token, {"user": token}, client=client, ttl=ttl, per_client=per_client, total=total, now=T0
+                token,
+                {"user": token},
+                client=client,
+                ttl=ttl,
+                per_client=per_client,
+                total=total,
+                now=T0,
             )
 
         assert await put("h1", "10.0.0.1")
@@ -248,7 +262,9 @@ class StoreContract:
         assert await store.add_failure("k", window, T0) == 1
         assert await store.add_failure("k", window, T0 + dt.timedelta(minutes=1)) == 2
         assert await store.count_failures("k", window, T0 + dt.timedelta(minutes=2)) == 2
-        assert await store.count_failures("k", window, T0 + dt.timedelta(minutes=5, seconds=30)) == 1
+        assert (
+            await store.count_failures("k", window, T0 + dt.timedelta(minutes=5, seconds=30)) == 1
+        )
         await store.clear_failures("k")
         assert await store.count_failures("k", window, T0) == 0
         assert await store.count_failures("other", window, T0) == 0
