@@ -15,6 +15,7 @@ PACKAGES = [
     "projecthaystack.filter",
     "projecthaystack.auth",
     "projecthaystack.client",
+    "projecthaystack.server",
 ]
 
 

@@ -45,3 +45,11 @@ def test_depends_only_on_lower_layers(distribution: str) -> None:
     siblings = [n for n in names if n.startswith("haystack-")]
     for sibling in siblings:
         assert ORDER.index(sibling) < ORDER.index(distribution), sibling
+
+
+def test_the_client_stays_light() -> None:
+    """``pip install haystack-client`` must not pull in a server stack."""
+    requires = importlib.metadata.requires("haystack-client") or []
+    required = {r.split(">")[0].split("=")[0].split("[")[0].strip() for r in requires if "extra ==" not in r}
+    third_party = {n for n in required if not n.startswith("haystack-")}
+    assert third_party == {"httpx", "httpx-ws", "anyio", "msgspec"}

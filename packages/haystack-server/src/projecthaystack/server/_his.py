@@ -33,6 +33,7 @@ def parse_range(
     """The ``[start, end)`` span of a hisRead range in the point's timezone ``tz``; the
     end is ``None`` for the open ``{dateTime}`` form.
 
+    >>> import datetime as dt
     >>> from projecthaystack.kinds import tz_from_name
     >>> ny = tz_from_name("New_York")
     >>> start, end = parse_range("2012-10-01", ny, dt.datetime.now(dt.UTC))

@@ -77,7 +77,7 @@ class MemoryStore:
     >>> async def demo():
     ...     await store.put_entities([{"id": Ref("s"), "site": Marker}])
     ...     return await store.query(parse("site"))
-    >>> anyio.run(demo)
+    >>> [dict(r) for r in anyio.run(demo)]
     [{'id': Ref(id='s'), 'site': Marker}]
     """
 
