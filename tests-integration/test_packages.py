@@ -50,6 +50,7 @@ def test_depends_only_on_lower_layers(distribution: str) -> None:
 def test_the_client_stays_light() -> None:
     """``pip install haystack-client`` must not pull in a server stack."""
     requires = importlib.metadata.requires("haystack-client") or []
-    required = {r.split(">")[0].split("=")[0].split("[")[0].strip() for r in requires if "extra ==" not in r}
+    plain = [r for r in requires if "extra ==" not in r]
+    required = {r.split(">")[0].split("=")[0].split("[")[0].strip() for r in plain}
     third_party = {n for n in required if not n.startswith("haystack-")}
     assert third_party == {"httpx", "httpx-ws", "anyio", "msgspec"}

@@ -28,7 +28,8 @@ def test_demo_is_deterministic_and_sized_by_options() -> None:
     c = demo_building(6, sites=1, ahus=2, vavs=3, days=2, end=dt.date(2026, 3, 1))
     assert a.history != c.history
     kinds = {
-        name: sum(1 for r in a.records if name in r) for name in ("site", "ahu", "vav", "meter", "point")
+        name: sum(1 for r in a.records if name in r)
+        for name in ("site", "ahu", "vav", "meter", "point")
     }
     assert kinds == {"site": 1, "ahu": 2, "vav": 6, "meter": 1, "point": 2 * 6 + 6 * 4 + 2}
     # Two days at 15 minutes for each historized non-setpoint point.
@@ -70,7 +71,9 @@ def test_open_store_urls() -> None:
         (["serve", "--client-ca", "ca.pem"], "needs --certfile"),
     ],
 )
-def test_serve_refuses_bad_options(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_bad_options(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(args) == 2
     assert message in capsys.readouterr().err
 
@@ -103,7 +106,9 @@ def test_demo_command_serves_and_queries() -> None:
 
 
 def test_serve_loads_a_file_and_refuses_without_admin(tmp_path: Path) -> None:
-    grid = Grid.from_rows([{"id": Ref("x1"), "dis": "Loaded", "site": Marker, "area": Number(10, "m²")}])
+    grid = Grid.from_rows(
+        [{"id": Ref("x1"), "dis": "Loaded", "site": Marker, "area": Number(10, "m²")}]
+    )
     path = tmp_path / "site.zinc"
     path.write_text(zinc.encode_grid(grid))
     port = free_port()
