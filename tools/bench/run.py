@@ -17,8 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import codecs_bench
 import filter_bench
+import server_bench
 
-BENCHES = {"codecs": codecs_bench.main, "filter": filter_bench.main}
+BENCHES = {
+    "codecs": codecs_bench.main,
+    "filter": filter_bench.main,
+    "server": server_bench.main,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -308,3 +308,43 @@ def test_plain_rows_are_written_as_they_stand_and_still_checked():
         json.encode_grid(bad)
     with pytest.raises(EncodeError, match="invalid tag name"):
         json.encode_grid(bad)  # no memo hides it the second time
+
+
+def test_big_grids_encode_a_column_at_a_time_with_the_same_result() -> None:
+    import datetime as dt
+
+    from projecthaystack.codecs._json import _COLUMNAR_MIN
+    from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
+
+    ny, chi = tz_from_name("New_York"), tz_from_name("Chicago")
+    t0 = dt.datetime(2026, 3, 8, 6, tzinfo=ny)  # across a DST change
+    n = _COLUMNAR_MIN + 10
+    cases = {
+        "history": [
+            {"ts": t0 + dt.timedelta(minutes=15 * i), "val": Number(i / 3, "kW")} for i in range(n)
+        ],
+        "unitless and special": [
+            {"ts": t0 + dt.timedelta(hours=i), "val": Number(float("nan") if i == 7 else i)}
+            for i in range(n)
+        ],
+        "mixed zones and units": [
+            {
+                "ts": (t0 + dt.timedelta(hours=i)).astimezone(chi if i % 2 else ny),
+                "val": Number(i, "kW" if i % 3 else "W"),
+            }
+            for i in range(n)
+        ],
+        "sub-second and mixed kinds": [
+            {
+                "ts": t0 + dt.timedelta(milliseconds=1500 * i),
+                "val": [Number(i), "x", True, Marker, Ref("r"), None][i % 5],
+            }
+            for i in range(n)
+        ],
+        "sparse": [{"a": Number(i)} if i % 2 else {"b": "x"} for i in range(n)],
+    }
+    for name, rows in cases.items():
+        grid = Grid.from_rows(rows)
+        assert json.decode_grid(json.encode_grid(grid)) == grid, name
+        small = Grid.from_rows(rows[:3])
+        assert json.decode_grid(json.encode_grid(small)) == small, name

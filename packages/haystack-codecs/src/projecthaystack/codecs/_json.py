@@ -534,9 +534,20 @@ def _same(v: Any) -> Any:
     return v
 
 
+# Haystack names of the tzinfo objects seen so far (zoneinfo caches its zones, so
+# there are few); history grids repeat one zone thousands of times.
+_TZ_NAMES: dict[_dt.tzinfo, str] = {}
+
+
 def _e4_datetime(dt: _dt.datetime) -> dict[str, Any]:
-    iso, tz = format_datetime(dt)
-    return {"_kind": "dateTime", "val": iso, "tz": tz}
+    tz = dt.tzinfo
+    name = _TZ_NAMES.get(tz) if tz is not None else None
+    if name is None or dt.microsecond:
+        iso, name = format_datetime(dt)
+        if tz is not None and len(_TZ_NAMES) < 1024:
+            _TZ_NAMES[tz] = name
+        return {"_kind": "dateTime", "val": iso, "tz": name}
+    return {"_kind": "dateTime", "val": dt.isoformat(), "tz": name}
 
 
 def _e4_list(items: Any) -> list[Any]:
@@ -574,11 +585,22 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
         cols.append({"name": c.name, "meta": _e4_dict(c.meta)} if c.meta else {"name": c.name})
     enc = _ENC4
     native = _NATIVE4
+    if len(g.rows) >= _COLUMNAR_MIN:
+        columnar = _e4_columnar(g)
+        if columnar is not None:
+            return {"_kind": "grid", "meta": meta, "cols": cols, "rows": columnar}
     rows: list[Mapping[str, Any]] = []
+    memo = True
     for row in g.rows:
         plain = getattr(row, "_plain", None)
         if plain is None:
-            plain = _is_plain(row, names=False)
+            if memo:
+                plain = _is_plain(row, names=False)
+                # Once a fresh row needs converting (a hisRead's ts/val, say), convert
+                # the rest straight away: checking first would double the work.
+                memo = plain
+            else:
+                plain = False
         if plain:
             rows.append(row)  # msgspec writes every value of this row as it stands
             continue
@@ -587,6 +609,59 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
         except KeyError:  # a subclass of a kind (an int, a str): the general path
             rows.append(_e4_dict(row))
     return {"_kind": "grid", "meta": meta, "cols": cols, "rows": rows}
+
+
+_COLUMNAR_MIN: Final = 256
+
+
+def _e4_dt_column(vals: list[_dt.datetime]) -> list[Any] | None:
+    """A column of whole-second DateTimes in one zone (a history's ``ts``), or None."""
+    tz = vals[0].tzinfo
+    if tz is None or any(v.tzinfo is not tz or v.microsecond for v in vals):
+        return None
+    name = format_datetime(vals[0])[1]
+    return [{"_kind": "dateTime", "val": v.isoformat(), "tz": name} for v in vals]
+
+
+def _e4_number_column(vals: list[Number]) -> list[Any]:
+    units = {v.unit for v in vals}
+    if len(units) == 1 and all(math.isfinite(v.val) for v in vals):
+        (unit,) = units
+        if unit is None:
+            return [_json_num(v.val) for v in vals]
+        return [{"_kind": "number", "val": _json_num(v.val), "unit": unit} for v in vals]
+    return [_e4_number(v) for v in vals]
+
+
+def _e4_columnar(g: Grid) -> list[dict[str, Any]] | None:
+    """Rows converted a column at a time, for big grids of fresh rows that fill every
+    column (history, mostly): one type test per column instead of one per cell.  None
+    when the grid is not like that, or its rows already know they need no converting."""
+    first = g.rows[0]
+    if getattr(first, "_plain", None) is not None:
+        return None  # stored entities: their memo is the fast path
+    names = [c.name for c in g.cols]
+    width = len(names)
+    if any(len(row) != width for row in g.rows):
+        return None
+    columns: list[list[Any]] = []
+    for name in names:
+        vals = [row[name] for row in g.rows]
+        types = set(map(type, vals))
+        out: list[Any] | None = None
+        if types <= _NATIVE4:
+            out = vals
+        elif types == {_dt.datetime}:
+            out = _e4_dt_column(vals)
+        elif types == {Number}:
+            out = _e4_number_column(vals)
+        if out is None:
+            try:
+                out = [v if type(v) in _NATIVE4 else _ENC4[type(v)](v) for v in vals]
+            except KeyError:
+                return None
+        columns.append(out)
+    return [dict(zip(names, cells, strict=True)) for cells in zip(*columns, strict=True)]
 
 
 # Types msgspec encodes exactly as Haystack JSON v4 wants them: the kinds are msgspec

@@ -174,11 +174,15 @@ class HaystackServer:
 
     async def identify(self, conn: HTTPConnection, now: dt.datetime) -> Authenticated | LoginStep:
         """Who is calling, or the auth step to answer with."""
+        authorization = conn.headers.get("authorization")
+        client = conn.scope.get("client")
         return await self.auth.authenticate(
-            conn.headers.get("authorization"),
-            client=conn.client.host if conn.client else "unknown",
-            tls=conn.url.scheme in ("https", "wss"),
-            cert=self._cert(conn),
+            authorization,
+            client=client[0] if client else "unknown",
+            tls=conn.scope.get("scheme") in ("https", "wss"),
+            # Certificates matter only without an Authorization header; parsing one
+            # on every bearer request would be wasted work.
+            cert=None if authorization else self._cert(conn),
             now=now,
         )
 
