@@ -617,7 +617,7 @@ _COLUMNAR_MIN: Final = 256
 def _e4_dt_column(vals: list[_dt.datetime]) -> list[Any] | None:
     """A column of whole-second DateTimes in one zone (a history's ``ts``), or None."""
     tz = vals[0].tzinfo
-    if tz is None or any(v.tzinfo is not tz or v.microsecond for v in vals):
+    if tz is None or {v.tzinfo for v in vals} != {tz} or any(v.microsecond for v in vals):
         return None
     name = format_datetime(vals[0])[1]
     return [{"_kind": "dateTime", "val": v.isoformat(), "tz": name} for v in vals]
@@ -627,9 +627,12 @@ def _e4_number_column(vals: list[Number]) -> list[Any]:
     units = {v.unit for v in vals}
     if len(units) == 1 and all(math.isfinite(v.val) for v in vals):
         (unit,) = units
+        nums = [v.val for v in vals]
+        big = _MAX_EXACT
+        nums = [int(f) if f.is_integer() and -big < f < big else f for f in nums]
         if unit is None:
-            return [_json_num(v.val) for v in vals]
-        return [{"_kind": "number", "val": _json_num(v.val), "unit": unit} for v in vals]
+            return nums
+        return [{"_kind": "number", "val": f, "unit": unit} for f in nums]
     return [_e4_number(v) for v in vals]
 
 
@@ -661,6 +664,9 @@ def _e4_columnar(g: Grid) -> list[dict[str, Any]] | None:
             except KeyError:
                 return None
         columns.append(out)
+    if width == 2:  # ts and val: a dict display is cheaper than dict(zip(...))
+        k0, k1 = names
+        return [{k0: a, k1: b} for a, b in zip(columns[0], columns[1], strict=True)]
     return [dict(zip(names, cells, strict=True)) for cells in zip(*columns, strict=True)]
 
 
