@@ -246,6 +246,12 @@ class ClientHandshake:
         self.token = token
 
 
+def _handshake_token() -> str:
+    # Hex only: clients in the wild cut tokens at '-' or '_' (phable's parser keeps
+    # [A-Za-z0-9+=/]), so the token uses the one alphabet every parser reads whole.
+    return secrets.token_hex(24)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerReply:
     """What the server answers to one authentication request.
@@ -304,7 +310,7 @@ class ServerAuth:
         username = saslprep(b64url_decode(raw_user).decode("utf-8"))
         if header.get("data") is not None:
             return self._server_first(header.get("data") or "", username)
-        token = secrets.token_urlsafe(24)
+        token = _handshake_token()
         hash_name = self._lookup_hash(username)
         challenge = format_auth_header("SCRAM", handshakeToken=token, hash=hash_name)
         return ServerReply(
@@ -314,14 +320,18 @@ class ServerAuth:
     def _lookup_hash(self, username: str) -> str:
         return self._credentials(username).hash
 
-    def _server_first(self, data: str, username: str | None) -> ServerReply:
+    def _server_first(
+        self, data: str, username: str | None, token: str | None = None
+    ) -> ServerReply:
         client_first = b64url_decode(data).decode("utf-8", "replace")
         _, _, user, _ = ScramServerExchange.parse_client_first(client_first)
         if username is not None and user != username:
             raise AuthProtocolError("the SCRAM user differs from the HELLO user")
         creds = self._credentials(user)
         exchange = ScramServerExchange.start(client_first, creds)
-        token = secrets.token_urlsafe(24)
+        # The spec's example keeps the HELLO's token for the whole exchange, and clients
+        # (phable) send it again with the final message: keep it.
+        token = token or _handshake_token()
         value = format_auth_header(
             "SCRAM",
             handshakeToken=token,
@@ -342,7 +352,7 @@ class ServerAuth:
         if data is None:
             raise AuthProtocolError("SCRAM message without data")
         if state is None:
-            return self._server_first(data, hello_user)
+            return self._server_first(data, hello_user, header.get("handshakeToken"))
         client_final = b64url_decode(data).decode("utf-8", "replace")
         server_final = state.finish(client_final)
         info = f"hash={state.credentials.hash}, data={b64url_encode(server_final)}"

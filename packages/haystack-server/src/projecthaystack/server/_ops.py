@@ -258,6 +258,11 @@ async def filetypes(ctx: OpContext, req: Grid) -> Grid:
     return Grid.from_rows([d for d in _own_defs(ctx) if d["is"] == Symbol("filetype")])
 
 
+async def formats(ctx: OpContext, req: Grid) -> Grid:
+    """Haystack 3's ``formats`` op (``filetypes`` replaced it), still called by clients."""
+    return Grid.from_rows([{"mime": c.mime, "receive": Marker, "send": Marker} for c in CODECS])
+
+
 async def defs(ctx: OpContext, req: Grid) -> Grid:
     """The namespace's defs, by filter (the ``defs`` op)."""
     return _defs_like(ctx, req, libs=False)
@@ -643,5 +648,6 @@ STANDARD_OPS: tuple[Op, ...] = (
     Op("watchUnsub", watch_unsub, role=Role.OPERATOR, doc="Unsubscribe from entities"),
     Op("watchPoll", watch_poll, role=Role.OPERATOR, doc="Poll a watch for changes"),
     Op("invokeAction", invoke_action, role=Role.OPERATOR, doc="Invoke an action on an entity"),
+    Op("formats", formats, True, doc="Haystack 3 name of filetypes: the MIME types served"),
 )
-"""The standard ops, in the order of the Ops chapter."""
+"""The standard ops, in the order of the Ops chapter, and Haystack 3's ``formats``."""
