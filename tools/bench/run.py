@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import client_bench
 import codecs_bench
 import filter_bench
 import server_bench
@@ -23,6 +24,7 @@ BENCHES = {
     "codecs": codecs_bench.main,
     "filter": filter_bench.main,
     "server": server_bench.main,
+    "client": client_bench.main,
 }
 
 
