@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,12 +24,10 @@ from starlette.routing import Route
 
 from projecthaystack.auth import ScramCredentials, saslprep
 
+from ._app import HaystackServer, check_password
 from ._auth import LoginStep
 from ._errors import HttpError
 from ._store import Role, User
-
-if TYPE_CHECKING:
-    from ._app import HaystackServer
 
 __all__ = ["user_routes"]
 
@@ -58,8 +56,6 @@ def _username(raw: Any) -> str:
 
 
 def _password(raw: Any) -> str:
-    from ._app import check_password
-
     if not isinstance(raw, str):
         raise HttpError(400, "'password' must be a string")
     try:

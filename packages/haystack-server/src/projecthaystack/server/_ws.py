@@ -21,7 +21,7 @@ headers, with a first message ``{"auth": "<token>"}``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import msgspec
@@ -30,11 +30,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from projecthaystack.codecs import json as hjson
 from projecthaystack.kinds import Grid, HaystackError
 
+from ._app import HaystackServer, error_grid
 from ._auth import Authenticated, LoginStep
 from ._errors import HttpError
-
-if TYPE_CHECKING:
-    from ._app import HaystackServer
 
 __all__ = ["websocket_endpoint"]
 
@@ -102,11 +100,11 @@ class _Connection:
         try:
             req = self._grid(raw)
         except HaystackError as exc:
-            return _error(f"cannot read the request grid: {exc}"), 400
+            return error_grid(f"cannot read the request grid: {exc}"), 400
         try:
             grid = await self.server.call(self.who, op, req, self.server.now())
         except HttpError as exc:
-            return _error(str(exc)), exc.status
+            return error_grid(str(exc)), exc.status
         self._track(op, req, grid)
         return grid, None
 
@@ -122,7 +120,7 @@ class _Connection:
         try:
             msg = _DECODER.decode(text)
         except msgspec.DecodeError as exc:
-            await self.send(_frame({"id": None}, _error(f"malformed message: {exc}"), "grid"))
+            await self.send(_frame({"id": None}, error_grid(f"malformed message: {exc}"), "grid"))
             return
         head: dict[str, Any] = {"id": msg.id}
         if not await self._still_valid():
@@ -133,7 +131,7 @@ class _Connection:
             limit = self.server.config.limits.max_batch
             if len(msg.batch) > limit:
                 await self.send(
-                    _frame(head, _error(f"a batch holds at most {limit} calls"), "grid")
+                    _frame(head, error_grid(f"a batch holds at most {limit} calls"), "grid")
                 )
                 return
             grids = [(await self.run_op(call.op, call.grid))[0] for call in msg.batch]
@@ -146,7 +144,7 @@ class _Connection:
             await self.send(_frame(head, grid, "grid"))
             ops = [msg.op]
         else:
-            await self.send(_frame(head, _error("a message needs 'op' or 'batch'"), "grid"))
+            await self.send(_frame(head, error_grid("a message needs 'op' or 'batch'"), "grid"))
             return
         if "close" in ops:
             await self.ws.close(1000, "closed")
@@ -163,7 +161,7 @@ class _Connection:
                 if changed is None:
                     self.watches.discard(wid)
                     await self.send(
-                        _frame({"watch": wid}, _error(f"watch {wid!r} expired"), "grid")
+                        _frame({"watch": wid}, error_grid(f"watch {wid!r} expired"), "grid")
                     )
                     continue
                 if not changed:
@@ -172,12 +170,6 @@ class _Connection:
                 if recs:
                     grid = Grid.from_rows(recs, {"watchId": wid})
                     await self.send(_frame({"watch": wid}, grid, "grid"))
-
-
-def _error(dis: str) -> Grid:
-    from ._app import error_grid
-
-    return error_grid(dis)
 
 
 async def _authenticate(server: HaystackServer, ws: WebSocket) -> Authenticated | None:
