@@ -91,6 +91,7 @@ class ServerState:
     priority: dict[str, dict[int, Any]] = field(default_factory=dict)
     watches: dict[str, set[str]] = field(default_factory=dict)
     refuse_get: bool = False
+    refuse_post: set[str] = field(default_factory=set)
     requests: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -114,10 +115,12 @@ def make_app(state: ServerState) -> Starlette:
             return await login(request, header)
         state.requests.append((request.method, op))  # authenticated calls, not logins
         if request.method == "GET":
-            if op not in NO_SIDE_EFFECTS or state.refuse_get:
+            if (op not in NO_SIDE_EFFECTS and op not in state.refuse_post) or state.refuse_get:
                 return Response(status_code=405)
             row = {k: zinc.decode_value(v) for k, v in request.query_params.items()}
             grid = Grid.from_rows([row]) if row else Grid.empty()
+        elif op in state.refuse_post:
+            return Response(status_code=405)
         else:
             body = await request.body()
             grid = codec_for_mime(request.headers.get("content-type", "text/zinc")).decode(body)

@@ -111,6 +111,23 @@ def test_falls_back_to_post_when_get_is_refused(server):
     assert reads == ["GET", "POST", "POST"]
 
 
+def test_uses_get_when_a_server_refuses_post(server):
+    # haystack-py's server answers 405 to a POSTed close; a refused POST did not run.
+    server.state.refuse_post = {"close"}
+    with Client(server.url, "user", "pencil") as c:
+        c.about()
+        c.close()
+        assert c.token is None
+    closes = [m for m, op in server.state.requests if op == "close"]
+    assert closes == ["POST", "GET"]
+
+
+def test_a_refused_post_that_cannot_go_as_get_is_an_error(server):
+    server.state.refuse_post = {"hisWrite"}
+    with Client(server.url, "user", "pencil") as c, pytest.raises(ResponseError, match="405"):
+        c.his_write_batch(["t1", "t2"], [[dt.datetime(2024, 1, 1, tzinfo=NY), 1, 2]])
+
+
 def test_post_only_when_asked(server):
     with Client(server.url, "user", "pencil", use_get=False) as c:
         c.about()

@@ -1,0 +1,140 @@
+"""Our clients against other Haystack servers from PyPI, over 127.0.0.1, op by op.
+
+haystack-py's FastAPI server (Python >= 3.13).  The results are recorded in
+packages/haystack-client/README.md ("Interop").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from projecthaystack.client import CallError, Client
+from projecthaystack.kinds import Number, Ref, tz_from_name
+
+pytestmark = pytest.mark.skipif(
+    sys.version_info < (3, 13), reason="haystack-py requires Python >= 3.13"
+)
+
+NY = tz_from_name("New_York")
+
+
+@pytest.fixture(scope="module")
+def hspy_url() -> Iterator[str]:
+    import uvicorn
+    from hs_py.auth_types import StorageAuthenticator
+    from hs_py.fastapi_server import create_fastapi_app
+    from hs_py.kinds import MARKER
+    from hs_py.kinds import Ref as HRef
+    from hs_py.storage.memory import InMemoryAdapter
+    from hs_py.user import Role, create_user
+
+    storage = InMemoryAdapter(
+        [
+            {"id": HRef("s1"), "dis": "HQ", "site": MARKER, "tz": "New_York"},
+            {"id": HRef("e1"), "dis": "AHU", "equip": MARKER, "siteRef": HRef("s1")},
+            {
+                "id": HRef("p1"),
+                "dis": "Temp",
+                "point": MARKER,
+                "his": MARKER,
+                "writable": MARKER,
+                "kind": "Number",
+                "unit": "°F",
+                "tz": "New_York",
+                "equipRef": HRef("e1"),
+                "siteRef": HRef("s1"),
+            },
+        ]
+    )
+
+    async def users() -> None:
+        await storage.create_user(create_user("op", "op-password", role=Role.OPERATOR))
+        await storage.create_user(create_user("root", "root-password", role=Role.ADMIN))
+
+    asyncio.run(users())
+    app = create_fastapi_app(
+        storage=storage, authenticator=StorageAuthenticator(storage), user_store=storage
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive(), "haystack-py stopped while starting"
+        assert time.monotonic() < deadline, "haystack-py did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}/api"
+    server.should_exit = True
+    thread.join(10)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(NY).replace(microsecond=0)
+
+
+OPS: dict[str, Callable[[Client], Any]] = {
+    "about": lambda c: c.about()[0]["haystackVersion"],
+    "ops": lambda c: len(c.ops()) >= 10,
+    "read": lambda c: [r["id"].id for r in c.read("site")] == ["s1"],
+    "read (limit)": lambda c: len(c.read("id", limit=2)) == 2,
+    "read_ids": lambda c: [r.get("id") for r in c.read_ids([Ref("p1")])] == [Ref("p1", "Temp")],
+    "nav": lambda c: len(c.nav()) >= 1,
+    "his_write + his_read": lambda c: (
+        c.his_write(Ref("p1"), [(_now(), Number(70, "°F"))]) is not None
+        and len(c.his_read(Ref("p1"), "today")) >= 1
+    ),
+    # haystack-py answers the batch forms as if single (ts/val columns) and does not
+    # store batch-written samples: only the exchange itself can be checked.
+    "his_write_batch": lambda c: c.his_write_batch(
+        [Ref("p1")], [[_now() - dt.timedelta(minutes=1), Number(69, "°F")]]
+    ).is_error
+    is False,
+    "his_read_batch": lambda c: c.his_read_batch([Ref("p1")], "today").has_col("ts"),
+    "point_write + point_write_array": lambda c: (
+        c.point_write(Ref("p1"), 8, Number(72, "°F"), who="interop") is not None
+        and len(c.point_write_array(Ref("p1"))) == 17
+    ),
+    "watch_sub / watch_poll / watch_unsub": lambda c: (
+        c.watch_poll(wid := c.watch_sub([Ref("p1")], dis="interop").meta["watchId"]) is not None
+        and c.watch_unsub(wid, close=True) is not None
+    ),
+    "close (the server wants GET)": lambda c: c.close() is not None and c.token is None,
+}
+
+
+@pytest.mark.parametrize("fmt", ["json", "zinc"])
+@pytest.mark.parametrize("op", list(OPS))
+def test_our_client_against_haystack_py(hspy_url: str, fmt: str, op: str) -> None:
+    with Client(hspy_url, "op", "op-password", fmt=fmt) as client:
+        assert OPS[op](client)
+
+
+@pytest.mark.parametrize("op", ["filetypes", "defs", "libs"])
+def test_ops_haystack_py_lacks_are_clean_call_errors(hspy_url: str, op: str) -> None:
+    with (
+        Client(hspy_url, "op", "op-password") as client,
+        pytest.raises(CallError, match="not supported"),
+    ):
+        client.call(op)
+
+
+def test_async_client_against_haystack_py(hspy_url: str) -> None:
+    from projecthaystack.client import AsyncClient
+
+    async def run() -> int:
+        async with AsyncClient(hspy_url, "op", "op-password") as client:
+            return len(await client.read("point"))
+
+    assert asyncio.run(run()) == 1
