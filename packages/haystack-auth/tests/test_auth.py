@@ -341,6 +341,27 @@ def test_hello_with_data_for_eager_servers():
     assert server.tokens[_login(server, handshake)] == "user"
 
 
+def test_padded_base64_for_servers_that_want_it():
+    # rusty-haystack refuses the spec's unpadded base64url; our server reads both.
+    server = _Server({"op": ScramCredentials.derive("pencil", iterations=4096)})
+    handshake = ClientHandshake("op", "pencil", pad_base64=True, hello_with_data=True)
+    hello = handshake.hello()
+    assert hello.startswith("HELLO username=b3A=, data=")
+    assert server.tokens[_login(server, handshake)] == "op"
+
+
+def test_the_handshake_token_is_kept_through_the_exchange():
+    server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
+    handshake = ClientHandshake("user", "pencil")
+    first = server.request(handshake.hello())
+    token = parse_auth_header(first[1]["WWW-Authenticate"]).get("handshakeToken")
+    assert token is not None and set(token) <= set("0123456789abcdef")
+    step = handshake.respond(first[0], first[1])
+    assert step is not None
+    second = server.request(step)
+    assert parse_auth_header(second[1]["WWW-Authenticate"]).get("handshakeToken") == token
+
+
 def test_wrong_password_and_unknown_user_look_alike():
     server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
     with pytest.raises(AuthenticationFailed):

@@ -7,6 +7,7 @@ case, a bare bearer token, quoted parameters), without weakening any check.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -135,7 +136,8 @@ class ClientHandshake:
 
     ``allow_plaintext`` permits PLAINTEXT and HTTP Basic, and only over TLS unless
     ``allow_insecure`` also is set; ``hello_with_data`` sends the SCRAM client-first
-    message in the HELLO itself, as some servers want.
+    message in the HELLO itself, as some servers want; ``pad_base64`` pads what it
+    encodes, for servers that refuse the spec's unpadded base64url.
     """
 
     def __init__(
@@ -147,9 +149,13 @@ class ClientHandshake:
         allow_plaintext: bool = False,
         allow_insecure: bool = False,
         hello_with_data: bool = False,
+        pad_base64: bool = False,
         nonce: str | None = None,
     ) -> None:
         self.username = username
+        # The spec writes base64url without padding; some servers (rusty-haystack)
+        # refuse it unpadded, so the padding can be asked for.
+        self._b64 = _b64_padded if pad_base64 else b64url_encode
         self._password = password
         self._tls = tls
         self._plaintext_ok = allow_plaintext and (tls or allow_insecure)
@@ -162,10 +168,10 @@ class ClientHandshake:
 
     def hello(self) -> str:
         """The Authorization value of the first request."""
-        user = b64url_encode(self.username)
+        user = self._b64(self.username)
         if self._hello_with_data:
             self._scram = ScramClient(self.username, self._password, nonce=self._nonce)
-            data = b64url_encode(self._scram.client_first())
+            data = self._b64(self._scram.client_first())
             return format_auth_header("HELLO", username=user, data=data)
         return format_auth_header("HELLO", username=user)
 
@@ -199,8 +205,8 @@ class ClientHandshake:
                 return "Basic " + base64.b64encode(raw).decode("ascii")
             return format_auth_header(
                 "PLAINTEXT",
-                username=b64url_encode(self.username),
-                password=b64url_encode(self._password),
+                username=self._b64(self.username),
+                password=self._b64(self._password),
             )
         raise UnsupportedMechanism(f"unsupported auth scheme {header.scheme!r}")
 
@@ -220,12 +226,12 @@ class ClientHandshake:
             self._scram = ScramClient(
                 self.username, self._password, hash=hash_name, nonce=self._nonce
             )
-            params["data"] = b64url_encode(self._scram.client_first())
+            params["data"] = self._b64(self._scram.client_first())
             return format_auth_header("SCRAM", **params)
         if self._scram is None or self._sent_final:
             raise AuthProtocolError("unexpected SCRAM server data")
         server_first = b64url_decode(data).decode("utf-8", "replace")
-        params["data"] = b64url_encode(self._scram.client_final(server_first, hash=hash_name))
+        params["data"] = self._b64(self._scram.client_final(server_first, hash=hash_name))
         self._sent_final = True
         return format_auth_header("SCRAM", **params)
 
@@ -244,6 +250,11 @@ class ClientHandshake:
                 raise ServerSignatureError("the server's final message has no signature")
             self._scram.verify_server_final(b64url_decode(data).decode("utf-8", "replace"))
         self.token = token
+
+
+def _b64_padded(data: bytes | str) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
 def _handshake_token() -> str:

@@ -132,6 +132,7 @@ class ClientCore:
         self.token: str | None = None
         self.get_refused: set[str] = set()
         self.post_refused: set[str] = set()
+        self._pad_base64 = False
 
     # ------------------------------------------------------------------ auth
 
@@ -150,6 +151,7 @@ class ClientCore:
             tls=self._tls,
             allow_plaintext=self._allow_plaintext,
             hello_with_data=self._hello_with_data,
+            pad_base64=self._pad_base64,
         )
 
     def auth_request(self, authorization: str) -> Request:
@@ -175,9 +177,29 @@ class ClientCore:
         returns the token."""
         handshake = self.handshake()
         value: str | None = handshake.hello()
-        for _ in range(MAX_LOGIN_STEPS):
+        for step in range(MAX_LOGIN_STEPS):
             assert value is not None
             reply = yield self.auth_request(value)
+            if reply.status == 400 and step == 0 and not self._pad_base64:
+                # Servers that cannot read unpadded base64url (rusty-haystack) answer
+                # the HELLO with 400: start again with padding, once.
+                self._pad_base64 = True
+                handshake = self.handshake()
+                value = handshake.hello()
+                continue
+            challenge = _header(reply.headers, "www-authenticate") or ""
+            if (
+                step < 2
+                and reply.status == 401
+                and not self._hello_with_data
+                and "data=" in challenge
+            ):
+                # The server answered a plain HELLO with server-first data (rusty-haystack
+                # wants the client-first message inside the HELLO): start again that way.
+                self._hello_with_data = True
+                handshake = self.handshake()
+                value = handshake.hello()
+                continue
             value = self.auth_step(handshake, reply.status, reply.headers)
             if value is None:
                 assert self.token is not None
@@ -196,7 +218,9 @@ class ClientCore:
                 self.token = None
                 yield from self.login_flow()
                 continue
-            if reply.status == 405 and sent.method == "GET" and op not in self.get_refused:
+            if reply.status in (404, 405) and sent.method == "GET" and op not in self.get_refused:
+                # 405 is the spec's refusal of GET; some servers route only POST and
+                # answer 404 (rusty-haystack): either way, POST once before giving up.
                 self.get_refused.add(op)
                 continue
             if (
