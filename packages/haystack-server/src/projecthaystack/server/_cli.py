@@ -294,6 +294,7 @@ def _demo(args: argparse.Namespace) -> int:
             count = len(client.read("point"))
             print(f"\n{count} points in all. Query it yourself with the command-line client:")
             print(f"  haystack --url {url} --user {user} --password {password} read 'ahu'")
+            print("  (from a clone of the repository: python3 tools/dev.py hatch run haystack ...)")
     except Exception as exc:  # the demo reports what failed instead of a traceback
         print(f"the demo query failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         server.should_exit = True
