@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import uvicorn
 
 from projecthaystack.auth import ScramCredentials
 from projecthaystack.server import MemoryStore, Role, User, create_app, demo_building
@@ -28,7 +24,7 @@ YESTERDAY = dt.date.today() - dt.timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
-def url() -> Iterator[str]:
+def url(serve_asgi: Callable[[Any], str]) -> str:
     building = demo_building(1, sites=1, ahus=1, vavs=2, days=2)
 
     async def users(store: Any) -> None:
@@ -41,19 +37,7 @@ def url() -> Iterator[str]:
         on_startup=[building.load, users],
         actions=DEMO_ACTIONS,
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/api"
-    server.should_exit = True
-    thread.join(10)
+    return serve_asgi(app)
 
 
 # -- phable ---------------------------------------------------------------------------------

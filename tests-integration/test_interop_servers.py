@@ -10,9 +10,8 @@ import asyncio
 import datetime as dt
 import socket
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,10 +27,7 @@ NY = tz_from_name("New_York")
 
 
 @pytest.fixture(scope="module")
-def hspy_url() -> Iterator[str]:
-    if sys.version_info < (3, 13):
-        pytest.skip("haystack-py requires Python >= 3.13")
-    import uvicorn
+def hspy_url(serve_asgi: Callable[[Any], str]) -> str:
     from hs_py.auth_types import StorageAuthenticator
     from hs_py.fastapi_server import create_fastapi_app
     from hs_py.kinds import MARKER
@@ -66,20 +62,7 @@ def hspy_url() -> Iterator[str]:
     app = create_fastapi_app(
         storage=storage, authenticator=StorageAuthenticator(storage), user_store=storage
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "haystack-py stopped while starting"
-        assert time.monotonic() < deadline, "haystack-py did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/api"
-    server.should_exit = True
-    thread.join(10)
+    return serve_asgi(app)
 
 
 def _now() -> dt.datetime:

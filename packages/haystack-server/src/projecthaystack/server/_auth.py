@@ -77,7 +77,7 @@ class Authenticator:
         if authorization:
             token = parse_bearer(authorization)
             if token is not None:
-                return await self._bearer(token, now)
+                return await self.bearer(token, now)
             return await self.login(authorization, client=client, tls=tls, now=now)
         if cert is not None:
             user = await self._cert_user(cert)
@@ -85,7 +85,8 @@ class Authenticator:
                 return Authenticated(user, None)
         return LoginStep(401, dict(_HELLO))
 
-    async def _bearer(self, token: str, now: dt.datetime) -> Authenticated | LoginStep:
+    async def bearer(self, token: str, now: dt.datetime) -> Authenticated | LoginStep:
+        """The user of an auth token, or the 401 that sends the client to log in."""
         if len(token) > 256:
             return LoginStep(401, dict(_HELLO))
         session = await self._store.get_session(token, now)

@@ -30,7 +30,7 @@ from projecthaystack.kinds import (
 from .__about__ import __version__
 from ._errors import HttpError, OpError
 from ._his import check_sample, check_value, parse_range
-from ._store import PRIORITY_LEVELS, PriorityLevel, Role, Store, User
+from ._store import PRIORITY_LEVELS, PriorityLevel, Role, Store, User, Watch
 
 if TYPE_CHECKING:
     from projecthaystack.ontology import Namespace
@@ -188,12 +188,22 @@ def _point_tz(point: Mapping[str, Any]) -> ZoneInfo:
         raise OpError(f"@{point['id'].id} has an unknown timezone {name!r}") from None
 
 
+async def _entities(
+    ctx: OpContext, refs: Sequence[Ref], marker: str | None = None
+) -> list[dict[str, Any]]:
+    """The entities of ``refs`` in one store call; an error for any missing one, or
+    one without ``marker``."""
+    found = await ctx.store.get_entities([r.id for r in refs])
+    for ref, rec in zip(refs, found, strict=True):
+        if rec is None:
+            raise OpError(f"unknown id @{ref.id}")
+        if marker is not None and marker not in rec:
+            raise OpError(f"@{ref.id} is not a '{marker}' entity")
+    return [rec for rec in found if rec is not None]
+
+
 async def _entity(ctx: OpContext, ref: Ref, marker: str | None = None) -> dict[str, Any]:
-    (rec,) = await ctx.store.get_entities([ref.id])
-    if rec is None:
-        raise OpError(f"unknown id @{ref.id}")
-    if marker is not None and marker not in rec:
-        raise OpError(f"@{ref.id} is not a '{marker}' entity")
+    (rec,) = await _entities(ctx, [ref], marker)
     return rec
 
 
@@ -230,32 +240,33 @@ async def close(ctx: OpContext, req: Grid) -> Grid:
     return Grid.empty()
 
 
-def _own_defs(ctx: OpContext) -> list[dict[str, Any]]:
-    ops = [
+def _op_defs(ctx: OpContext) -> list[dict[str, Any]]:
+    return [
         {"def": Symbol(f"op:{op.name}"), "is": Symbol("op"), "doc": op.doc}
         | ({"noSideEffects": Marker} if op.no_side_effects else {})
         for op in ctx.ops.values()
     ]
-    types = [
-        {
-            "def": Symbol(f"filetype:{c.name}"),
-            "is": Symbol("filetype"),
-            "mime": c.mime,
-            "fileExt": c.file_ext,
-        }
-        for c in CODECS
-    ]
-    return ops + types
+
+
+_FILETYPE_DEFS: tuple[dict[str, Any], ...] = tuple(
+    {
+        "def": Symbol(f"filetype:{c.name}"),
+        "is": Symbol("filetype"),
+        "mime": c.mime,
+        "fileExt": c.file_ext,
+    }
+    for c in CODECS
+)
 
 
 async def ops_op(ctx: OpContext, req: Grid) -> Grid:
     """The ops this server answers (the ``ops`` op)."""
-    return Grid.from_rows([d for d in _own_defs(ctx) if d["is"] == Symbol("op")])
+    return Grid.from_rows(_op_defs(ctx))
 
 
 async def filetypes(ctx: OpContext, req: Grid) -> Grid:
     """The formats this server reads and writes (the ``filetypes`` op)."""
-    return Grid.from_rows([d for d in _own_defs(ctx) if d["is"] == Symbol("filetype")])
+    return Grid.from_rows(_FILETYPE_DEFS)
 
 
 async def formats(ctx: OpContext, req: Grid) -> Grid:
@@ -291,7 +302,7 @@ def _defs_like(ctx: OpContext, req: Grid, *, libs: bool) -> Grid:
                 }
             ]
         else:
-            rows = _own_defs(ctx)
+            rows = _op_defs(ctx) + list(_FILETYPE_DEFS)
         picked = rows if flt is None else select(flt, rows)
         return Grid.from_rows(picked[:limit]) if picked else Grid(["def"], [])
     except FilterError as exc:
@@ -385,7 +396,7 @@ async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:
     refs = _ids(ctx, req)
     if not refs:
         raise OpError("a batch hisRead needs at least one id")
-    points = [await _entity(ctx, r, "his") for r in refs]
+    points = await _entities(ctx, refs, "his")
     if req.meta.get("tz") is not None:
         tz_text = req.meta["tz"]
         if not isinstance(tz_text, str):
@@ -442,9 +453,9 @@ async def his_write(ctx: OpContext, req: Grid) -> Grid:
             raise OpError(f"{len(columns)} points is over the limit of {ctx.config.limits.max_ids}")
     if not req.has_col("ts"):
         raise OpError("hisWrite needs a 'ts' column")
+    points = await _entities(ctx, [ref for ref, _ in columns], "his")
     plan: list[tuple[str, list[tuple[dt.datetime, Any]]]] = []
-    for ref, col in columns:
-        point = await _entity(ctx, ref, "his")
+    for point, (_, col) in zip(points, columns, strict=True):
         tz = _point_tz(point)
         samples = []
         for row in req:
@@ -556,40 +567,36 @@ def _watch_id(req: Grid) -> str:
     return wid
 
 
-async def _owned_watch(ctx: OpContext, wid: str) -> None:
+async def _owned_watch(ctx: OpContext, wid: str) -> Watch:
     watch = await ctx.store.watch_get(wid, ctx.now)
     if watch is None or (watch.owner != ctx.user.username and ctx.user.role < Role.ADMIN):
         raise OpError(f"unknown or expired watch {wid!r}")
+    return watch
 
 
 async def watch_sub(ctx: OpContext, req: Grid) -> Grid:
     """Open a watch or add ids to one (the ``watchSub`` op)."""
     refs = _ids(ctx, req)
     lease = _lease(ctx, req.meta.get("lease"))
+    limits = ctx.config.limits
     if req.meta.get("watchId") is None:
         owner = ctx.user.username
-        if await ctx.store.watch_count(owner, ctx.now) >= ctx.config.limits.max_watches_per_user:
-            raise OpError(
-                f"already {ctx.config.limits.max_watches_per_user} watches open; close one first"
-            )
+        if await ctx.store.watch_count(owner, ctx.now) >= limits.max_watches_per_user:
+            raise OpError(f"already {limits.max_watches_per_user} watches open; close one first")
         dis = req.meta.get("watchDis")
         watch = await ctx.store.watch_open(
             dis[:256] if isinstance(dis, str) else "watch", owner, lease, ctx.now
         )
-        wid = watch.id
     else:
-        wid = _watch_id(req)
-        await _owned_watch(ctx, wid)
+        watch = await _owned_watch(ctx, _watch_id(req))
+        if len(watch.ids) + len(refs) > limits.max_ids:
+            raise OpError(f"a watch holds at most {limits.max_ids} ids")
     found = await ctx.store.get_entities([r.id for r in refs])
-    current = await ctx.store.watch_get(wid, ctx.now)
-    held = len(current.ids) if current is not None else 0
-    if held + len(refs) > ctx.config.limits.max_ids:
-        raise OpError(f"a watch holds at most {ctx.config.limits.max_ids} ids")
     canonical = [rec["id"].id for rec in found if rec is not None]
-    watch_now = await ctx.store.watch_add(wid, canonical, lease, ctx.now)
-    if watch_now is None:
-        raise OpError(f"unknown or expired watch {wid!r}")
-    return _rows_grid(found, {"watchId": wid, "lease": _lease_number(watch_now.lease)})
+    added = await ctx.store.watch_add(watch.id, canonical, lease, ctx.now)
+    if added is None:
+        raise OpError(f"unknown or expired watch {watch.id!r}")
+    return _rows_grid(found, {"watchId": watch.id, "lease": _lease_number(added.lease)})
 
 
 async def watch_unsub(ctx: OpContext, req: Grid) -> Grid:

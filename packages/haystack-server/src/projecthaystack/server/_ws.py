@@ -31,7 +31,7 @@ from projecthaystack.codecs import json as hjson
 from projecthaystack.kinds import Grid, HaystackError
 
 from ._app import HaystackServer, error_grid
-from ._auth import Authenticated, LoginStep
+from ._auth import Authenticated
 from ._errors import HttpError
 
 __all__ = ["websocket_endpoint"]
@@ -174,14 +174,10 @@ class _Connection:
 
 async def _authenticate(server: HaystackServer, ws: WebSocket) -> Authenticated | None:
     now = server.now()
-    who = await server.identify(ws, now) if "authorization" in ws.headers else None
+    who = await server.identify(ws, now)  # the Authorization header, or a certificate
     if isinstance(who, Authenticated):
         return who
-    if who is None:
-        cert_who = await server.identify(ws, now)
-        if isinstance(cert_who, Authenticated):
-            return cert_who
-    # No usable header: the first message may carry the token.
+    # Neither: the first message may carry the token.
     with anyio.move_on_after(AUTH_TIMEOUT):
         text = await ws.receive_text()
         try:
@@ -189,9 +185,7 @@ async def _authenticate(server: HaystackServer, ws: WebSocket) -> Authenticated 
         except msgspec.DecodeError:
             return None
         if msg.auth:
-            found = await server.auth.authenticate(
-                f"BEARER authToken={msg.auth}", client="ws", tls=False, cert=None, now=now
-            )
+            found = await server.auth.bearer(msg.auth, now)
             if isinstance(found, Authenticated):
                 await ws.send_text(json.dumps({"id": msg.id, "auth": "ok"}))
                 return found
@@ -204,7 +198,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     try:
         who = await _authenticate(server, ws)
-        if who is None or isinstance(who, LoginStep):
+        if who is None:
             await ws.close(CLOSE_AUTH, "authentication required")
             return
         conn = _Connection(server, ws, who)
