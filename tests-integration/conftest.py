@@ -21,7 +21,10 @@ def serve_asgi() -> Iterator[Callable[[Any], str]]:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        # h11 keeps the case of header names (httptools lower-cases them): pyhaystack
+        # finds WWW-Authenticate only as SkySpark spells it.
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", http="h11")
+        server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         running.append((server, thread))

@@ -159,7 +159,8 @@ def test_client_rejects_hostile_server_first(server_first, message):
 @pytest.mark.parametrize(
     ("client_first", "error", "message"),
     [
-        ("n=user,r=abc", AuthProtocolError, "gs2"),
+        ("x=user,r=abc", AuthProtocolError, "gs2"),
+        ("user,r=abc", AuthProtocolError, "gs2"),
         ("p=tls-unique,,n=user,r=abc", UnsupportedMechanism, "channel binding"),
         ("n,,r=abc", AuthProtocolError, "lacks n or r"),
         ("n,,n=user,r=a,b", AuthProtocolError, "malformed"),
@@ -348,6 +349,62 @@ def test_padded_base64_for_servers_that_want_it():
     hello = handshake.hello()
     assert hello.startswith("HELLO username=b3A=, data=")
     assert server.tokens[_login(server, handshake)] == "op"
+
+
+@pytest.mark.parametrize("nonce_length", [20, 21, 22])
+@pytest.mark.parametrize("pad", [True, False])
+def test_the_server_pads_only_for_a_client_that_pads(nonce_length, pad):
+    server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
+    _, headers = server.request("HELLO username=" + b64url_encode("user"))
+    token = parse_auth_header(headers["WWW-Authenticate"]).get("handshakeToken")
+    client = ScramClient("user", "pencil", nonce="n" * nonce_length)
+    first = base64.urlsafe_b64encode(client.client_first().encode()).decode()
+    first = first if pad else first.rstrip("=")
+    _, headers = server.request(f"SCRAM handshakeToken={token}, data={first}")
+    first_answer = parse_auth_header(headers["WWW-Authenticate"]).get("data") or ""
+    assert (len(first_answer) % 4 == 0) if first.endswith("=") else ("=" not in first_answer)
+    server_first = b64url_decode(first_answer)
+    final = base64.urlsafe_b64encode(client.client_final(server_first.decode()).encode()).decode()
+    data = final if pad else final.rstrip("=")
+    status, headers = server.request(f"SCRAM handshakeToken={token}, data={data}")
+    answer = parse_auth_header(headers["Authentication-Info"]).get("data") or ""
+    client.verify_server_final(b64url_decode(answer).decode())
+    # A SHA-256 server-final is 46 bytes, which base64 fills out with two '='; only a
+    # client whose own message showed padding gets them.
+    assert status == 200 and answer.endswith("==") == data.endswith("=")
+
+
+def test_rfc7677_vector_without_the_gs2_header():
+    # pyhaystack sends the bare client-first; it means "no channel binding".
+    creds = ScramCredentials.derive("pencil", salt=RFC_SALT, iterations=4096)
+    exchange = ScramServerExchange.start(f"n=user,r={RFC_NONCE}", creds, nonce=RFC_SERVER_NONCE)
+    assert exchange.server_first == RFC_SERVER_FIRST
+    assert exchange.finish(RFC_CLIENT_FINAL) == RFC_SERVER_FINAL
+    # ... and then a client-final that claims channel binding is still refused.
+    tampered = RFC_CLIENT_FINAL.replace("c=biws", "c=" + b64url_encode("y,,"))
+    with pytest.raises(AuthProtocolError, match="channel binding"):
+        exchange.finish(tampered)
+
+
+def test_a_pyhaystack_style_exchange():
+    """Data first in the challenge, a bare client-first, a lower-case final message and
+    a proof in padded standard base64 with a trailing newline."""
+    server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
+    status, headers = server.request("HELLO username=" + b64url_encode("user"))
+    token = parse_auth_header(headers["WWW-Authenticate"]).get("handshakeToken")
+    client = ScramClient("user", "pencil")
+    bare = client.client_first().removeprefix("n,,")
+    status, headers = server.request(f"SCRAM handshakeToken={token}, data={b64url_encode(bare)}")
+    challenge = headers["WWW-Authenticate"]
+    assert status == 401 and challenge.startswith("SCRAM data=")
+    server_first = b64url_decode(parse_auth_header(challenge).get("data") or "").decode()
+    final = client.client_final(server_first)
+    without_proof, _, proof = final.rpartition(",p=")
+    proof = base64.b64encode(b64url_decode(proof)).decode() + "\n"
+    data = b64url_encode(f"{without_proof},p={proof}")
+    status, headers = server.request(f"scram handshaketoken={token},data={data}")
+    issued = parse_auth_header(headers["Authentication-Info"]).get("authToken")
+    assert status == 200 and server.tokens[issued or ""] == "user"
 
 
 def test_the_handshake_token_is_kept_through_the_exchange():

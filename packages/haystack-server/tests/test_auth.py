@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -14,9 +15,11 @@ import pytest
 from projecthaystack.auth import (
     ClientHandshake,
     ScramCredentials,
+    b64url_decode,
     b64url_encode,
     client_ssl_context,
     generate_test_pki,
+    parse_auth_header,
 )
 from projecthaystack.client import AuthenticationError
 from projecthaystack.kinds import Number, Ref
@@ -58,6 +61,56 @@ def test_wrong_password_and_unknown_user_look_alike(live: Live) -> None:
     for user, password in (("viewer", "wrong-password"), ("nobody-here", "whatever-pass")):
         with pytest.raises(AuthenticationError):
             live.client(user, password).about()
+
+
+def _login_at(http: httpx.Client, path: str, user: str, password: str) -> httpx.Response:
+    hs = ClientHandshake(user, password)
+    step: str | None = hs.hello()
+    while step is not None:
+        resp = http.get(path, headers={"Authorization": step})
+        if resp.status_code not in (200, 401):
+            return resp
+        step = hs.respond(resp.status_code, resp.headers)
+    return resp
+
+
+def test_login_at_skysparks_path(live: Live) -> None:
+    root = live.url.removesuffix("/api")
+    with httpx.Client(base_url=root) as http:
+        challenge = http.get("/ui")
+        assert challenge.status_code == 401 and challenge.headers["www-authenticate"] == "HELLO"
+        done = _login_at(http, "/ui", "viewer", "viewer-password")
+        assert done.status_code == 200
+        token = parse_auth_header(done.headers["authentication-info"]).get("authToken")
+        bearer = {"Authorization": f"BEARER authToken={token}"}
+        assert http.get("/ui", headers=bearer).status_code == 200
+        about = http.get("/api/about", headers={**bearer, "Accept": "application/json"})
+        assert about.json()["rows"][0]["whoami"] == "viewer"
+        wrong = _login_at(http, "/ui", "viewer", "not-the-password")
+        assert wrong.status_code == 403 and "authentication failed" in wrong.text
+        for bad in ("SCRAM data=x", "HELLO", "HELLO username=%%%"):
+            at_ui = http.get("/ui", headers={"Authorization": bad})
+            at_op = http.get("/api/about", headers={"Authorization": bad})
+            assert at_ui.status_code == at_op.status_code and 400 <= at_ui.status_code < 500
+        assert http.post("/ui").status_code == 405
+
+
+def test_auth_headers_keep_their_usual_case(make_live) -> None:  # type: ignore[no-untyped-def]
+    # pyhaystack looks them up in a plain dict, spelt as SkySpark sends them.  uvicorn's
+    # h11 layer keeps the case the app gives; its httptools layer lower-cases every name.
+    live = make_live(uvicorn={"http": "h11"})
+    host, port = live.url.split("//")[1].split("/")[0].split(":")
+    hello = f"GET /ui HTTP/1.1\r\nHost: x\r\nAuthorization: HELLO username={b64url_encode('op')}"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(hello.encode() + b"\r\nConnection: close\r\n\r\n")
+        reply = b"".join(iter(lambda: sock.recv(4096), b""))
+    assert reply.startswith(b"HTTP/1.1 401") and b"\r\nWWW-Authenticate: SCRAM " in reply
+
+
+def test_login_paths_can_be_turned_off(make_live) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(login_paths=()))
+    with httpx.Client(base_url=live.url.removesuffix("/api")) as http:
+        assert http.get("/ui").status_code == 404
 
 
 def test_close_revokes_the_token(live: Live) -> None:
@@ -221,9 +274,8 @@ def test_shared_secret_makes_unknown_users_stable_across_workers() -> None:
                 step = hs.respond(first.status_code, first.headers)
                 assert step is not None
                 second = http.get("about", headers={"Authorization": step})
-                salts.append(second.headers["www-authenticate"].split("data=")[1])
-        from projecthaystack.auth import b64url_decode
-
+                challenge = parse_auth_header(second.headers["www-authenticate"])
+                salts.append(challenge.get("data") or "")
         decoded = [b64url_decode(s).decode().split(",")[1] for s in salts]
         assert decoded[0] == decoded[1] and decoded[0].startswith("s=")
         # A login begun on one worker finishes on the other (the store holds the handshake).

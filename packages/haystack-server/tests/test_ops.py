@@ -89,6 +89,10 @@ def test_nav_sites_equips_points(live: Live) -> None:
     assert all("navId" not in r for r in under_ahu if "point" in r)
     with pytest.raises(CallError, match="unknown id"):
         c.nav(Ref("nope"))
+    # pyhaystack's spelling, with the id as a plain Str.
+    with live.http("viewer") as http:
+        got = http.get("nav", params={"nav_id": "s1"}, headers={"Accept": "application/json"})
+    assert [r["id"]["val"] for r in got.json()["rows"]] == ["ahu1"]
 
 
 # -- history --------------------------------------------------------------------------------
@@ -124,6 +128,9 @@ def test_his_write_then_read_every_range_form(op: Client) -> None:
     )
     assert [r["ts"] for r in utc] == [ts(6), ts(6, 30)]
     assert utc.meta["hisStart"].tzinfo == NY
+    # pyhaystack quotes the range inside the Str; the quoted form reads the same.
+    quoted = op.call("hisRead", Grid.from_rows([{"id": Ref("t1"), "range": '"2026-03-02"'}]))
+    assert [r["val"] for r in quoted] == [r["val"] for r in day]
 
 
 def test_his_read_today_and_yesterday(op: Client) -> None:
@@ -140,6 +147,9 @@ def test_his_read_today_and_yesterday(op: Client) -> None:
         ("2026-03-05,2026-03-01", "not after"),
         ("2026-03-01,2026-03-02T00:00:00Z UTC", "mix"),
         ("1,2,3", "invalid range"),
+        ('"lastMonth"', "invalid range"),
+        ('"2026-03-01', "invalid range"),
+        ('"\\"2026-03-01\\""', "invalid range"),
     ],
 )
 def test_his_read_bad_ranges(op: Client, range_text: str, message: str) -> None:
@@ -328,6 +338,20 @@ def test_watches_are_private_and_capped(make_live) -> None:  # type: ignore[no-u
         other.watch_poll(wid)
 
 
+@pytest.mark.parametrize(
+    ("lease", "expected"),
+    [("90sec", Number(90, "s")), ("2min", Number(2, "min")), ("soon", None), ("@t1", None)],
+)
+def test_watch_lease_as_a_str(op: Client, lease: str, expected: Number | None) -> None:
+    # rusty-haystack sends the lease as a Str; one that reads as a duration is taken.
+    req = Grid.from_rows([{"id": Ref("t1")}], meta={"watchDis": "str lease", "lease": lease})
+    if expected is None:
+        with pytest.raises(CallError, match="duration unit"):
+            op.call("watchSub", req)
+    else:
+        assert op.call("watchSub", req).meta["lease"] == expected
+
+
 def test_watch_sub_needs_a_live_watch_id(op: Client) -> None:
     with pytest.raises(CallError, match="unknown or expired"):
         op.watch_sub([Ref("t1")], watch_id="w-made-up")
@@ -347,6 +371,14 @@ def test_invoke_action(op: Client) -> None:
         op.invoke_action(Ref("sp1"), "explode")
     with pytest.raises(CallError, match="unknown id"):
         op.invoke_action(Ref("nope"), "release")
+    # rusty-haystack's form: id and action in the row, the arguments beside them.
+    in_row = {"id": Ref("sp1"), "action": "override", "val": Number(68, "°F")}
+    op.call("invokeAction", Grid.from_rows([in_row]))
+    assert op.read_ids([Ref("sp1")])[0]["writeVal"] == Number(68, "°F")
+    with pytest.raises(CallError, match="'action'"):
+        op.call("invokeAction", Grid.from_rows([{"id": Ref("sp1"), "action": Number(1)}]))
+    with pytest.raises(CallError, match="meta 'id'"):
+        op.call("invokeAction", Grid.from_rows([{"val": Number(1)}]))
 
 
 def test_ops_filetypes_defs_without_a_namespace(live: Live) -> None:

@@ -283,6 +283,18 @@ class ServerReply:
 Lookup = Callable[[str], ScramCredentials | None]
 
 
+def _pads(header: AuthHeader) -> bool:
+    """Whether the client padded any base64 in this message."""
+    return any(v.endswith("=") for v in (header.get("username"), header.get("data")) if v)
+
+
+def _b64(message: str, pad: bool) -> str:
+    # The Auth chapter says no padding, but a client that pads its own messages may
+    # insist on it (rusty-haystack does): answer in the client's dialect.
+    encoded = b64url_encode(message)
+    return encoded + "=" * (-len(encoded) % 4) if pad else encoded
+
+
 class ServerAuth:
     """The server's side, stateless between calls: the caller keeps each reply's
     ``state`` under its ``handshake_token`` (in memory, or in a store shared by workers)
@@ -320,7 +332,7 @@ class ServerAuth:
             raise AuthProtocolError("HELLO without a username")
         username = saslprep(b64url_decode(raw_user).decode("utf-8"))
         if header.get("data") is not None:
-            return self._server_first(header.get("data") or "", username)
+            return self._server_first(header.get("data") or "", username, pad=_pads(header))
         token = _handshake_token()
         hash_name = self._lookup_hash(username)
         challenge = format_auth_header("SCRAM", handshakeToken=token, hash=hash_name)
@@ -332,7 +344,7 @@ class ServerAuth:
         return self._credentials(username).hash
 
     def _server_first(
-        self, data: str, username: str | None, token: str | None = None
+        self, data: str, username: str | None, token: str | None = None, *, pad: bool = False
     ) -> ServerReply:
         client_first = b64url_decode(data).decode("utf-8", "replace")
         _, _, user, _ = ScramServerExchange.parse_client_first(client_first)
@@ -343,11 +355,12 @@ class ServerAuth:
         # The spec's example keeps the HELLO's token for the whole exchange, and clients
         # (phable) send it again with the final message: keep it.
         token = token or _handshake_token()
+        # ``data`` first: the parameters have no order, but pyhaystack reads the first.
         value = format_auth_header(
             "SCRAM",
+            data=_b64(exchange.server_first, pad),
             handshakeToken=token,
             hash=creds.hash,
-            data=b64url_encode(exchange.server_first),
         )
         return ServerReply(401, {"WWW-Authenticate": value}, token, exchange)
 
@@ -363,10 +376,12 @@ class ServerAuth:
         if data is None:
             raise AuthProtocolError("SCRAM message without data")
         if state is None:
-            return self._server_first(data, hello_user, header.get("handshakeToken"))
+            return self._server_first(
+                data, hello_user, header.get("handshakeToken"), pad=_pads(header)
+            )
         client_final = b64url_decode(data).decode("utf-8", "replace")
-        server_final = state.finish(client_final)
-        info = f"hash={state.credentials.hash}, data={b64url_encode(server_final)}"
+        server_final = _b64(state.finish(client_final), _pads(header))
+        info = f"hash={state.credentials.hash}, data={server_final}"
         return ServerReply(200, {"Authentication-Info": info}, username=state.username)
 
     def plaintext(self, header: AuthHeader, *, tls: bool) -> ServerReply:

@@ -291,8 +291,13 @@ class ScramServerExchange:
         if gs2 is None:
             if client_first.startswith("p="):
                 raise UnsupportedMechanism("SCRAM channel binding is not supported")
-            raise AuthProtocolError("client-first message lacks the gs2 header 'n,,'")
-        bare = client_first[len(gs2) :]
+            if not client_first.startswith("n="):
+                raise AuthProtocolError("client-first message lacks the gs2 header 'n,,'")
+            # pyhaystack sends the bare message alone; a missing gs2 header can only mean
+            # "no channel binding", which its client-final then confirms with c=biws.
+            gs2, bare = "n,,", client_first
+        else:
+            bare = client_first[len(gs2) :]
         attrs = _attrs(bare, "client-first message")
         if "m" in attrs:
             raise AuthProtocolError("SCRAM extensions are not supported")

@@ -293,7 +293,7 @@ class HaystackServer:
             now = self.now()
             who = await self.identify(request, now)
             if isinstance(who, LoginStep):
-                return Response(status_code=who.status, headers=who.headers)
+                return login_response(who)
             codec = negotiate(request.headers.get("accept"))
             op_name = request.path_params["op"]
             op = self.ops.get(op_name)
@@ -320,10 +320,33 @@ class HaystackServer:
             media_type=codec.content_type,
         )
 
+    async def handle_login(self, request: Request) -> Response:
+        """A login path (:attr:`ServerConfig.login_paths`): the handshake and nothing else."""
+        try:
+            who = await self.identify(request, self.now())
+        except HttpError as exc:
+            return self._http_error(exc, ZINC)
+        if isinstance(who, LoginStep):
+            return login_response(who)
+        return Response(status_code=200)
+
     async def handle_root(self, request: Request) -> Response:
         """``{prefix}/``: where clients that log in before any op start their handshake."""
         request.path_params["op"] = "about"
         return await self.handle_op(request)
+
+
+def login_response(step: LoginStep) -> Response:
+    """The HTTP response of an auth step, header names in their usual case.
+
+    Names are case-insensitive, but pyhaystack looks ``WWW-Authenticate`` up in a plain
+    dict, as SkySpark spells it, and Starlette would send it lower-cased.
+    """
+    response = Response(status_code=step.status)
+    response.raw_headers.extend(
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in step.headers.items()
+    )
+    return response
 
 
 def check_password(password: str) -> None:
@@ -379,6 +402,7 @@ def create_app(
         WebSocketRoute(f"{prefix}/ws", websocket_endpoint),
         *user_routes(server, prefix),
         Route(f"{prefix}/", server.handle_root, methods=["GET", "POST"]),
+        *(Route(path, server.handle_login) for path in server.config.login_paths),
         Route(
             f"{prefix}/{{op}}",
             server.handle_op,

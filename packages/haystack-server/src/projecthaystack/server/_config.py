@@ -57,6 +57,10 @@ class ServerConfig:
     prefix: str = "/api"
     """Where the ops live: ``{prefix}/{op}``; the WebSocket is at ``{prefix}/ws`` and the
     user API at ``{prefix}/admin/users``."""
+    login_paths: tuple[str, ...] = ("/ui",)
+    """Paths outside the prefix where the auth handshake is answered too (the Auth
+    chapter lets the server choose the URI).  ``/ui`` is SkySpark's, which pyhaystack
+    logs in at; a bearer request there just gets 200."""
     secret: bytes | None = None
     server_name: str = "haystack-server"
     token_ttl: dt.timedelta = dt.timedelta(hours=8)

@@ -43,6 +43,10 @@ def parse_range(
     if len(text) > _MAX_RANGE_TEXT:
         raise OpError(f"range is longer than {_MAX_RANGE_TEXT} characters")
     word = text.strip()
+    if len(word) >= 2 and word[0] == word[-1] == '"':
+        # pyhaystack's his_read_frame sends the range as a quoted Zinc Str: unwrap it.
+        inner = _value(word)
+        word = inner.strip() if isinstance(inner, str) else word
     today = now.astimezone(tz).date()
     if word == "today":
         return _midnight(today, tz), _midnight(today + dt.timedelta(days=1), tz)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import platform
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from projecthaystack.codecs import CODECS
+from projecthaystack.codecs import CODECS, zinc
 from projecthaystack.filter import Filter, FilterError, FilterSyntaxError, parse, select
 from projecthaystack.kinds import (
     NA,
@@ -337,7 +338,9 @@ async def read(ctx: OpContext, req: Grid) -> Grid:
 
 async def nav(ctx: OpContext, req: Grid) -> Grid:
     """Sites, then a site's equips, then an equip's points (the ``nav`` op)."""
-    nav_id = _first(req).get("navId")
+    row = _first(req)
+    # pyhaystack names the parameter ``nav_id``.
+    nav_id = row.get("navId", row.get("nav_id"))
     if nav_id is None:
         found = await ctx.store.query(parse("site"))
         child = True
@@ -547,6 +550,10 @@ async def point_write(ctx: OpContext, req: Grid) -> Grid:
 def _lease(ctx: OpContext, value: Any) -> dt.timedelta:
     if value is None:
         return ctx.config.watch_lease
+    if isinstance(value, str) and len(value) <= 32:
+        # rusty-haystack's client sends the lease as a Str ("60sec").
+        with contextlib.suppress(HaystackError):
+            value = zinc.decode_value(value)
     if not isinstance(value, Number):
         raise OpError("'lease' must be a Number with a duration unit")
     asked = _duration(value, "'lease'")
@@ -627,14 +634,19 @@ async def watch_poll(ctx: OpContext, req: Grid) -> Grid:
 
 async def invoke_action(ctx: OpContext, req: Grid) -> Grid:
     """Run a registered action on an entity (the ``invokeAction`` op)."""
-    target = await _entity(ctx, _ref(req.meta.get("id"), "meta 'id'"))
-    name = req.meta.get("action")
+    row: Mapping[str, Any] = _first(req)
+    where: Mapping[str, Any] = req.meta
+    if "id" not in where and "action" not in where and "id" in row and "action" in row:
+        # rusty-haystack's client puts id and action in the row instead of the meta.
+        where, row = row, {k: v for k, v in row.items() if k not in ("id", "action")}
+    target = await _entity(ctx, _ref(where.get("id"), "meta 'id'"))
+    name = where.get("action")
     if not isinstance(name, str):
         raise OpError("'action' (a Str) is required in the grid meta")
     action = ctx.actions.get(name)
     if action is None:
         raise OpError(f"unknown action {name!r}")
-    args = {k: v for k, v in _first(req).items() if v is not NA}
+    args = {k: v for k, v in row.items() if v is not NA}
     result = await action(ctx, target, args)
     return result if result is not None else Grid.empty()
 

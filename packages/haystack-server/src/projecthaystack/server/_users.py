@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from projecthaystack.auth import ScramCredentials, saslprep
 
-from ._app import HaystackServer, check_password
+from ._app import HaystackServer, check_password, login_response
 from ._auth import LoginStep
 from ._errors import HttpError
 from ._store import Role, User
@@ -106,7 +106,7 @@ def user_routes(server: HaystackServer, prefix: str) -> list[Route]:
         now = server.now()
         who = await server.identify(request, now)
         if isinstance(who, LoginStep):
-            return Response(status_code=who.status, headers=who.headers)
+            return login_response(who)
         if who.user.role < Role.ADMIN:
             raise HttpError(403, "managing users needs the admin role")
         return who.user
