@@ -583,32 +583,44 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
     cols = []
     for c in g.cols:
         cols.append({"name": c.name, "meta": _e4_dict(c.meta)} if c.meta else {"name": c.name})
-    enc = _ENC4
-    native = _NATIVE4
     if len(g.rows) >= _COLUMNAR_MIN:
         columnar = _e4_columnar(g)
         if columnar is not None:
             return {"_kind": "grid", "meta": meta, "cols": cols, "rows": columnar}
-    rows: list[Mapping[str, Any]] = []
+    rows: list[Any] = []
     memo = True
+    setattr_ = object.__setattr__
     for row in g.rows:
-        plain = getattr(row, "_plain", None)
-        if plain is None:
-            if memo:
-                plain = _is_plain(row, names=False)
-                # Once a fresh row needs converting (a hisRead's ts/val, say), convert
-                # the rest straight away: checking first would double the work.
-                memo = plain
-            else:
-                plain = False
-        if plain:
-            rows.append(row)  # msgspec writes every value of this row as it stands
+        raw = getattr(row, "_json4", None)
+        if raw is not None:
+            rows.append(raw)
             continue
-        try:
-            rows.append({k: v if type(v) in native else enc[type(v)](v) for k, v in row.items()})
-        except KeyError:  # a subclass of a kind (an int, a str): the general path
-            rows.append(_e4_dict(row))
+        plain = getattr(row, "_plain", None)
+        if plain is not None:
+            # Written before and asked for again: a row that lives on (a stored entity,
+            # a stored sample).  Keep its JSON: from now on it is copied, not rebuilt.
+            raw = msgspec.Raw(_encoder.encode(row if plain else _e4_row(row)))
+            setattr_(row, "_json4", raw)
+            rows.append(raw)
+            continue
+        if memo:
+            plain = _is_plain(row, names=False)
+            # Once a fresh row needs converting (a hisRead's ts/val, say), convert
+            # the rest straight away: checking first would double the work.
+            memo = plain
+        else:
+            plain = False
+            setattr_(row, "_plain", False)  # seen once; "False" is always safe
+        rows.append(row if plain else _e4_row(row))
     return {"_kind": "grid", "meta": meta, "cols": cols, "rows": rows}
+
+
+def _e4_row(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    native, enc = _NATIVE4, _ENC4
+    try:
+        return {k: v if type(v) in native else enc[type(v)](v) for k, v in row.items()}
+    except KeyError:  # a subclass of a kind (an int, a str): the general path
+        return _e4_dict(row)
 
 
 _COLUMNAR_MIN: Final = 256
@@ -642,7 +654,10 @@ def _e4_columnar(g: Grid) -> list[dict[str, Any]] | None:
     when the grid is not like that, or its rows already know they need no converting."""
     first = g.rows[0]
     if getattr(first, "_plain", None) is not None:
-        return None  # stored entities: their memo is the fast path
+        return None  # rows written before: their memos are the fast path
+    # Mark the grid as seen (its first row will do): if these rows are written again,
+    # they are rows that live on, and the row path keeps their JSON.
+    object.__setattr__(first, "_plain", False)
     names = [c.name for c in g.cols]
     width = len(names)
     if any(len(row) != width for row in g.rows):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, overload
 
@@ -27,9 +29,10 @@ class FrozenDict(dict[str, Any]):
     TypeError: FrozenDict is immutable
     """
 
-    # A memo for encoders (whether every value can be written as it stands); sound
-    # because the dict never changes. Not part of the value: not compared, not pickled.
-    __slots__ = ("_plain",)
+    # Memos for encoders (whether every value can be written as it stands; the row's
+    # JSON once it is written again); sound because the dict never changes.  Not part
+    # of the value: not compared, not pickled.
+    __slots__ = ("_json4", "_keys", "_plain")
 
     def _immutable(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("FrozenDict is immutable")
@@ -57,6 +60,34 @@ class FrozenDict(dict[str, Any]):
 
 
 _EMPTY: FrozenDict = FrozenDict()
+
+# The tag-name tuples of the rows seen, numbered: a row's memo is its shape's number.
+# Bounded: past the bound a row's memo is its own tuple, slower for from_rows but right.
+_SHAPES: list[tuple[str, ...]] = []
+_SHAPE_NUMBERS: dict[tuple[str, ...], int] = {}
+_MAX_SHAPES = 1 << 16
+_SHAPES_LOCK = threading.Lock()
+
+
+_KEYS = operator.attrgetter("_keys")
+
+
+def _shape(row: FrozenDict) -> int | tuple[str, ...]:
+    """The number of ``row``'s shape (its tag names in order), memoised on the row."""
+    shape: int | tuple[str, ...] | None = getattr(row, "_keys", None)
+    if shape is None:
+        keys = tuple(row)
+        shape = _SHAPE_NUMBERS.get(keys)
+        if shape is None:
+            with _SHAPES_LOCK:  # a number must name one shape, whatever the threads do
+                shape = _SHAPE_NUMBERS.get(keys)
+                if shape is None and len(_SHAPES) < _MAX_SHAPES:
+                    shape = _SHAPE_NUMBERS[keys] = len(_SHAPES)
+                    _SHAPES.append(keys)
+            if shape is None:
+                shape = keys
+        object.__setattr__(row, "_keys", shape)
+    return shape
 
 
 def _frozen(mapping: Mapping[str, Any] | None, what: str) -> FrozenDict:
@@ -110,6 +141,20 @@ class Col:
 
     def __repr__(self) -> str:
         return f"Col({self.name!r}, {dict(self.meta)!r})" if self.meta else f"Col({self.name!r})"
+
+
+# Columns without meta, one per name (a Col never changes): grids of stored entities
+# ask for the same few dozen over and over.  Bounded like _SHAPES.
+_PLAIN_COLS: dict[str, Col] = {}
+
+
+def _plain_col(name: str) -> Col:
+    col = _PLAIN_COLS.get(name)
+    if col is None:
+        col = Col(name)  # checks the name
+        if len(_PLAIN_COLS) < _MAX_SHAPES:
+            _PLAIN_COLS[name] = col
+    return col
 
 
 class Grid:
@@ -187,11 +232,17 @@ class Grid:
         """
         rows_l = list(rows)
         names: dict[str, Any] = {}
-        if all(type(r) is FrozenDict for r in rows_l):
+        if set(map(type, rows_l)) == {FrozenDict}:
             # FrozenDicts hold no nulls and were built from checked names (decoders).
-            for row in rows_l:
-                names.update(row)
-            cols = tuple(Col(n) for n in names)  # Col() checks each name
+            # Rows of one shape share one tuple of names: a column is looked for once
+            # a shape, not once a row.
+            try:
+                shapes = dict.fromkeys(map(_KEYS, rows_l))
+            except AttributeError:  # some row not seen before
+                shapes = dict.fromkeys(_shape(r) for r in rows_l)  # type: ignore[arg-type]
+            for shape in shapes:
+                names.update(dict.fromkeys(_SHAPES[shape] if type(shape) is int else shape))
+            cols = tuple(map(_plain_col, names))
             return cls._trusted(_frozen(meta, "grid meta"), cols, tuple(rows_l))  # type: ignore[arg-type]
         for row in rows_l:
             names.update(dict.fromkeys(k for k, v in row.items() if v is not None))

@@ -45,12 +45,11 @@ class _Candidates:
                 return set()
             return self._tags.get(name, set())
         if isinstance(node, And):
-            best: set[str] | None = None
-            for operand in node.operands:
-                found = self.ids(operand)
-                if found is not None and (best is None or len(found) < len(best)):
-                    best = found
-            return best
+            known = [found for op in node.operands if (found := self.ids(op)) is not None]
+            if not known:
+                return None
+            known.sort(key=len)
+            return known[0].intersection(*known[1:]) if len(known) > 1 else known[0]
         if isinstance(node, Or):
             union: set[str] = set()
             for operand in node.operands:
@@ -60,6 +59,36 @@ class _Candidates:
                 union |= found
             return union
         return None
+
+
+def _exact(node: Filter) -> bool:
+    """Whether the tag index answers ``node`` exactly (a plain tag, no path)."""
+    return isinstance(node, Has) and len(node.path.names) == 1
+
+
+def _residual(flt: Filter) -> Filter | None:
+    """What is left to test once the index has answered ``flt``'s plain tags (the
+    candidates intersect every term of an ``and``); ``None``: nothing is."""
+    if _exact(flt):
+        return None
+    if isinstance(flt, And):
+        rest = [op for op in flt.operands if not _exact(op)]
+        if not rest:
+            return None
+        return rest[0] if len(rest) == 1 else And(tuple(rest))
+    return flt
+
+
+class _Series:
+    """One point's history: rows ``{ts, val}`` sorted by instant, and the zones of
+    their timestamps (usually just the point's)."""
+
+    __slots__ = ("keys", "rows", "zones")
+
+    def __init__(self) -> None:
+        self.keys: list[float] = []
+        self.rows: list[FrozenDict] = []
+        self.zones: set[dt.tzinfo | None] = set()
 
 
 class MemoryStore:
@@ -87,7 +116,7 @@ class MemoryStore:
         self._versions: dict[str, int] = {}
         self._tags: dict[str, set[str]] = {}
         self._seq = 0
-        self._history: dict[str, tuple[list[float], list[tuple[dt.datetime, Any]]]] = {}
+        self._history: dict[str, _Series] = {}
         self._priority: dict[str, dict[int, PriorityLevel]] = {}
         self._watches: dict[str, Watch] = {}
         self._users: dict[str, User] = {}
@@ -139,14 +168,27 @@ class MemoryStore:
     ) -> list[dict[str, Any]]:
         """The entities matching ``flt``, narrowed by the tag indexes first."""
         entities = self._entities
-        test = compile_filter(flt, resolver=lambda ref: entities.get(ref.id), namespace=namespace)
         candidates = _Candidates(self._tags, entities).ids(flt)
-        pool: Iterable[str] = (
-            entities if candidates is None else sorted(candidates, key=self._order.__getitem__)
-        )
+        residual = _residual(flt) if candidates is not None else flt
+        test = None
+        if residual is not None:
+            test = compile_filter(
+                residual, resolver=lambda ref: entities.get(ref.id), namespace=namespace
+            )
+        pool: Iterable[str]
+        if candidates is None:
+            pool = entities
+        elif len(candidates) * 8 > len(entities):
+            # Many candidates: walking every id in order beats sorting them.
+            pool = [i for i in entities if i in candidates]
+        else:
+            pool = sorted(candidates, key=self._order.__getitem__)
         out: list[dict[str, Any]] = []
         if limit is not None and limit <= 0:
             return out
+        if test is None:
+            out = [entities[i] for i in pool]
+            return out if limit is None else out[:limit]
         for i in pool:
             rec = entities[i]
             if test(rec):
@@ -203,15 +245,20 @@ class MemoryStore:
     # -- history -------------------------------------------------------------------------
     async def his_write(self, id: str, samples: Sequence[tuple[dt.datetime, Any]]) -> int:
         """Add samples, replacing any at the same instant."""
-        keys, items = self._history.setdefault(id, ([], []))
+        series = self._history.get(id)
+        if series is None:
+            series = self._history[id] = _Series()
+        keys, rows = series.keys, series.rows
         for ts, val in samples:
+            series.zones.add(ts.tzinfo)
             key = ts.timestamp()
+            row = FrozenDict(ts=ts, val=val)
             at = bisect.bisect_left(keys, key)
             if at < len(keys) and keys[at] == key:
-                items[at] = (ts, val)
+                rows[at] = row
             else:
                 keys.insert(at, key)
-                items.insert(at, (ts, val))
+                rows.insert(at, row)
         return len(samples)
 
     async def his_read(
@@ -221,14 +268,25 @@ class MemoryStore:
         end: dt.datetime | None,
         *,
         limit: int | None = None,
-    ) -> list[tuple[dt.datetime, Any]]:
-        """Samples with ``start <= ts < end``, oldest first."""
-        keys, items = self._history.get(id, ([], []))
+        tz: dt.tzinfo | None = None,
+    ) -> list[FrozenDict]:
+        """Samples with ``start <= ts < end``, oldest first: the stored rows themselves
+        when they are in ``tz`` already."""
+        series = self._history.get(id)
+        if series is None:
+            return []
+        keys = series.keys
         lo = 0 if start is None else bisect.bisect_left(keys, start.timestamp())
         hi = len(keys) if end is None else bisect.bisect_left(keys, end.timestamp())
         if limit is not None:
             hi = min(hi, lo + max(limit, 0))
-        return items[lo:hi]
+        rows = series.rows[lo:hi]
+        if tz is None or series.zones <= {tz}:
+            return rows
+        return [
+            r if r["ts"].tzinfo is tz else FrozenDict(ts=r["ts"].astimezone(tz), val=r["val"])
+            for r in rows
+        ]
 
     # -- priority arrays -----------------------------------------------------------------
     async def get_priority(self, id: str) -> dict[int, PriorityLevel]:

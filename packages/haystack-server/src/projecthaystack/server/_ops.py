@@ -15,7 +15,6 @@ from projecthaystack.filter import Filter, FilterError, FilterSyntaxError, parse
 from projecthaystack.kinds import (
     NA,
     Col,
-    FrozenDict,
     Grid,
     HaystackError,
     Marker,
@@ -160,9 +159,12 @@ def _rows_grid(
     rows: Sequence[Mapping[str, Any] | None], meta: Mapping[str, Any] | None = None
 ) -> Grid:
     """A grid of entities, a row of nulls for each ``None``, and an ``id`` column always."""
-    if rows and all(type(r) is FrozenDict and "id" in r for r in rows):
-        # Stored entities are checked FrozenDicts: the grid can trust them as they are.
-        return Grid.from_rows(rows, meta)  # type: ignore[arg-type]
+    if rows and None not in rows:
+        # Stored entities are checked FrozenDicts (from_rows makes sure): the grid can
+        # trust them as they are.
+        grid = Grid.from_rows(rows, meta)  # type: ignore[arg-type]
+        if grid.has_col("id"):
+            return grid
     names: dict[str, None] = {"id": None}
     for row in rows:
         if row is not None:
@@ -378,7 +380,7 @@ async def his_read(ctx: OpContext, req: Grid) -> Grid:
         raise OpError("'range' must be a Str")
     start, end = parse_range(text, tz, ctx.now)
     cap = ctx.config.limits.max_his_read
-    samples = await ctx.store.his_read(point["id"].id, start, end, limit=cap + 1)
+    samples = await ctx.store.his_read(point["id"].id, start, end, limit=cap + 1, tz=tz)
     meta: dict[str, Any] = {
         "id": point["id"],
         "hisStart": start,
@@ -389,10 +391,7 @@ async def his_read(ctx: OpContext, req: Grid) -> Grid:
         meta |= _incomplete(cap)
     # Stored samples were checked on the way in (DateTime ts, non-null val): skip the
     # per-row checks of Grid() on what can be millions of rows.
-    rows = tuple(
-        FrozenDict(ts=ts if ts.tzinfo is tz else ts.astimezone(tz), val=val) for ts, val in samples
-    )
-    return Grid._trusted(Grid.empty(meta).meta, (Col("ts"), Col("val")), rows)
+    return Grid._trusted(Grid.empty(meta).meta, (Col("ts"), Col("val")), tuple(samples))
 
 
 async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:
@@ -421,10 +420,11 @@ async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:
     joined: dict[dt.datetime, dict[str, Any]] = {}
     total = 0
     for i, p in enumerate(points):
-        samples = await ctx.store.his_read(p["id"].id, start, end, limit=cap + 1 - total)
+        samples = await ctx.store.his_read(p["id"].id, start, end, limit=cap + 1 - total, tz=tz)
         total += len(samples)
-        for ts, val in samples:
-            joined.setdefault(ts.astimezone(tz), {})[f"v{i}"] = val
+        name = f"v{i}"
+        for sample in samples:
+            joined.setdefault(sample["ts"], {})[name] = sample["val"]
         if total > cap:
             break
     meta: dict[str, Any] = {"hisStart": start, "hisEnd": end or ctx.now.astimezone(tz)}

@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 from projecthaystack.auth import ScramCredentials
 from projecthaystack.filter import Filter
 from projecthaystack.filter import Namespace as FilterNamespace
+from projecthaystack.kinds import FrozenDict
 
 __all__ = [
     "PRIORITY_LEVELS",
@@ -196,9 +197,12 @@ class Store(Protocol):
         end: dt.datetime | None,
         *,
         limit: int | None = None,
-    ) -> list[tuple[dt.datetime, Any]]:
-        """Samples with ``start <= ts < end`` (open where ``None``), oldest first,
-        timestamps as they were written."""
+        tz: dt.tzinfo | None = None,
+    ) -> Sequence[FrozenDict]:
+        """Samples with ``start <= ts < end`` (open where ``None``), oldest first, as
+        rows ``{ts, val}`` ready for a grid; timestamps in ``tz`` when given, else as
+        they were written.  A store may hand out the same row objects every time
+        (encoders then keep their JSON)."""
         ...
 
     # -- priority arrays -----------------------------------------------------------------

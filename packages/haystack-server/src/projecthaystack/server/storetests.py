@@ -29,7 +29,7 @@ import pytest
 
 from projecthaystack.auth import ScramCredentials
 from projecthaystack.filter import parse, select
-from projecthaystack.kinds import Marker, Number, Ref, Remove, tz_from_name
+from projecthaystack.kinds import FrozenDict, Marker, Number, Ref, Remove, tz_from_name
 
 from ._demo import demo_building
 from ._store import PriorityLevel, Role, Session, Store, User
@@ -116,7 +116,7 @@ class StoreContract:
         await store.set_priority("p", 8, PriorityLevel(Number(1), "me"))
         assert await store.delete_entities(["p", "missing"]) == 1
         assert await store.get_entities(["p", "q"]) == [None, {"id": Ref("q")}]
-        assert await store.his_read("p", None, None) == []
+        assert list(await store.his_read("p", None, None)) == []
         assert await store.get_priority("p") == {}
 
     @pytest.mark.anyio
@@ -137,12 +137,28 @@ class StoreContract:
         await store.his_write("p", [(ts[3], Number(3)), (ts[0], Number(0)), (ts[5], Number(5))])
         await store.his_write("p", [(ts[1], Number(1)), (ts[3], Number(33)), (ts[2], True)])
         got = await store.his_read("p", None, None)
-        assert [v for _, v in got] == [Number(0), Number(1), True, Number(33), Number(5)]
-        assert got[0][0] == ts[0] and got[0][0].utcoffset() == ts[0].utcoffset()
-        assert [v for _, v in await store.his_read("p", ts[1], ts[3])] == [Number(1), True]
-        assert [v for _, v in await store.his_read("p", ts[3], None)] == [Number(33), Number(5)]
+        assert [r["val"] for r in got] == [Number(0), Number(1), True, Number(33), Number(5)]
+        assert all(type(r) is FrozenDict and set(r) == {"ts", "val"} for r in got)
+        assert got[0]["ts"] == ts[0] and got[0]["ts"].utcoffset() == ts[0].utcoffset()
+        between = await store.his_read("p", ts[1], ts[3])
+        assert [r["val"] for r in between] == [Number(1), True]
+        since = await store.his_read("p", ts[3], None)
+        assert [r["val"] for r in since] == [Number(33), Number(5)]
         assert len(await store.his_read("p", None, None, limit=2)) == 2
-        assert await store.his_read("other", None, None) == []
+        assert list(await store.his_read("other", None, None)) == []
+
+    @pytest.mark.anyio
+    async def test_history_in_a_timezone(self, store: Store) -> None:
+        chicago = tz_from_name("Chicago")
+        ts = [T0.astimezone(NY) + dt.timedelta(minutes=15 * i) for i in range(3)]
+        await store.his_write("p", [(ts[0], Number(0)), (ts[1].astimezone(chicago), Number(1))])
+        await store.his_write("p", [(ts[2], Number(2))])
+        for zone in (NY, chicago, dt.UTC):
+            got = await store.his_read("p", None, None, tz=zone)
+            assert [r["ts"] for r in got] == ts  # the same instants ...
+            assert all(r["ts"].tzinfo is zone for r in got)  # ... in the zone asked for
+        as_written = await store.his_read("p", None, None)
+        assert [r["ts"].tzinfo for r in as_written] == [NY, chicago, NY]
 
     # -- priority arrays -----------------------------------------------------------------
     @pytest.mark.anyio
