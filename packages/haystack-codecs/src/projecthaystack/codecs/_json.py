@@ -577,31 +577,62 @@ def _e4_dict(d: Mapping[str, Any]) -> Mapping[str, Any]:
     return {k: v if type(v) in _NATIVE4 else _enc4(v) for k, v in d.items() if v is not None}
 
 
-def _e4_grid(g: Grid) -> dict[str, Any]:
+def _e4_head(g: Grid) -> dict[str, Any]:
+    """A grid's JSON v4 object without its rows."""
     meta: dict[str, Any] = {"ver": "3.0"}
     meta.update((k, v) for k, v in _e4_dict(g.meta).items() if k != "ver")
     cols = []
     for c in g.cols:
         cols.append({"name": c.name, "meta": _e4_dict(c.meta)} if c.meta else {"name": c.name})
+    return {"_kind": "grid", "meta": meta, "cols": cols}
+
+
+def _kept_rows(g: Grid) -> list[bytes] | None:
+    """The JSON of every row, when every row was written twice before (and so kept it)."""
+    try:
+        return [r._json4 for r in g.rows]
+    except AttributeError:
+        return None
+
+
+def _e4_grid_bytes(g: Grid) -> bytes:
+    kept = _kept_rows(g) if g.rows else None
+    if kept is None:
+        return _encoder.encode(_e4_grid(g))
+    # Stored rows all: one copy of their JSON into the answer, the brackets and commas
+    # joined in with it.
+    head = _encoder.encode(_e4_head(g))[:-1] + b',"rows":['
+    parts = [head + kept[0], *kept[1:]]
+    parts[-1] = parts[-1] + b"]}"
+    return b",".join(parts)
+
+
+def _e4_grid(g: Grid) -> dict[str, Any]:
+    grid = _e4_head(g)
     if len(g.rows) >= _COLUMNAR_MIN:
         columnar = _e4_columnar(g)
         if columnar is not None:
-            return {"_kind": "grid", "meta": meta, "cols": cols, "rows": columnar}
+            grid["rows"] = columnar
+            return grid
+    kept = _kept_rows(g)
+    if kept is not None:
+        grid["rows"] = msgspec.Raw(b"[" + b",".join(kept) + b"]")
+        return grid
     rows: list[Any] = []
     memo = True
     setattr_ = object.__setattr__
     for row in g.rows:
-        raw = getattr(row, "_json4", None)
+        raw: bytes | None = getattr(row, "_json4", None)
         if raw is not None:
-            rows.append(raw)
+            rows.append(msgspec.Raw(raw))
             continue
         plain = getattr(row, "_plain", None)
         if plain is not None:
             # Written before and asked for again: a row that lives on (a stored entity,
             # a stored sample).  Keep its JSON: from now on it is copied, not rebuilt.
-            raw = msgspec.Raw(_encoder.encode(row if plain else _e4_row(row)))
+            raw = _encoder.encode(row if plain else _e4_row(row))
             setattr_(row, "_json4", raw)
-            rows.append(raw)
+            rows.append(msgspec.Raw(raw))
             continue
         if memo:
             plain = _is_plain(row, names=False)
@@ -612,7 +643,8 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
             plain = False
             setattr_(row, "_plain", False)  # seen once; "False" is always safe
         rows.append(row if plain else _e4_row(row))
-    return {"_kind": "grid", "meta": meta, "cols": cols, "rows": rows}
+    grid["rows"] = rows
+    return grid
 
 
 def _e4_row(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -830,7 +862,7 @@ def encode_grid_bytes(grid: Grid, *, version: Version = 4) -> bytes:
     """A grid as UTF-8 JSON bytes, ready for the wire."""
     if not isinstance(grid, Grid):
         raise EncodeError(f"expected a Grid, not {type(grid).__name__}")
-    return _encoder.encode(_e3_grid(grid) if version == 3 else _e4_grid(grid))
+    return _encoder.encode(_e3_grid(grid)) if version == 3 else _e4_grid_bytes(grid)
 
 
 def encode_grid(grid: Grid, *, version: Version = 4) -> str:

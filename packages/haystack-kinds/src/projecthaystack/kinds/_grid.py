@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, overload
@@ -33,6 +32,9 @@ class FrozenDict(dict[str, Any]):
     # JSON once it is written again); sound because the dict never changes.  Not part
     # of the value: not compared, not pickled.
     __slots__ = ("_json4", "_keys", "_plain")
+    _json4: bytes
+    _keys: int | tuple[str, ...]
+    _plain: bool
 
     def _immutable(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("FrozenDict is immutable")
@@ -67,9 +69,6 @@ _SHAPES: list[tuple[str, ...]] = []
 _SHAPE_NUMBERS: dict[tuple[str, ...], int] = {}
 _MAX_SHAPES = 1 << 16
 _SHAPES_LOCK = threading.Lock()
-
-
-_KEYS = operator.attrgetter("_keys")
 
 
 def _shape(row: FrozenDict) -> int | tuple[str, ...]:
@@ -116,8 +115,8 @@ class Col:
     def __init__(self, name: str, meta: Mapping[str, Any] | None = None) -> None:
         if not isinstance(name, str) or not is_tag_name(name):
             raise InvalidValueError(f"invalid column name {name!r}")
-        self.name = name
-        self.meta = _frozen(meta, f"meta of column {name!r}")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "meta", _frozen(meta, f"meta of column {name!r}"))
 
     @classmethod
     def _trusted(cls, name: str, meta: FrozenDict) -> Col:
@@ -185,7 +184,7 @@ class Grid:
         rows: Iterable[Mapping[str, Any]] = (),
         meta: Mapping[str, Any] | None = None,
     ) -> None:
-        cols_t = tuple(c if isinstance(c, Col) else Col(c) for c in cols)
+        cols_t = tuple(c if isinstance(c, Col) else _plain_col(c) for c in cols)
         by_name = {c.name: c for c in cols_t}
         if len(by_name) != len(cols_t):
             raise InvalidValueError("duplicate column names")
@@ -237,7 +236,7 @@ class Grid:
             # Rows of one shape share one tuple of names: a column is looked for once
             # a shape, not once a row.
             try:
-                shapes = dict.fromkeys(map(_KEYS, rows_l))
+                shapes = dict.fromkeys([r._keys for r in rows_l])  # type: ignore[attr-defined]
             except AttributeError:  # some row not seen before
                 shapes = dict.fromkeys(_shape(r) for r in rows_l)  # type: ignore[arg-type]
             for shape in shapes:

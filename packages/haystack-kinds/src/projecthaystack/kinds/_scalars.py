@@ -39,7 +39,17 @@ def is_tag_name(name: str) -> bool:
     >>> is_tag_name("siteRef"), is_tag_name("SiteRef"), is_tag_name("a-b")
     (True, False, False)
     """
-    return _NAME_RE.fullmatch(name) is not None
+    if name in _GOOD_NAMES:
+        return True
+    if _NAME_RE.fullmatch(name) is None:
+        return False
+    if len(_GOOD_NAMES) < 1 << 16:  # bounded: names come from clients too
+        _GOOD_NAMES.add(name)
+    return True
+
+
+# Names already found good: the same few hundred tag names are checked over and over.
+_GOOD_NAMES: set[str] = set()
 
 
 # The kinds below are msgspec Structs tagged the way Haystack JSON v4 tags them, so that

@@ -60,6 +60,19 @@ def negotiate(accept: str | None) -> Codec:
     """
     if not accept or not accept.strip():
         return ZINC
+    codec = _NEGOTIATED.get(accept)
+    if codec is None:
+        codec = _negotiate(accept)
+        if len(_NEGOTIATED) < 1024:  # bounded: the header is the client's to choose
+            _NEGOTIATED[accept] = codec
+    return codec
+
+
+# Accept headers seen and their codecs: clients send the same one on every request.
+_NEGOTIATED: dict[str, Codec] = {}
+
+
+def _negotiate(accept: str) -> Codec:
     choices: list[tuple[float, int, str]] = []
     for i, item in enumerate(accept.split(",")[:32]):
         parts = [p.strip() for p in item.split(";")]
@@ -398,16 +411,18 @@ def create_app(
             await server.stop()
 
     prefix = server.config.prefix.rstrip("/")
+    # The ops first: they are what most requests are for.  {op} is one path segment,
+    # so it shadows neither the user API nor the WebSocket (a different scope type).
     routes = [
-        WebSocketRoute(f"{prefix}/ws", websocket_endpoint),
-        *user_routes(server, prefix),
-        Route(f"{prefix}/", server.handle_root, methods=["GET", "POST"]),
-        *(Route(path, server.handle_login) for path in server.config.login_paths),
         Route(
             f"{prefix}/{{op}}",
             server.handle_op,
             methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"],
         ),
+        WebSocketRoute(f"{prefix}/ws", websocket_endpoint),
+        *user_routes(server, prefix),
+        Route(f"{prefix}/", server.handle_root, methods=["GET", "POST"]),
+        *(Route(path, server.handle_login) for path in server.config.login_paths),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.haystack = server

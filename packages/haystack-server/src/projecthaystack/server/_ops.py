@@ -15,6 +15,7 @@ from projecthaystack.filter import Filter, FilterError, FilterSyntaxError, parse
 from projecthaystack.kinds import (
     NA,
     Col,
+    FrozenDict,
     Grid,
     HaystackError,
     Marker,
@@ -215,23 +216,26 @@ async def _entity(ctx: OpContext, ref: Ref, marker: str | None = None) -> dict[s
 
 async def about(ctx: OpContext, req: Grid) -> Grid:
     """The server's identity (the ``about`` op)."""
+    # A FrozenDict of known-good names: the grid takes it as it is.
     return Grid.from_rows(
         [
-            {
-                "haystackVersion": "4.0",
-                "tz": tz_name(dt.UTC),
-                "serverName": ctx.config.server_name,
-                "serverTime": ctx.now,
-                "serverBootTime": ctx.boot_time,
-                "productName": "haystack-server",
-                "productVersion": __version__,
-                "productUri": Uri("https://project-haystack.org/"),
-                "moduleName": "projecthaystack.server",
-                "moduleVersion": platform.python_version(),
-                "vendorName": "projecthaystack",
-                "whoami": ctx.user.username,
-                "userRole": ctx.user.role.label,
-            }
+            FrozenDict(
+                {
+                    "haystackVersion": "4.0",
+                    "tz": tz_name(dt.UTC),
+                    "serverName": ctx.config.server_name,
+                    "serverTime": ctx.now,
+                    "serverBootTime": ctx.boot_time,
+                    "productName": "haystack-server",
+                    "productVersion": __version__,
+                    "productUri": Uri("https://project-haystack.org/"),
+                    "moduleName": "projecthaystack.server",
+                    "moduleVersion": platform.python_version(),
+                    "vendorName": "projecthaystack",
+                    "whoami": ctx.user.username,
+                    "userRole": ctx.user.role.label,
+                }
+            )
         ]
     )
 
