@@ -337,3 +337,26 @@ def test_to_python_and_kind_of():
     assert kind_of(None) == "null" and kind_of(3) == "number" and kind_of(FrozenDict()) == "dict"
     with pytest.raises(InvalidValueError):
         kind_of(object())
+
+
+def _shaped_rows(n: int) -> list[dict[str, object]]:
+    # Rows of a few shapes, some sharing names, in an order where new names keep coming.
+    shapes = [("id", "dis"), ("id", "site", "dis"), ("dis", "equip"), ("id", "point", "unit")]
+    return [{k: f"{k}{i}" for k in shapes[(i * 7) % len(shapes)][: 1 + i % 3]} for i in range(n)]
+
+
+@pytest.mark.parametrize("max_shapes", [0, 2, 1 << 16])
+def test_from_rows_by_shape_matches_the_plain_union(monkeypatch, max_shapes):
+    from projecthaystack.kinds import _grid
+
+    monkeypatch.setattr(_grid, "_MAX_SHAPES", max_shapes)
+    rows = _shaped_rows(40)
+    expected = list(dict.fromkeys(n for r in rows for n in r))
+    frozen = [FrozenDict(r) for r in rows]
+    for _ in range(3):  # the first pass memoises the shapes, the others use them
+        assert list(Grid.from_rows(frozen).col_names) == expected
+        assert list(Grid.from_rows(rows).col_names) == expected
+    # Rows seen before mixed with fresh ones.
+    mixed = [*frozen[:5], FrozenDict(zzz="x"), *frozen[5:]]
+    in_order = list(dict.fromkeys(n for r in mixed for n in r))
+    assert "zzz" in in_order and list(Grid.from_rows(mixed).col_names) == in_order

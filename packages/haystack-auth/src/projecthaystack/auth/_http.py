@@ -119,6 +119,11 @@ def format_bearer(token: str) -> str:
 
 def parse_bearer(value: str) -> str | None:
     """The token of a ``BEARER authToken=...`` header (or ``Bearer <token>``), else None."""
+    scheme, _, rest = value.partition(" ")
+    if scheme.upper() == "BEARER" and rest[:10] == "authToken=":
+        token = rest[10:]
+        if token and _TOKEN_RE.fullmatch(token):  # the usual shape: no parser needed
+            return token
     try:
         header = parse_auth_header(value)
     except AuthProtocolError:

@@ -580,25 +580,29 @@ def _e4_dict(d: Mapping[str, Any]) -> Mapping[str, Any]:
 def _e4_head(g: Grid) -> dict[str, Any]:
     """A grid's JSON v4 object without its rows."""
     meta: dict[str, Any] = {"ver": "3.0"}
-    meta.update((k, v) for k, v in _e4_dict(g.meta).items() if k != "ver")
-    cols = []
-    for c in g.cols:
-        cols.append({"name": c.name, "meta": _e4_dict(c.meta)} if c.meta else {"name": c.name})
+    if g.meta:
+        meta.update((k, v) for k, v in _e4_dict(g.meta).items() if k != "ver")
+    cols = [
+        {"name": c.name, "meta": _e4_dict(c.meta)} if c.meta else {"name": c.name} for c in g.cols
+    ]
     return {"_kind": "grid", "meta": meta, "cols": cols}
 
 
 def _kept_rows(g: Grid) -> list[bytes] | None:
     """The JSON of every row, when every row was written twice before (and so kept it)."""
+    rows = g.rows
+    if not rows or getattr(rows[0], "_json4", None) is None:
+        return None  # the usual miss, found without the cost of an exception
     try:
-        return [r._json4 for r in g.rows]
+        return [r._json4 for r in rows]
     except AttributeError:
         return None
 
 
 def _e4_grid_bytes(g: Grid) -> bytes:
-    kept = _kept_rows(g) if g.rows else None
+    kept = _kept_rows(g)
     if kept is None:
-        return _encoder.encode(_e4_grid(g))
+        return _encoder.encode(_e4_grid(g, kept_checked=True))
     # Stored rows all: one copy of their JSON into the answer, the brackets and commas
     # joined in with it.
     head = _encoder.encode(_e4_head(g))[:-1] + b',"rows":['
@@ -607,14 +611,14 @@ def _e4_grid_bytes(g: Grid) -> bytes:
     return b",".join(parts)
 
 
-def _e4_grid(g: Grid) -> dict[str, Any]:
+def _e4_grid(g: Grid, *, kept_checked: bool = False) -> dict[str, Any]:
     grid = _e4_head(g)
     if len(g.rows) >= _COLUMNAR_MIN:
         columnar = _e4_columnar(g)
         if columnar is not None:
             grid["rows"] = columnar
             return grid
-    kept = _kept_rows(g)
+    kept = None if kept_checked else _kept_rows(g)
     if kept is not None:
         grid["rows"] = msgspec.Raw(b"[" + b",".join(kept) + b"]")
         return grid

@@ -64,15 +64,19 @@ class FrozenDict(dict[str, Any]):
 _EMPTY: FrozenDict = FrozenDict()
 
 # The tag-name tuples of the rows seen, numbered: a row's memo is its shape's number.
-# Bounded: past the bound a row's memo is its own tuple, slower for from_rows but right.
+# Bounded (rows can come from clients) in shapes and in names held: past the bound a
+# row's memo is its own tuple, slower for from_rows but right.
 _SHAPES: list[tuple[str, ...]] = []
 _SHAPE_NUMBERS: dict[tuple[str, ...], int] = {}
 _MAX_SHAPES = 1 << 16
+_MAX_SHAPE_NAMES = 1 << 20
+_shape_names = 0
 _SHAPES_LOCK = threading.Lock()
 
 
 def _shape(row: FrozenDict) -> int | tuple[str, ...]:
     """The number of ``row``'s shape (its tag names in order), memoised on the row."""
+    global _shape_names
     shape: int | tuple[str, ...] | None = getattr(row, "_keys", None)
     if shape is None:
         keys = tuple(row)
@@ -80,9 +84,11 @@ def _shape(row: FrozenDict) -> int | tuple[str, ...]:
         if shape is None:
             with _SHAPES_LOCK:  # a number must name one shape, whatever the threads do
                 shape = _SHAPE_NUMBERS.get(keys)
-                if shape is None and len(_SHAPES) < _MAX_SHAPES:
+                room = len(_SHAPES) < _MAX_SHAPES and _shape_names + len(keys) <= _MAX_SHAPE_NAMES
+                if shape is None and room:
                     shape = _SHAPE_NUMBERS[keys] = len(_SHAPES)
                     _SHAPES.append(keys)
+                    _shape_names += len(keys)
             if shape is None:
                 shape = keys
         object.__setattr__(row, "_keys", shape)
@@ -250,6 +256,8 @@ class Grid:
     @classmethod
     def empty(cls, meta: Mapping[str, Any] | None = None) -> Grid:
         """A grid with no rows and one column named ``empty``, as Haystack writes one."""
+        if not meta and cls is Grid:
+            return _EMPTY_GRID  # grids never change: one will do
         return cls(["empty"], (), meta)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -339,6 +347,9 @@ class Grid:
 
     def __repr__(self) -> str:
         return f"<Grid cols={list(self.col_names)!r} rows={len(self._rows)}>"
+
+
+_EMPTY_GRID: Grid = Grid(["empty"])
 
 
 class GridBuilder:

@@ -260,6 +260,8 @@ class HaystackServer:
         return b"".join(chunks)
 
     def _query_grid(self, request: Request) -> Grid:
+        if not request.scope.get("query_string"):
+            return Grid.empty()
         params = request.query_params
         if len(params) > self.config.limits.max_query_params:
             raise HttpError(400, "too many query parameters")
