@@ -264,9 +264,14 @@ def test_header_errors_and_bearer():
         "Bearer authToken=tok",
         "bearer tok",
         "Bearer  authtoken=tok",
+        "BEARER authToken=tok, hash=SHA-256",  # more parameters: the general parser
+        'BEARER authToken="tok"',
     ):
         assert parse_bearer(value) == "tok", value
     assert parse_bearer("SCRAM data=x") is None and parse_bearer("Bearer a=b, ,,x") is None
+    # What the quick path must not take as a token.
+    for value in ("BEARER authToken=", "BEARER authToken=a b", "BEARERX authToken=tok", "Bearer"):
+        assert parse_bearer(value) is None, value
 
 
 # --------------------------------------------------------------------------- client <-> server

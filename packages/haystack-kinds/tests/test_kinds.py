@@ -360,3 +360,9 @@ def test_from_rows_by_shape_matches_the_plain_union(monkeypatch, max_shapes):
     mixed = [*frozen[:5], FrozenDict(zzz="x"), *frozen[5:]]
     in_order = list(dict.fromkeys(n for r in mixed for n in r))
     assert "zzz" in in_order and list(Grid.from_rows(mixed).col_names) == in_order
+
+
+def test_the_empty_grid_is_shared_but_not_with_meta():
+    assert Grid.empty() is Grid.empty() and Grid.empty().col_names == ("empty",)
+    with_meta = Grid.empty({"err": Marker})
+    assert with_meta is not Grid.empty() and with_meta.is_error and not Grid.empty().is_error

@@ -130,7 +130,10 @@ def parse_bearer(value: str) -> str | None:
         return None
     if header.scheme != "BEARER":
         return None
-    return header.get("authToken") or header.token68
+    found = header.get("authToken") if header.params else header.token68
+    if not found or not _TOKEN_RE.fullmatch(found) or found.startswith("authToken="):
+        return None
+    return found
 
 
 class ClientHandshake:
