@@ -122,6 +122,7 @@ class MemoryStore:
         self._users: dict[str, User] = {}
         self._sessions: dict[str, Session] = {}
         self._handshakes: dict[str, tuple[dt.datetime, str, dict[str, Any]]] = {}
+        self._by_client: dict[str, set[str]] = {}  # handshake tokens of each client
         self._failures: dict[str, deque[dt.datetime]] = {}
         self._changed: anyio.Event | None = None
 
@@ -438,17 +439,32 @@ class MemoryStore:
         table = self._handshakes
         if len(table) >= total or len(table) % 256 == 0:
             for t in [t for t, (exp, _, _) in table.items() if exp <= now]:
-                del table[t]
+                self._drop_handshake(t)
         if len(table) >= total:
             return False
-        if sum(1 for exp, c, _ in table.values() if c == client and exp > now) >= per_client:
+        mine = self._by_client.get(client, set())
+        for t in [t for t in mine if table[t][0] <= now]:  # at most per_client of them
+            self._drop_handshake(t)
+        if len(self._by_client.get(client, ())) >= per_client:
             return False
+        self._drop_handshake(token)  # a token reused replaces its handshake
         table[token] = (now + ttl, client, dict(state))
+        self._by_client.setdefault(client, set()).add(token)
         return True
+
+    def _drop_handshake(self, token: str) -> tuple[dt.datetime, str, dict[str, Any]] | None:
+        entry = self._handshakes.pop(token, None)
+        if entry is not None:
+            tokens = self._by_client.get(entry[1])
+            if tokens is not None:
+                tokens.discard(token)
+                if not tokens:
+                    del self._by_client[entry[1]]
+        return entry
 
     async def pop_handshake(self, token: str, now: dt.datetime) -> dict[str, Any] | None:
         """Take a live handshake's state."""
-        entry = self._handshakes.pop(token, None)
+        entry = self._drop_handshake(token)
         if entry is None or entry[0] <= now:
             return None
         return entry[2]

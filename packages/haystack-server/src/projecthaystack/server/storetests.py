@@ -252,7 +252,9 @@ class StoreContract:
     async def test_handshakes_once_expiry_and_caps(self, store: Store) -> None:
         ttl = dt.timedelta(seconds=60)
 
-        async def put(token: str, client: str, per_client: int = 2, total: int = 100) -> bool:
+        async def put(
+            token: str, client: str, per_client: int = 2, total: int = 100, now: dt.datetime = T0
+        ) -> bool:
             return await store.put_handshake(
                 token,
                 {"user": token},
@@ -260,7 +262,7 @@ class StoreContract:
                 ttl=ttl,
                 per_client=per_client,
                 total=total,
-                now=T0,
+                now=now,
             )
 
         assert await put("h1", "10.0.0.1")
@@ -270,7 +272,13 @@ class StoreContract:
         assert not await put("h4", "10.0.0.1")  # this client's cap
         assert await put("h5", "10.0.0.2")  # another client is not locked out
         assert not await put("h6", "10.0.0.3", total=3)  # the total cap
-        assert await store.pop_handshake("h2", T0 + dt.timedelta(seconds=61)) is None
+        later = T0 + dt.timedelta(seconds=61)
+        assert await store.pop_handshake("h2", later) is None
+        # Expired handshakes free their client's slots (h3 is still held, but dead).
+        assert await put("h7", "10.0.0.1", now=later) and await put("h8", "10.0.0.1", now=later)
+        assert not await put("h9", "10.0.0.1", now=later)
+        assert await store.pop_handshake("h7", later) == {"user": "h7"}
+        assert await put("h9", "10.0.0.1", now=later)  # a taken one frees its slot too
 
     @pytest.mark.anyio
     async def test_failures_window(self, store: Store) -> None:
