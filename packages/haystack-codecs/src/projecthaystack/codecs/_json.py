@@ -602,7 +602,7 @@ def _kept_rows(g: Grid) -> list[bytes] | None:
 def _e4_grid_bytes(g: Grid) -> bytes:
     kept = _kept_rows(g)
     if kept is None:
-        return _encoder.encode(_e4_grid(g, kept_checked=True))
+        return _encoder.encode(_e4_grid(g))
     # Stored rows all: one copy of their JSON into the answer, the brackets and commas
     # joined in with it.
     head = _encoder.encode(_e4_head(g))[:-1] + b',"rows":['
@@ -611,17 +611,13 @@ def _e4_grid_bytes(g: Grid) -> bytes:
     return b",".join(parts)
 
 
-def _e4_grid(g: Grid, *, kept_checked: bool = False) -> dict[str, Any]:
+def _e4_grid(g: Grid) -> dict[str, Any]:
     grid = _e4_head(g)
     if len(g.rows) >= _COLUMNAR_MIN:
         columnar = _e4_columnar(g)
         if columnar is not None:
             grid["rows"] = columnar
             return grid
-    kept = None if kept_checked else _kept_rows(g)
-    if kept is not None:
-        grid["rows"] = msgspec.Raw(b"[" + b",".join(kept) + b"]")
-        return grid
     rows: list[Any] = []
     memo = True
     setattr_ = object.__setattr__
