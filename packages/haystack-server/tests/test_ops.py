@@ -9,6 +9,7 @@ import pytest
 
 from projecthaystack.client import CallError, Client
 from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
+from projecthaystack.server import __version__ as server_version
 from projecthaystack.server import ServerConfig, ServerLimits
 
 from .conftest import Live
@@ -31,6 +32,15 @@ def test_about(live: Live) -> None:
     assert about["haystackVersion"] == "4.0"
     assert about["whoami"] == "viewer" and about["userRole"] == "viewer"
     assert isinstance(about["serverTime"], dt.datetime)
+    # The Ops chapter's columns, every one of them filled in.
+    spec_cols = {
+        "haystackVersion", "tz", "serverName", "serverTime", "serverBootTime",
+        "productName", "productUri", "productVersion", "vendorName", "vendorUri",
+        "moduleName", "moduleVersion",
+    }  # fmt: skip
+    assert spec_cols <= set(about.keys())
+    assert about["productVersion"] == about["moduleVersion"] == server_version
+    assert about["moduleName"] == "projecthaystack.server"
 
 
 def test_read_by_filter_and_limit(live: Live) -> None:

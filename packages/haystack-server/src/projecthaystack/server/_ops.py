@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import platform
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -228,10 +227,14 @@ _ABOUT_COLS: tuple[Col, ...] = tuple(
         "moduleName",
         "moduleVersion",
         "vendorName",
+        "vendorUri",
         "whoami",
         "userRole",
     )
 )
+
+
+_PROJECT_URI = Uri("https://project-haystack.org/")
 
 
 async def about(ctx: OpContext, req: Grid) -> Grid:
@@ -247,10 +250,11 @@ async def about(ctx: OpContext, req: Grid) -> Grid:
                 ctx.boot_time.replace(microsecond=0),
                 "haystack-server",
                 __version__,
-                Uri("https://project-haystack.org/"),
+                _PROJECT_URI,
                 "projecthaystack.server",
-                platform.python_version(),
+                __version__,
                 "projecthaystack",
+                _PROJECT_URI,
                 ctx.user.username,
                 ctx.user.role.label,
             ),
