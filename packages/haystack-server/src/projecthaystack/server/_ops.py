@@ -394,6 +394,23 @@ async def nav(ctx: OpContext, req: Grid) -> Grid:
 # -- history -----------------------------------------------------------------------------
 
 
+def _his_span(text: str, tz: ZoneInfo, now: dt.datetime) -> tuple[dt.datetime, dt.datetime | None]:
+    """The span of a hisRead range; every way the text can fail is an error grid."""
+    try:
+        return parse_range(text, tz, now)
+    except OpError:
+        raise
+    except OverflowError:
+        # Python's dates end at years 1 and 9999: a day after the last, or a zone's
+        # offset across either edge, cannot be represented.
+        raise OpError(
+            f"invalid range {text[:64]!r}: outside the dates the server can represent "
+            "(years 1 to 9999 in the point's timezone)"
+        ) from None
+    except (HaystackError, ValueError) as exc:
+        raise OpError(f"invalid range {text[:64]!r}: {exc}") from None
+
+
 async def his_read(ctx: OpContext, req: Grid) -> Grid:
     """Samples of one point, or of many joined on ``ts`` (the ``hisRead`` op)."""
     if "range" in req.meta:
@@ -408,7 +425,7 @@ async def his_read(ctx: OpContext, req: Grid) -> Grid:
     text = row.get("range")
     if not isinstance(text, str):
         raise OpError("'range' must be a Str")
-    start, end = parse_range(text, tz, ctx.now)
+    start, end = _his_span(text, tz, ctx.now)
     cap = ctx.config.limits.max_his_read
     samples = await ctx.store.his_read(point["id"].id, start, end, limit=cap + 1, tz=tz)
     meta: dict[str, Any] = {
@@ -445,7 +462,7 @@ async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:
     text = req.meta["range"]
     if not isinstance(text, str):
         raise OpError("'range' must be a Str")
-    start, end = parse_range(text, tz, ctx.now)
+    start, end = _his_span(text, tz, ctx.now)
     cap = ctx.config.limits.max_his_read
     joined: dict[dt.datetime, dict[str, Any]] = {}
     total = 0
