@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import html
 import logging
 import os
 import secrets
@@ -13,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from projecthaystack.auth import CertIdentity, ScramCredentials, identity_from_der, saslprep
 from projecthaystack.codecs import Codec, Limits, UnknownFormatError, codec_for_mime, zinc
-from projecthaystack.kinds import Grid, HaystackError, Marker
+from projecthaystack.kinds import Grid, HaystackError, Marker, Uri
 
 from ._auth import Authenticated, Authenticator, LoginStep
 from ._config import ServerConfig
@@ -346,9 +348,46 @@ class HaystackServer:
         return Response(status_code=200)
 
     async def handle_root(self, request: Request) -> Response:
-        """``{prefix}/``: where clients that log in before any op start their handshake."""
+        """``{prefix}/`` (and ``{prefix}``): where clients that log in before any op start
+        their handshake; answered as ``about``."""
         request.path_params["op"] = "about"
         return await self.handle_op(request)
+
+    async def handle_home(self, request: Request) -> Response:
+        """``/`` when the ops live under a prefix: where the API is, without auth and
+        without secrets (a page for browsers, a grid for everyone else)."""
+        prefix = self.config.prefix.rstrip("/")
+        links = {"api": f"{prefix}/", "websocket": f"{prefix}/ws", "users": f"{prefix}/users/"}
+        accept = request.headers.get("accept") or ""
+        if "text/html" in accept:
+            items = "".join(
+                f'<li>{name}: <a href="{html.escape(path)}">{html.escape(path)}</a></li>'
+                for name, path in links.items()
+            )
+            page = (
+                "<!doctype html><title>Project Haystack server</title>"
+                "<h1>Project Haystack server</h1>"
+                f"<p>The Haystack HTTP API is at <code>{html.escape(prefix)}/{{op}}</code>; "
+                f"log in with a Haystack client.</p><ul>{items}</ul>"
+            )
+            return HTMLResponse(page)
+        try:
+            codec = negotiate(accept)
+        except HttpError as exc:
+            return self._http_error(exc, ZINC)
+        row = {name: Uri(path) for name, path in links.items()}
+        grid = Grid.from_rows([{"dis": "Project Haystack server", **row}])
+        return Response(codec.encode(grid), media_type=codec.content_type)
+
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        """Starlette's own 404 and 405 (no route, or a route without the method) as error
+        grids; nothing of the request (path, ``Host``) is echoed back."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        dis = "not found" if status == 404 else f"HTTP {status}"
+        if status == 405:
+            dis = f"method {request.method} is not allowed here"
+        return self._http_error(HttpError(status, dis, headers), ZINC)
 
 
 def login_response(step: LoginStep) -> Response:
@@ -426,6 +465,16 @@ def create_app(
         Route(f"{prefix}/", server.handle_root, methods=["GET", "POST"]),
         *(Route(path, server.handle_login) for path in server.config.login_paths),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    if prefix:
+        routes.append(Route(prefix, server.handle_root, methods=["GET", "POST"]))
+        routes.append(Route("/", server.handle_home, methods=["GET"]))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: server.not_found},
+    )
+    # Starlette would answer a path with (or without) a trailing slash by a redirect
+    # built from the Host header, before any authentication: unknown paths are 404.
+    app.router.redirect_slashes = False
     app.state.haystack = server
     return app
