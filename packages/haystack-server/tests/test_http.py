@@ -8,8 +8,7 @@ import pytest
 from projecthaystack.codecs import codec_for_mime, zinc
 from projecthaystack.codecs import json as hjson
 from projecthaystack.kinds import Grid, Ref, Uri
-from projecthaystack.server import ServerConfig, ServerLimits, negotiate
-from projecthaystack.server._errors import HttpError
+from projecthaystack.server import ServerConfig, ServerLimits
 
 from .conftest import Live
 
@@ -190,17 +189,6 @@ def test_root_of_the_prefix_answers_about(live: Live) -> None:
         resp = http.get("")
     assert resp.status_code == 200
     assert zinc.decode_grid(resp.content)[0]["haystackVersion"] == "4.0"
-
-
-def test_negotiate_unit() -> None:
-    assert negotiate(None).name == "zinc"
-    assert negotiate("application/json, text/zinc;q=0.5").name == "json"
-    assert negotiate("text/html, */*;q=0.1").name == "zinc"
-    with pytest.raises(HttpError) as err:
-        negotiate("text/html, image/*")
-    assert err.value.status == 406
-    with pytest.raises(HttpError):
-        negotiate("text/zinc;q=0")
 
 
 def test_json_bodies_decode_to_the_same_grid(live: Live) -> None:

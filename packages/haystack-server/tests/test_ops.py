@@ -10,8 +10,8 @@ import pytest
 from projecthaystack.client import CallError, Client
 from projecthaystack.codecs import codec_for_mime, zinc
 from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
-from projecthaystack.server import __version__ as server_version
 from projecthaystack.server import ServerConfig, ServerLimits
+from projecthaystack.server import __version__ as server_version
 
 from .conftest import Live
 

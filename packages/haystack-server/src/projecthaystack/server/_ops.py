@@ -1,12 +1,12 @@
-"""The ops: what each standard op does, and how a deployment adds its own."""
+"""The standard ops: what each op of the Ops chapter does (the extension API, ``Op`` and
+its friends, is in ``_opapi``)."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from projecthaystack.codecs import CODECS, zinc
@@ -28,63 +28,12 @@ from projecthaystack.kinds import (
 )
 
 from .__about__ import __version__
-from ._errors import HttpError, OpError
+from ._errors import OpError
 from ._his import check_sample, check_value, parse_range
-from ._store import PRIORITY_LEVELS, PriorityLevel, Role, Store, User, Watch
+from ._opapi import Op, OpContext
+from ._store import PRIORITY_LEVELS, PriorityLevel, Role, Watch
 
-if TYPE_CHECKING:
-    from projecthaystack.ontology import Namespace
-
-    from ._config import ServerConfig
-
-__all__ = ["STANDARD_OPS", "Action", "Op", "OpContext", "OpHandler"]
-
-
-@dataclass(slots=True)
-class OpContext:
-    """What an op handler gets besides the request grid."""
-
-    store: Store
-    config: ServerConfig
-    user: User
-    token: str | None
-    now: dt.datetime
-    ops: Mapping[str, Op]
-    actions: Mapping[str, Action]
-    namespace: Namespace | None = None
-    boot_time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-
-    def require(self, role: Role, what: str) -> None:
-        """Refuse (HTTP 403) unless the user has at least ``role``."""
-        if self.user.role < role:
-            raise HttpError(403, f"{what} needs the {role.label} role")
-
-
-OpHandler = Callable[[OpContext, Grid], Awaitable[Grid]]
-"""An op's implementation: the request grid in, the response grid out."""
-
-Action = Callable[[OpContext, Mapping[str, Any], Mapping[str, Any]], Awaitable[Grid | None]]
-"""An action for ``invokeAction``: (context, target entity, arguments) → a grid, or
-``None`` for an empty one."""
-
-
-@dataclass(frozen=True, slots=True)
-class Op:
-    """One op of the HTTP API.
-
-    ``no_side_effects`` allows GET; ``role`` is the least role that may call it.
-
-    >>> async def hello(ctx, req):
-    ...     return Grid.from_rows([{"hello": ctx.user.username}])
-    >>> Op("hello", hello, no_side_effects=True, doc="Greets the caller").name
-    'hello'
-    """
-
-    name: str
-    handler: OpHandler
-    no_side_effects: bool = False
-    role: Role = Role.VIEWER
-    doc: str = ""
+__all__ = ["STANDARD_OPS"]
 
 
 # -- helpers ------------------------------------------------------------------------------
