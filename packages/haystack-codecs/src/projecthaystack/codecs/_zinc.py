@@ -68,9 +68,10 @@ _KEYWORD = re.compile(r"[A-Z][A-Za-z0-9_]*")
 _UNIT_CHARS = r"[A-Za-z%_/$\u0080-\U0010ffff]"
 _NUMERIC = re.compile(
     # dateTime: offset required (seconds only in historic local mean times), timezone
-    # name optional after 'Z'
+    # name optional after 'Z'.  A zone name starts upper-case, as every name of the
+    # timezone database does, so that in {ts:...Z foo} 'foo' is the next tag.
     r"(?P<dt>(?P<dtv>\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d(?::\d\d)?))"
-    r"(?: (?P<tz>[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*))?)"
+    r"(?: (?P<tz>[A-Z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*))?)"
     r"|(?P<date>\d{4}-\d\d-\d\d)"
     r"|(?P<time>\d\d:\d\d(?::\d\d(?:\.\d+)?)?)"
     # underbars only between digits, so that a unit may start with one ("0_x")
