@@ -173,6 +173,14 @@ def test_a_datetime_without_an_offset_or_in_another_form_is_refused(val):
         json.decode_value('{"_kind":"dateTime","val":"%s"}' % val)
 
 
+def test_a_datetime_past_the_calendar_edge_in_its_zone_is_a_decode_error():
+    v4 = '{"_kind":"dateTime","val":"9999-12-31T23:00:00Z","tz":"Tokyo"}'
+    with pytest.raises(DecodeError, match="outside the years 1 to 9999"):
+        json.decode_value(v4)
+    with pytest.raises(DecodeError, match="outside the years 1 to 9999"):
+        json.decode_value('"t:0001-01-01T00:00:00+09:00 Tokyo"', version=3)
+
+
 @pytest.mark.parametrize("text", ["http://x", "a:b", "12:30", "ends:", ":", "x : y"])
 def test_v3_writes_every_str_with_a_colon_with_the_s_prefix(text):
     assert json.encode_value(text, version=3) == '"s:' + text + '"'

@@ -130,6 +130,17 @@ def test_a_timezone_name_starts_upper_case_so_a_marker_may_follow_a_datetime():
     assert meta["ts"].tzinfo.key == "America/New_York" and meta["hisOk"] is Marker
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["0001-01-01T00:00:00+09:00 Tokyo", "9999-12-31T23:59:59-05:00 New_York", "9999-12-31T23:00:00Z Tokyo"],
+)
+def test_a_datetime_past_the_calendar_edge_in_its_zone_is_a_decode_error(text):
+    with pytest.raises(DecodeError, match="outside the years 1 to 9999"):
+        zinc.decode_value(text)
+    with pytest.raises(DecodeError, match="outside the years 1 to 9999"):
+        zinc.decode_grid(f'ver:"3.0"\nts\n{text}\n')
+
+
 def test_spec_grid_example():
     text = (
         'ver:"3.0" database:"test" dis:"Site Energy Summary"\n'

@@ -178,7 +178,12 @@ def _datetime(text: str, tz: str | None) -> _dt.datetime:
         text = text[:-1] + "+00:00"
     dt = _dt.datetime.fromisoformat(text)
     zone = tz_from_name(tz) if tz else _UTC_ZONE
-    return dt.astimezone(zone)
+    try:
+        return dt.astimezone(zone)
+    except OverflowError:  # the same instant's date in that zone is before 1 or after 9999
+        raise ValueError(
+            f"dateTime {text} in {tz or 'UTC'} is outside the years 1 to 9999"
+        ) from None
 
 
 def _number(text: str, unit: str | None) -> Number:
