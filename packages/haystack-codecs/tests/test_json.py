@@ -170,7 +170,7 @@ def test_a_datetime_without_an_offset_or_in_another_form_is_refused(val):
         json.decode_grid(v3 % val, version=3)
     assert info.value.path == "rows[0].t"
     with pytest.raises(DecodeError, match="dateTime"):
-        json.decode_value('{"_kind":"dateTime","val":"%s"}' % val)
+        json.decode_value('{"_kind":"dateTime","val":"' + val + '"}')
 
 
 def test_a_datetime_past_the_calendar_edge_in_its_zone_is_a_decode_error():

@@ -55,6 +55,8 @@ def test_public_names_are_pinned():
             "codec_for_name",
             "csv",
             "json",
+            "parse_datetime",
+            "parse_range",
             "trio",
             "zinc",
         ]

@@ -132,7 +132,11 @@ def test_a_timezone_name_starts_upper_case_so_a_marker_may_follow_a_datetime():
 
 @pytest.mark.parametrize(
     "text",
-    ["0001-01-01T00:00:00+09:00 Tokyo", "9999-12-31T23:59:59-05:00 New_York", "9999-12-31T23:00:00Z Tokyo"],
+    [
+        "0001-01-01T00:00:00+09:00 Tokyo",
+        "9999-12-31T23:59:59-05:00 New_York",
+        "9999-12-31T23:00:00Z Tokyo",
+    ],
 )
 def test_a_datetime_past_the_calendar_edge_in_its_zone_is_a_decode_error(text):
     with pytest.raises(DecodeError, match="outside the years 1 to 9999"):

@@ -168,7 +168,19 @@ def test_timezones_both_ways():
 
 
 # The zones of the Haystack timezone database that sit outside any region.
-TOP_LEVEL = ["PST8PDT", "EST5EDT", "CST6CDT", "MST7MDT", "CET", "EET", "MET", "WET", "EST", "MST", "HST"]
+TOP_LEVEL = [
+    "PST8PDT",
+    "EST5EDT",
+    "CST6CDT",
+    "MST7MDT",
+    "CET",
+    "EET",
+    "MET",
+    "WET",
+    "EST",
+    "MST",
+    "HST",
+]
 
 
 @pytest.mark.parametrize("name", TOP_LEVEL)

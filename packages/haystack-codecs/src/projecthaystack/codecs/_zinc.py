@@ -174,9 +174,7 @@ def make_datetime(text: str, tz: str | None) -> _dt.datetime:
 
 def _datetime(text: str, tz: str | None) -> _dt.datetime:
     """:func:`make_datetime` on text already known to be of the right form."""
-    if text[-1] == "Z":
-        text = text[:-1] + "+00:00"
-    dt = _dt.datetime.fromisoformat(text)
+    dt = _dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] == "Z" else text)
     zone = tz_from_name(tz) if tz else _UTC_ZONE
     try:
         return dt.astimezone(zone)

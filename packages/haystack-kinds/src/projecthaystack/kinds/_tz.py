@@ -47,9 +47,7 @@ _TOP_LEVEL: Final = (
     "PST8PDT",
     "WET",
 )
-_UTC_KEYS: Final = frozenset(
-    {"Etc/UTC", "UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu"}
-)
+_UTC_KEYS: Final = frozenset({"Etc/UTC", "UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu"})
 
 
 @functools.cache
