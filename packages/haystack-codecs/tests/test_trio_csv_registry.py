@@ -17,6 +17,7 @@ from projecthaystack.kinds import (
     Coord,
     DecodeError,
     EncodeError,
+    FrozenDict,
     Grid,
     Marker,
     Number,
@@ -55,6 +56,8 @@ def test_public_names_are_pinned():
             "csv",
             "json",
             "negotiate",
+            "parse_datetime",
+            "parse_range",
             "trio",
             "zinc",
         ]
@@ -109,7 +112,6 @@ tz: New_York
 dis: AHU-1 Discharge Temp
 nested:Trio:
   a:1
-  ---
   b:2
 -----
 """
@@ -127,7 +129,27 @@ nested:Trio:
     assert last["ref"].dis == "A One"
     assert last["tz"] == "New_York"
     assert last["dis"] == "AHU-1 Discharge Temp"
-    assert last["nested"].rows == ({"a": Number(1)}, {"b": Number(2)})
+    assert last["nested"] == {"a": Number(1), "b": Number(2)}
+    assert type(last["nested"]) is FrozenDict
+
+
+def test_a_nested_trio_value_is_one_dict_and_the_writer_uses_it_for_dicts_that_span_lines():
+    grid = Grid.from_rows([{"a": Number(1)}])
+    rec = {
+        "id": Ref("x"),
+        "spec": {"dis": "two\nlines", "site": Marker, "inner": {"g": grid}, "g": grid},
+        "flat": {"a": Number(1)},
+    }
+    text = trio.encode_dicts([rec])
+    assert "spec:Trio:\n" in text and "flat:{a:1}\n" in text
+    assert trio.decode_dicts(text) == [rec]
+    assert trio.decode_dicts("a:Trio:\nb:1\n") == [{"a": {}, "b": Number(1)}]
+
+
+def test_a_nested_trio_value_with_several_records_is_refused():
+    with pytest.raises(DecodeError, match="one record") as info:
+        trio.decode_dicts("x:1\nnested:Trio:\n  a:1\n  ---\n  b:2\n")
+    assert info.value.line == 2
 
 
 @pytest.mark.parametrize(

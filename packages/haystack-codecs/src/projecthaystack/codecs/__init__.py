@@ -22,6 +22,8 @@ from . import zinc as zinc
 from .__about__ import __version__ as __version__
 from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ._limits import Limits as Limits
+from ._range import parse_datetime as parse_datetime
+from ._range import parse_range as parse_range
 from ._registry import CODECS as CODECS
 from ._registry import Codec as Codec
 from ._registry import UnknownFormatError as UnknownFormatError
@@ -40,6 +42,8 @@ __all__ = [
     "csv",
     "json",
     "negotiate",
+    "parse_datetime",
+    "parse_range",
     "trio",
     "zinc",
 ]
@@ -51,6 +55,8 @@ for _name in (
     "codec_for_mime",
     "codec_for_name",
     "negotiate",
+    "parse_datetime",
+    "parse_range",
 ):
     globals()[_name].__module__ = __name__
 del _name

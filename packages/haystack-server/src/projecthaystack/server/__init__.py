@@ -11,6 +11,8 @@ True
 Run it with any ASGI server (``uvicorn module:app``), or with ``haystack-server serve``.
 """
 
+from projecthaystack.codecs import parse_range as parse_range
+
 from .__about__ import __version__ as __version__
 from ._app import HaystackServer as HaystackServer
 from ._app import StartupHook as StartupHook
@@ -23,7 +25,6 @@ from ._errors import OpError as OpError
 from ._errors import ServerError as ServerError
 from ._errors import StartupError as StartupError
 from ._factory import create_app as create_app
-from ._his import parse_range as parse_range
 from ._memory import MemoryStore as MemoryStore
 from ._opapi import Action as Action
 from ._opapi import Op as Op

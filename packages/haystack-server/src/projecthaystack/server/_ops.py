@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from projecthaystack.codecs import CODECS, zinc
+from projecthaystack.codecs import CODECS, parse_range, zinc
 from projecthaystack.filter import Filter, FilterError, FilterSyntaxError, parse, select
 from projecthaystack.kinds import (
     NA,
@@ -29,7 +29,7 @@ from projecthaystack.kinds import (
 
 from .__about__ import __version__
 from ._errors import OpError
-from ._his import check_sample, check_value, parse_range
+from ._his import check_sample, check_value
 from ._opapi import Op, OpContext
 from ._store import PRIORITY_LEVELS, PriorityLevel, Role, Watch
 
