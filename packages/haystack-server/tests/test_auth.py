@@ -18,9 +18,9 @@ from projecthaystack.auth import (
     b64url_decode,
     b64url_encode,
     client_ssl_context,
-    generate_test_pki,
     parse_auth_header,
 )
+from projecthaystack.auth.testing import generate_test_pki
 from projecthaystack.client import AuthenticationError
 from projecthaystack.kinds import Number, Ref
 from projecthaystack.server import MemoryStore, Role, ServerConfig, ServerLimits, User, create_app
