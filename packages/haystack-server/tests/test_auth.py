@@ -117,7 +117,7 @@ def test_close_revokes_the_token(live: Live) -> None:
     c = live.client("viewer")
     c.about()
     token = c.token
-    c.close()
+    c.close_session()
     with httpx.Client(base_url=live.url + "/") as http:
         resp = http.get("about", headers={"Authorization": f"BEARER authToken={token}"})
     assert resp.status_code == 401
