@@ -1,6 +1,7 @@
 import datetime as dt
 import io
 import json
+import sys
 
 import pytest
 
@@ -161,3 +162,9 @@ def test_polars_frames(server):
     assert frame.columns == ["ts", "t1"] and frame["t1"].to_list() == [70.0, 71.0, 72.0]
     flat = to_polars(Grid.from_rows([{"dis": "x", "n": Number(2)}]))
     assert flat.to_dicts() == [{"dis": "x", "n": 2.0}]
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "polars", None)
+    with pytest.raises(ImportError, match=r"\[polars\] extra of haystack-client"):
+        to_polars(Grid.from_rows([{"a": 1}]))
