@@ -95,7 +95,7 @@ OPS: dict[str, Callable[[Client], Any]] = {
         c.watch_poll(wid := c.watch_sub([Ref("p1")], dis="interop").meta["watchId"]) is not None
         and c.watch_unsub(wid, close=True) is not None
     ),
-    "close (the server wants GET)": lambda c: c.close() is not None and c.token is None,
+    "close (the server wants GET)": lambda c: c.close_session() is not None and c.token is None,
 }
 
 
@@ -194,7 +194,7 @@ RUSTY_OPS: dict[str, Callable[[Client], Any]] = {
         c.watch_poll(wid := c.watch_sub([Ref("p1")], dis="interop").meta["watchId"]) is not None
         and c.watch_unsub(wid, close=True) is not None
     ),
-    "close": lambda c: c.close() is not None and c.token is None,
+    "close": lambda c: c.close_session() is not None and c.token is None,
 }
 
 

@@ -18,9 +18,9 @@ from projecthaystack.auth import (
     b64url_decode,
     b64url_encode,
     client_ssl_context,
-    generate_test_pki,
     parse_auth_header,
 )
+from projecthaystack.auth.testing import generate_test_pki
 from projecthaystack.client import AuthenticationError
 from projecthaystack.kinds import Number, Ref
 from projecthaystack.server import (
@@ -124,7 +124,7 @@ def test_close_revokes_the_token(live: Live) -> None:
     c = live.client("viewer")
     c.about()
     token = c.token
-    c.close()
+    c.close_session()
     with httpx.Client(base_url=live.url + "/") as http:
         resp = http.get("about", headers={"Authorization": f"BEARER authToken={token}"})
     assert resp.status_code == 401
