@@ -156,6 +156,20 @@ def plan_tests(
     return (["-py", ",".join(found)] if found else []), line
 
 
+def _run(cmd: list[str], env: dict[str, str]) -> int:
+    """Run a command from the root; Ctrl-C reaches it too, so wait for it, quietly."""
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        try:
+            process.wait(30)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+        return 130
+
+
 def main(argv: list[str]) -> int:
     """Run the named command; anything after it goes to hatch (or pytest, for ``test``)."""
     if not argv or argv[0] in ("-h", "--help"):
@@ -173,10 +187,9 @@ def main(argv: list[str]) -> int:
     env["PATH"] = str(_bin("hatch").parent) + os.pathsep + path
     env.setdefault("HATCH_DATA_DIR", str(TOOLS / "hatch-data"))
     if verb == "hatch":
-        return subprocess.run([str(hatch), *rest], cwd=ROOT, env=env, check=False).returncode
+        return _run([str(hatch), *rest], env)
     if verb != "test":
-        cmd = [str(hatch), *COMMANDS[verb], *rest]
-        return subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
+        return _run([str(hatch), *COMMANDS[verb], *rest], env)
     pythons, line = plan_tests(rest, found, missing)
     print(f"dev.py test: testing on {line}", file=sys.stderr, flush=True)
     if pythons is not None and not found:
@@ -186,7 +199,7 @@ def main(argv: list[str]) -> int:
         print(f"dev.py test: CI tests every Python; missing {_names(missing)}", file=sys.stderr)
         return 1
     cmd = [str(hatch), *COMMANDS[verb], *(pythons or []), *rest]
-    code = subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
+    code = _run(cmd, env)
     outcome = "passed" if code == 0 else f"failed (exit {code})"
     tested = line
     if pythons is not None:
@@ -196,4 +209,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)
