@@ -6,6 +6,7 @@
     python3 tools/dev.py lint      # ruff check and format check
     python3 tools/dev.py types     # mypy --strict
     python3 tools/dev.py bench     # the benchmarks under tools/bench
+    python3 tools/dev.py wheels    # dist/wheels: a wheelhouse to pip install from
     python3 tools/dev.py hatch ... # any other hatch command
 
 The first run makes ``.tools-venv`` beside this repository's root with pinned hatch and
@@ -15,15 +16,27 @@ Pythons are found on ``PATH`` and, where pyenv is installed, among pyenv's versi
 shims run only the active one, so the newest patch release of each supported version is
 put on ``PATH`` by its own ``bin`` directory). ``test`` says which it tests and which it
 could not find; under ``CI=true`` a missing one is an error.
+
+The packages are not on PyPI yet, and PyPI's ``haystack-client`` is an unrelated project
+with a higher version number, so install ours from a wheelhouse and from nowhere else::
+
+    python3 tools/dev.py wheels       # our nine wheels and the libraries they need
+    pip install --no-index --find-links dist/wheels haystack-client
+
+``wheels --ours`` builds only our wheels (no download); ``--extras`` also fetches the
+libraries of every optional extra; ``--python X.Y`` fetches them for another Python than
+the one running dev.py; ``--dest DIR`` writes elsewhere.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -170,12 +183,81 @@ def _run(cmd: list[str], env: dict[str, str]) -> int:
         return 130
 
 
+def _projects() -> dict[str, dict[str, object]]:
+    """Each package's ``[project]`` table by distribution name."""
+    projects: dict[str, dict[str, object]] = {}
+    for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        project["_dir"] = pyproject.parent
+        projects[str(project["name"])] = project
+    return projects
+
+
+def third_party(projects: dict[str, dict[str, object]], extras: bool = False) -> list[str]:
+    """The requirements of our packages on libraries that are not ours, each once."""
+    found: list[str] = []
+    for project in projects.values():
+        reqs = list(project.get("dependencies", []))  # type: ignore[call-overload]
+        if extras:
+            for group in dict(project.get("optional-dependencies", {})).values():  # type: ignore[call-overload]
+                reqs += group
+        for req in reqs:
+            name = re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]
+            if name not in projects and req not in found:
+                found.append(req)
+    return found
+
+
+def wheels(argv: list[str]) -> int:
+    """Build every package's wheel into a wheelhouse, with the libraries they need."""
+    parser = argparse.ArgumentParser(prog="dev.py wheels", description=wheels.__doc__)
+    parser.add_argument("--dest", type=Path, default=ROOT / "dist" / "wheels")
+    parser.add_argument("--ours", action="store_true", help="only our wheels, no download")
+    parser.add_argument("--extras", action="store_true", help="also every extra's libraries")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    parser.add_argument(
+        "--python",
+        default=here,
+        metavar="X.Y",
+        help=f"the Python the libraries are for (default {here}, the one running dev.py)",
+    )
+    args = parser.parse_args(argv)
+    ensure_tools()
+    python = str(_bin("python"))
+    dest: Path = args.dest.resolve()
+    dest.mkdir(parents=True, exist_ok=True)
+    projects = _projects()
+    # An older build of ours beside the new one would leave pip a choice to get wrong.
+    for name in projects:
+        for old in dest.glob(name.replace("-", "_") + "-*.whl"):
+            old.unlink()
+    for name, project in projects.items():
+        # hatchling comes with the pinned hatch: building needs no download.
+        build = [python, "-m", "hatchling", "build", "-t", "wheel", "-d", str(dest)]
+        done = subprocess.run(build, cwd=project["_dir"], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"dev.py wheels: building {name} failed:\n{done.stderr}", file=sys.stderr)
+            return 1
+    if not args.ours:
+        reqs = third_party(projects, extras=args.extras)
+        download = [python, "-m", "pip", "download", "--quiet", "--dest", str(dest)]
+        download += ["--python-version", args.python, "--only-binary", ":all:", *reqs]
+        if _run(download, dict(os.environ)) != 0:
+            print("dev.py wheels: downloading the libraries failed", file=sys.stderr)
+            return 1
+    print(f"{len(projects)} wheels of ours in {dest}. Install from a clone with:")
+    print(f"  pip install --no-index --find-links {dest} haystack-client")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Run the named command; anything after it goes to hatch (or pytest, for ``test``)."""
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
     verb, rest = argv[0], argv[1:]
+    if verb == "wheels":
+        return wheels(rest)
     if verb != "hatch" and verb not in COMMANDS:
         print(f"unknown command {verb!r}\n{__doc__}", file=sys.stderr)
         return 2
