@@ -20,7 +20,8 @@ from projecthaystack.client import CallError, Client
 from projecthaystack.kinds import Number, Ref, tz_from_name
 
 needs_313 = pytest.mark.skipif(
-    sys.version_info < (3, 13), reason="haystack-py requires Python >= 3.13"
+    sys.version_info < (3, 13),
+    reason="haystack-py requires Python >= 3.13: run these on 3.13 (dev.py test -py 3.13)",
 )
 
 NY = tz_from_name("New_York")

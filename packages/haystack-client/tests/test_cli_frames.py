@@ -132,7 +132,7 @@ def _his_grid(server) -> Grid:
 
 
 def test_pandas_frames(server):
-    pytest.importorskip("pandas", reason="the [pandas] extra is not installed")
+    pytest.importorskip("pandas", reason="pandas is not installed: install the [pandas] extra")
     frame = his_frame(_his_grid(server))
     # The point's column is named by its id (or its dis, when the server sends one).
     assert list(frame.columns) == ["t1"] and list(frame["t1"]) == [70.0, 71.0, 72.0]
@@ -157,7 +157,7 @@ def test_pandas_frames(server):
 
 
 def test_polars_frames(server):
-    pytest.importorskip("polars", reason="the [polars] extra is not installed")
+    pytest.importorskip("polars", reason="polars is not installed: install the [polars] extra")
     frame = his_frame(_his_grid(server), library="polars")
     assert frame.columns == ["ts", "t1"] and frame["t1"].to_list() == [70.0, 71.0, 72.0]
     flat = to_polars(Grid.from_rows([{"dis": "x", "n": Number(2)}]))
