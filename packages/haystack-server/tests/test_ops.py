@@ -195,7 +195,7 @@ def test_his_read_at_the_calendar_edges_is_a_clear_error(
             assert resp.status_code == 200
             err = codec_for_mime(accept).decode(resp.content)
             assert err.is_error
-            assert "outside the dates the server can represent" in err.meta["dis"]
+            assert "outside the years 1 to 9999" in err.meta["dis"]
 
 
 @pytest.mark.parametrize("range_text", ["0001-01-01", "0001-01-01,0001-01-02"])

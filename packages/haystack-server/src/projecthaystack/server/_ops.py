@@ -347,17 +347,9 @@ def _his_span(text: str, tz: ZoneInfo, now: dt.datetime) -> tuple[dt.datetime, d
     """The span of a hisRead range; every way the text can fail is an error grid."""
     try:
         return parse_range(text, tz, now)
-    except OpError:
-        raise
-    except OverflowError:
-        # Python's dates end at years 1 and 9999: a day after the last, or a zone's
-        # offset across either edge, cannot be represented.
-        raise OpError(
-            f"invalid range {text[:64]!r}: outside the dates the server can represent "
-            "(years 1 to 9999 in the point's timezone)"
-        ) from None
     except (HaystackError, ValueError) as exc:
-        raise OpError(f"invalid range {text[:64]!r}: {exc}") from None
+        # parse_range's errors (DecodeError) already quote the range and say what is wrong.
+        raise OpError(str(exc)) from None
 
 
 async def his_read(ctx: OpContext, req: Grid) -> Grid:
