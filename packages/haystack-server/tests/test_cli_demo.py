@@ -174,14 +174,21 @@ def fake_store_path(tmp_path: Path) -> str:
     info = tmp_path / "flakystore-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flakystore\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[projecthaystack.stores]\nflaky = flaky_mod:open_store\n")
+    (info / "entry_points.txt").write_text(
+        "[projecthaystack.stores]\nflaky = flaky_mod:open_store\n"
+    )
     (tmp_path / "flaky_mod.py").write_text(FAKE_STORE)
     return str(tmp_path)
 
 
 def _run(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _command(*args), check=False, env=_env(**env), capture_output=True, text=True, timeout=timeout
+        _command(*args),
+        check=False,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -376,7 +383,12 @@ def test_demo_without_our_client_says_how_to_install_it() -> None:
         "sys.exit(main(['demo', '--once']))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], check=False, env=_env(), capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        check=False,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     line = _one_line(done, "pip install -e packages/haystack-client")
     assert "pip install haystack-client" not in line

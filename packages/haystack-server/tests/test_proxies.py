@@ -65,7 +65,9 @@ def test_a_trusted_proxy_names_the_client(make_live: Callable[..., Live]) -> Non
         assert _hello(http, "viewer", _xff("203.0.113.6, 203.0.113.5")) == 429
         assert _hello(http, "viewer", _xff("203.0.113.5, 203.0.113.6")) == 401
         # The proxy's header is X-Forwarded-For: a Forwarded header is the client's own.
-        assert _hello(http, "viewer", {"Forwarded": "for=203.0.113.9", **_xff("203.0.113.5")}) == 429
+        assert (
+            _hello(http, "viewer", {"Forwarded": "for=203.0.113.9", **_xff("203.0.113.5")}) == 429
+        )
 
 
 def test_a_trusted_proxy_writing_forwarded(make_live: Callable[..., Live]) -> None:

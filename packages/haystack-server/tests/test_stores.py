@@ -11,7 +11,7 @@ import pytest
 from projecthaystack.server import MemoryStore, StartupError, open_store, store_schemes
 from projecthaystack.server._cli import main
 
-FAKE_STORE = '''
+FAKE_STORE = """
 from projecthaystack.server import MemoryStore
 
 class FakeStore(MemoryStore):
@@ -23,7 +23,7 @@ def open_store(url):
     if "bad" in url:
         raise ValueError("no such database")
     return FakeStore(url)
-'''
+"""
 
 
 @pytest.fixture

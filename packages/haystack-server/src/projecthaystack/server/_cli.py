@@ -255,9 +255,7 @@ def _add_serve_options(p: argparse.ArgumentParser, *, port_help: str) -> None:
     p.add_argument(
         "--allow-plaintext", action="store_true", help="accept PLAINTEXT/Basic logins over TLS"
     )
-    p.add_argument(
-        "--server-name", default="haystack-server", help="serverName in the about op"
-    )
+    p.add_argument("--server-name", default="haystack-server", help="serverName in the about op")
     p.add_argument("--debug", action="store_true", help="stack traces in error grids")
     p.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
 
