@@ -99,7 +99,7 @@ class ServerConfig:
     """Request bodies and WebSocket messages of at least this many bytes are decoded in
     a worker thread, so that the event loop keeps answering other clients meanwhile."""
     offload_cells: int = 32_768
-    """Responses of at least this many cells (rows × columns) are encoded in a worker
+    """Responses of at least this many cells (rows times columns) are encoded in a worker
     thread."""
     offload_threads: int = 2
     """At most this many decodes and encodes run in worker threads at once; more wait
