@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
@@ -41,6 +42,7 @@ from projecthaystack.kinds import (
 
 from ._limits import DEFAULT_LIMITS, Limits
 from ._names import check_names
+from ._rowmemo import ROWS
 from ._zinc import format_datetime, format_time, make_datetime
 
 __all__ = ["decode_grid", "decode_value", "encode_grid", "encode_grid_bytes", "encode_value"]
@@ -309,7 +311,7 @@ class _V4:
                 except _PathError as exc:
                     exc.parts.append("meta")
                     raise
-                out.append(Col._trusted(name, meta))
+                out.append(Col.unchecked(name, meta))
             except _PathError as exc:
                 exc.parts.append(f"[{i}]")
                 exc.parts.append("cols")
@@ -342,7 +344,7 @@ class _V4:
                 exc.parts.append("rows")
                 raise
             rows.append(row)
-        return Grid._trusted(meta, cols, tuple(rows))
+        return Grid.unchecked(meta, cols, tuple(rows))
 
 
 # ----------------------------------------------------------------------------- v3 decode
@@ -555,19 +557,20 @@ def _e4_list(items: Any) -> list[Any]:
 
 
 def _is_plain(d: FrozenDict, names: bool = True) -> bool:
-    """Whether msgspec can write ``d`` as it stands, memoised on the (immutable) dict."""
+    """Whether msgspec can write ``d`` as it stands."""
     if names:
         check_names(d)
-    plain = all(
+    return all(
         type(v) in _NATIVE4 or (type(v) is FrozenDict and _plain_nested(v)) for v in d.values()
     )
-    object.__setattr__(d, "_plain", plain)
-    return plain
 
 
 def _plain_nested(d: FrozenDict) -> bool:
-    plain = getattr(d, "_plain", None)
-    return _is_plain(d) if plain is None else bool(plain)
+    plain = ROWS.plain(d)
+    if plain is None:
+        plain = _is_plain(d)
+        ROWS.see(d, plain)
+    return plain
 
 
 def _e4_dict(d: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -591,11 +594,12 @@ def _e4_head(g: Grid) -> dict[str, Any]:
 def _kept_rows(g: Grid) -> list[bytes] | None:
     """The JSON of every row, when every row was written twice before (and so kept it)."""
     rows = g.rows
-    if not rows or getattr(rows[0], "_json4", None) is None:
+    kept = ROWS.kept
+    if not rows or id(rows[0]) not in kept:
         return None  # the usual miss, found without the cost of an exception
     try:
-        return [r._json4 for r in rows]
-    except AttributeError:
+        return list(map(kept.__getitem__, map(id, rows)))
+    except KeyError:
         return None
 
 
@@ -620,19 +624,25 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
             return grid
     rows: list[Any] = []
     memo = True
-    setattr_ = object.__setattr__
+    memos = ROWS
+    # Past the bound a grid's rows are written without being remembered.
+    seen = memos.seen if memos.make_room(len(g.rows)) else {}
+    kept = memos.kept.get
+    ref = weakref.ref
+    raw_t = msgspec.Raw
     for row in g.rows:
-        raw: bytes | None = getattr(row, "_json4", None)
+        key = id(row)
+        raw = kept(key)
         if raw is not None:
-            rows.append(msgspec.Raw(raw))
+            rows.append(raw_t(raw))
             continue
-        plain = getattr(row, "_plain", None)
-        if plain is not None:
+        entry = seen.get(key)
+        if entry is not None and entry[0]() is row:
             # Written before and asked for again: a row that lives on (a stored entity,
             # a stored sample).  Keep its JSON: from now on it is copied, not rebuilt.
-            raw = _encoder.encode(row if plain else _e4_row(row))
-            setattr_(row, "_json4", raw)
-            rows.append(msgspec.Raw(raw))
+            raw = _encoder.encode(row if entry[1] else _e4_row(row))
+            memos.keep(row, raw)
+            rows.append(raw_t(raw))
             continue
         if memo:
             plain = _is_plain(row, names=False)
@@ -640,8 +650,8 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
             # the rest straight away: checking first would double the work.
             memo = plain
         else:
-            plain = False
-            setattr_(row, "_plain", False)  # seen once; "False" is always safe
+            plain = False  # "False" is always safe
+        seen[key] = (ref(row), plain)
         rows.append(row if plain else _e4_row(row))
     grid["rows"] = rows
     return grid
@@ -685,11 +695,11 @@ def _e4_columnar(g: Grid) -> list[dict[str, Any]] | None:
     column (history, mostly): one type test per column instead of one per cell.  None
     when the grid is not like that, or its rows already know they need no converting."""
     first = g.rows[0]
-    if getattr(first, "_plain", None) is not None:
+    if ROWS.plain(first) is not None:
         return None  # rows written before: their memos are the fast path
     # Mark the grid as seen (its first row will do): if these rows are written again,
     # they are rows that live on, and the row path keeps their JSON.
-    object.__setattr__(first, "_plain", False)
+    ROWS.see(first, False)
     names = [c.name for c in g.cols]
     width = len(names)
     if any(len(row) != width for row in g.rows):

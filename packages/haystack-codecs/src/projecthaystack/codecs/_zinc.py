@@ -475,7 +475,7 @@ class ZincParser:
             if name in seen:
                 raise self.error(f"duplicate column {name!r}", start)
             seen.add(name)
-            cols.append(Col._trusted(name, self.meta_tags()))
+            cols.append(Col.unchecked(name, self.meta_tags()))
             if self.peek() == ",":
                 self.pos += 1
                 continue
@@ -494,7 +494,7 @@ class ZincParser:
                 rows.append(self.row(names, nested=True))
         else:
             self._rows_fast(names, rows)
-        return Grid._trusted(meta, tuple(cols), tuple(rows))
+        return Grid.unchecked(meta, tuple(cols), tuple(rows))
 
     def row(self, names: Sequence[str], nested: bool = False) -> FrozenDict:
         """One row of cells separated by commas, with its line end."""

@@ -378,5 +378,5 @@ def select(
     if limit is not None:
         picked = picked[: max(limit, 0)]
     if isinstance(records, Grid):
-        return Grid._trusted(records.meta, records.cols, tuple(picked))
+        return Grid.unchecked(records.meta, records.cols, tuple(picked))
     return picked
