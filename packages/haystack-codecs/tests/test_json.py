@@ -393,63 +393,30 @@ def test_big_grids_encode_a_column_at_a_time_with_the_same_result() -> None:
 
 
 def test_kinds_carry_no_encoder_state_on_rows():
-    # The JSON writer's memos are its own: a FrozenDict has no slot for them.
-    assert not {"_json4", "_plain"} & set(FrozenDict.__slots__)
+    # The JSON writer keeps its entries in the row's generic memo, in types of its own.
+    assert set(FrozenDict.__slots__) == {"_keys", "memo"}
     row = FrozenDict(a=Marker)
-    for _ in range(3):
-        json.encode_grid(Grid.from_rows([row]))
-    assert not hasattr(row, "_json4") and not hasattr(row, "_plain")
+    json.encode_grid(Grid.from_rows([row]))
+    assert type(row.memo).__module__.startswith("projecthaystack.codecs.")
 
 
-def test_the_row_memo_keeps_rows_written_twice_and_forgets_rows_that_die():
-    import gc
-
-    from projecthaystack.codecs._rowmemo import RowMemo
-
-    memo = RowMemo(max_rows=2, max_bytes=64, max_seen=4)
-    rows = [FrozenDict(a=i) for i in range(3)]
-    for row in rows:
-        memo.see(row, True)
-    assert [memo.plain(r) for r in rows] == [True, True, True]
-    memo.keep(rows[0], b'{"a":0}')
-    memo.keep(rows[1], b'{"a":1}')
-    memo.keep(rows[2], b'{"a":2}')  # over max_rows: not kept
-    assert memo.kept == {id(rows[0]): b'{"a":0}', id(rows[1]): b'{"a":1}'}
-    del rows[0]
-    gc.collect()
-    assert len(memo.kept) == 1 and memo.kept[id(rows[0])] == b'{"a":1}'
-    memo.keep(rows[1], b"x" * 100)  # already kept: unchanged
-    big = FrozenDict(b=1)
-    memo.keep(big, b"x" * 60)  # over max_bytes with what is kept: not kept
-    assert id(big) not in memo.kept
-    # Seen rows are bounded: the dead go first, then everything if the live fill it.
-    more = [FrozenDict(c=i) for i in range(6)]
-    for row in more:
-        memo.see(row, False)
-    assert len(memo.seen) <= 4
-    assert memo.plain(FrozenDict(z=1)) is None
-    memo.clear()
-    assert not memo.kept and not memo.seen
-
-
-def test_rows_written_twice_are_copied_and_a_dead_row_never_lends_its_bytes():
-    import gc
-
-    from projecthaystack.codecs._rowmemo import ROWS
-
+def test_rows_written_twice_are_copied_and_another_tools_memo_is_no_hit():
     rows = [FrozenDict(id=Ref(f"r{i}"), dis=f"Row {i}") for i in range(5)]
     grid = Grid.from_rows(rows)
     first = json.encode_grid_bytes(grid)
-    assert all(ROWS.plain(r) is True for r in rows)
-    assert json.encode_grid_bytes(grid) == first
-    assert all(id(r) in ROWS.kept for r in rows)
-    assert json.encode_grid_bytes(Grid.from_rows(rows[::-1])) == json.encode_grid_bytes(
+    assert json.encode_grid_bytes(grid) == first  # the second write keeps each row's JSON
+    assert json.encode_grid_bytes(grid) == first  # the third copies it
+    assert [r.memo.haystack_json4 for r in rows] == [json.encode_value_bytes(r) for r in rows]
+    reordered = Grid.from_rows(rows[::-1])
+    assert json.encode_grid_bytes(reordered) == json.encode_grid_bytes(
         Grid.from_rows([dict(r) for r in rows[::-1]])
     )
-    keys = [id(r) for r in rows]
-    del rows, grid
-    gc.collect()
-    assert not set(keys) & set(ROWS.kept)
-    # New rows, maybe at the same addresses, are written from their own values.
-    again = [FrozenDict(id=Ref(f"n{i}"), dis=f"New {i}") for i in range(5)]
-    assert b"New 0" in json.encode_grid_bytes(Grid.from_rows(again))
+
+    class Other:  # another tool's entry, even one with the same attribute names
+        json4 = b'"not this"'
+        plain = True
+
+    rows[2].memo = Other()
+    assert json.encode_grid_bytes(grid) == first
+    rows[3].memo = b"bytes"
+    assert json.encode_grid_bytes(grid) == first

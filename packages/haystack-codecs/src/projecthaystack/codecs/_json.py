@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
@@ -42,7 +41,7 @@ from projecthaystack.kinds import (
 
 from ._limits import DEFAULT_LIMITS, Limits
 from ._names import check_names
-from ._rowmemo import ROWS
+from ._rowmemo import CONVERT, PLAIN, Kept, Seen
 from ._zinc import format_datetime, format_time, make_datetime
 
 __all__ = ["decode_grid", "decode_value", "encode_grid", "encode_grid_bytes", "encode_value"]
@@ -566,10 +565,11 @@ def _is_plain(d: FrozenDict, names: bool = True) -> bool:
 
 
 def _plain_nested(d: FrozenDict) -> bool:
-    plain = ROWS.plain(d)
-    if plain is None:
-        plain = _is_plain(d)
-        ROWS.see(d, plain)
+    memo = getattr(d, "memo", None)
+    if type(memo) is Seen or type(memo) is Kept:
+        return memo.plain
+    plain = _is_plain(d)
+    d.memo = PLAIN if plain else CONVERT
     return plain
 
 
@@ -594,12 +594,13 @@ def _e4_head(g: Grid) -> dict[str, Any]:
 def _kept_rows(g: Grid) -> list[bytes] | None:
     """The JSON of every row, when every row was written twice before (and so kept it)."""
     rows = g.rows
-    kept = ROWS.kept
-    if not rows or id(rows[0]) not in kept:
+    if not rows or type(getattr(rows[0], "memo", None)) is not Kept:
         return None  # the usual miss, found without the cost of an exception
     try:
-        return list(map(kept.__getitem__, map(id, rows)))
-    except KeyError:
+        # The attribute's name is this writer's own: any other entry (a Seen, another
+        # tool's), or none, is a miss.  One chained read a row is the fastest check.
+        return [r.memo.haystack_json4 for r in rows]
+    except AttributeError:
         return None
 
 
@@ -623,35 +624,30 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
             grid["rows"] = columnar
             return grid
     rows: list[Any] = []
-    memo = True
-    memos = ROWS
-    # Past the bound a grid's rows are written without being remembered.
-    seen = memos.seen if memos.make_room(len(g.rows)) else {}
-    kept = memos.kept.get
-    ref = weakref.ref
+    check = True
     raw_t = msgspec.Raw
     for row in g.rows:
-        key = id(row)
-        raw = kept(key)
-        if raw is not None:
-            rows.append(raw_t(raw))
+        memo = getattr(row, "memo", None)
+        t = type(memo)
+        if t is Kept:
+            rows.append(raw_t(memo.haystack_json4))
             continue
-        entry = seen.get(key)
-        if entry is not None and entry[0]() is row:
+        if t is Seen:
             # Written before and asked for again: a row that lives on (a stored entity,
             # a stored sample).  Keep its JSON: from now on it is copied, not rebuilt.
-            raw = _encoder.encode(row if entry[1] else _e4_row(row))
-            memos.keep(row, raw)
+            plain = memo.plain
+            raw = _encoder.encode(row if plain else _e4_row(row))
+            row.memo = Kept(raw, plain)
             rows.append(raw_t(raw))
             continue
-        if memo:
+        if check:
             plain = _is_plain(row, names=False)
             # Once a fresh row needs converting (a hisRead's ts/val, say), convert
             # the rest straight away: checking first would double the work.
-            memo = plain
+            check = plain
         else:
-            plain = False  # "False" is always safe
-        seen[key] = (ref(row), plain)
+            plain = False
+        row.memo = PLAIN if plain else CONVERT  # another tool's entry gives way
         rows.append(row if plain else _e4_row(row))
     grid["rows"] = rows
     return grid
@@ -695,11 +691,12 @@ def _e4_columnar(g: Grid) -> list[dict[str, Any]] | None:
     column (history, mostly): one type test per column instead of one per cell.  None
     when the grid is not like that, or its rows already know they need no converting."""
     first = g.rows[0]
-    if ROWS.plain(first) is not None:
+    memo = getattr(first, "memo", None)
+    if type(memo) is Seen or type(memo) is Kept:
         return None  # rows written before: their memos are the fast path
     # Mark the grid as seen (its first row will do): if these rows are written again,
     # they are rows that live on, and the row path keeps their JSON.
-    ROWS.see(first, False)
+    first.memo = CONVERT
     names = [c.name for c in g.cols]
     width = len(names)
     if any(len(row) != width for row in g.rows):

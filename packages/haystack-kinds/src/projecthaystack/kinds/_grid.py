@@ -30,10 +30,22 @@ class FrozenDict(dict[str, Any]):
     """
 
     # _keys memoises the row's shape for grids (see _clean_shape), sound because the dict
-    # never changes; not part of the value: not compared, not pickled.  A FrozenDict can
-    # be weakly referenced, so that caches keyed by rows (an encoder's) can let them go.
-    __slots__ = ("__weakref__", "_keys")
+    # never changes; like memo, it is no part of the value: not compared, not pickled.
+    __slots__ = {
+        "_keys": "The shape of the row, for grids (private to this package).",
+        "memo": """A place for one result that a tool derives from this dict; unset until
+        one does.
+
+        A FrozenDict never changes, so what is derived from it stays true for its life: a
+        tool that would otherwise compute a result again and again (an encoder, its
+        output) may keep it here.  This package never reads or writes it, and it is no
+        part of the value (not compared, copied or pickled).  Read it with
+        ``getattr(d, "memo", None)``; store only objects of a type your tool defines, so
+        that you tell your entries from another tool's, and expect to lose yours to
+        another tool now and then.""",
+    }
     _keys: int | tuple[str, ...]
+    memo: Any
 
     def _immutable(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("FrozenDict is immutable")
