@@ -339,8 +339,6 @@ def test_nested_grid_v3_and_v4():
 
 
 def test_plain_rows_are_written_as_they_stand_and_still_checked():
-
-
     g = Grid.from_rows([{"a": FrozenDict({"b": Marker, "r": Ref("x")})}, {"n": Number(1)}])
     first = json.encode_grid(g)
     assert first == json.encode_grid(g)  # the second time the memo on each row is used

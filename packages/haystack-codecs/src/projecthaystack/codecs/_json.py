@@ -627,7 +627,7 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
     check = True
     raw_t = msgspec.Raw
     for row in g.rows:
-        memo = getattr(row, "memo", None)
+        memo: Any = getattr(row, "memo", None)
         t = type(memo)
         if t is Kept:
             rows.append(raw_t(memo.haystack_json4))

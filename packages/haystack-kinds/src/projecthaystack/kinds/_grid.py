@@ -106,10 +106,8 @@ def _clean_shape(row: FrozenDict, what: str | int) -> int | tuple[str, ...]:
     shape: int | tuple[str, ...] | None = getattr(row, "_keys", None)
     if shape is None:
         keys = tuple(row)
-        if None in row.values():
-            shape = _NULLS
-        else:
-            shape = _SHAPE_NUMBERS.get(keys)  # a numbered shape's names were checked
+        # A numbered shape's names were checked when it got its number.
+        shape = _NULLS if None in row.values() else _SHAPE_NUMBERS.get(keys)
         if shape is None:
             _check_names(keys, what)
             with _SHAPES_LOCK:  # a number must name one shape, whatever the threads do
