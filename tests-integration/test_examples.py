@@ -177,16 +177,13 @@ def parse_page(path: Path) -> Page:
 def _failure(path: Path, block: Block, exc: BaseException) -> ExampleError:
     # The example's own lines and the last few frames say what went wrong; the harness's
     # frames and the library internals in between only bury it.
-    frames = [
-        f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__
-    ]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
     kept = [f for f in frames if f.filename == str(path)]
     kept += [f for f in frames[-3:] if f not in kept]
     summary = f"{type(exc).__name__}: {exc}"
     trace = "".join(traceback.format_list(kept))
     return ExampleError(
-        f"{_rel(path)}: the python block at line {block.line} failed: {summary}\n\n"
-        f"{trace}{summary}"
+        f"{_rel(path)}: the python block at line {block.line} failed: {summary}\n\n{trace}{summary}"
     )
 
 
@@ -331,7 +328,8 @@ def test_blocks_share_one_namespace_in_order(tmp_path: Path) -> None:
 
 
 def test_a_failure_names_the_file_the_line_and_the_exception(tmp_path: Path) -> None:
-    page = _page(tmp_path, "intro\n\n```python\nok = 1\n```\n\n```python\nx = 1\nnot_defined\n```\n")
+    text = "intro\n\n```python\nok = 1\n```\n\n```python\nx = 1\nnot_defined\n```\n"
+    page = _page(tmp_path, text)
     with pytest.raises(ExampleError) as caught:
         run_page(page)
     message = str(caught.value)

@@ -39,6 +39,7 @@ import sys
 import tomllib
 import venv
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools-venv"
@@ -183,9 +184,9 @@ def _run(cmd: list[str], env: dict[str, str]) -> int:
         return 130
 
 
-def _projects() -> dict[str, dict[str, object]]:
-    """Each package's ``[project]`` table by distribution name."""
-    projects: dict[str, dict[str, object]] = {}
+def _projects() -> dict[str, dict[str, Any]]:
+    """Each package's ``[project]`` table by distribution name (``_dir``: its folder)."""
+    projects: dict[str, dict[str, Any]] = {}
     for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
         project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
         project["_dir"] = pyproject.parent
@@ -193,13 +194,13 @@ def _projects() -> dict[str, dict[str, object]]:
     return projects
 
 
-def third_party(projects: dict[str, dict[str, object]], extras: bool = False) -> list[str]:
+def third_party(projects: dict[str, dict[str, Any]], extras: bool = False) -> list[str]:
     """The requirements of our packages on libraries that are not ours, each once."""
     found: list[str] = []
     for project in projects.values():
-        reqs = list(project.get("dependencies", []))  # type: ignore[call-overload]
+        reqs = list(project.get("dependencies", []))
         if extras:
-            for group in dict(project.get("optional-dependencies", {})).values():  # type: ignore[call-overload]
+            for group in project.get("optional-dependencies", {}).values():
                 reqs += group
         for req in reqs:
             name = re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]
@@ -234,7 +235,9 @@ def wheels(argv: list[str]) -> int:
     for name, project in projects.items():
         # hatchling comes with the pinned hatch: building needs no download.
         build = [python, "-m", "hatchling", "build", "-t", "wheel", "-d", str(dest)]
-        done = subprocess.run(build, cwd=project["_dir"], capture_output=True, text=True)
+        done = subprocess.run(
+            build, check=False, cwd=project["_dir"], capture_output=True, text=True
+        )
         if done.returncode != 0:
             print(f"dev.py wheels: building {name} failed:\n{done.stderr}", file=sys.stderr)
             return 1
