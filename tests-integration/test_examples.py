@@ -416,3 +416,22 @@ def test_the_files_are_those_of_the_convention() -> None:
     assert "packages/haystack-client/README.md" in names
     assert "docs/index.md" in names
     assert all(n.endswith(".md") for n in names)
+
+
+def test_a_page_naming_haystack_defs_gets_it_or_a_skip_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = _page(tmp_path, "```python\nimport os\nassert os.environ['HAYSTACK_DEFS']\n```\n")
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("HAYSTACK_DEFS", str(tmp_path / "nowhere"))
+    with pytest.raises(pytest.skip.Exception, match="set HAYSTACK_DEFS"):
+        _provide_data(page, monkeypatch)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="set HAYSTACK_DEFS"):
+        _provide_data(page, monkeypatch)
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    monkeypatch.setenv("HAYSTACK_DEFS", str(defs))
+    _provide_data(page, monkeypatch)
+    assert os.environ["HAYSTACK_DEFS"] == str(defs)
+    run_page(page)
