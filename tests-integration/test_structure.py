@@ -37,17 +37,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-IMPORT_NAMES = {
-    "haystack-kinds": "projecthaystack.kinds",
-    "haystack-codecs": "projecthaystack.codecs",
-    "haystack-filter": "projecthaystack.filter",
-    "haystack-ontology": "projecthaystack.ontology",
-    "haystack-auth": "projecthaystack.auth",
-    "haystack-client": "projecthaystack.client",
-    "haystack-server": "projecthaystack.server",
-    "haystack-store-redis": "projecthaystack.stores.redis",
-    "haystack-store-pg": "projecthaystack.stores.pg",
-}
+
+def _import_names() -> dict[str, str]:
+    """Each distribution's import name, from where its pyproject keeps the version."""
+    names = {}
+    for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
+        config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        about = Path(config["tool"]["hatch"]["version"]["path"])  # src/projecthaystack/...
+        names[config["project"]["name"]] = ".".join(about.parent.parts[1:])
+    return names
+
+
+IMPORT_NAMES = _import_names()
 
 # What each package may use directly (the design's table), closed over below.
 DEPENDS_ON: dict[str, set[str]] = {
@@ -664,7 +665,8 @@ def test_skip_messages_are_read_from_every_form(tmp_path: Path) -> None:
 
 def test_every_package_is_read() -> None:
     found = packages()
-    assert sorted(found) == DISTRIBUTIONS
+    assert sorted(found) == DISTRIBUTIONS == sorted(DEPENDS_ON)
+    assert IMPORT_NAMES["haystack-store-pg"] == "projecthaystack.stores.pg"
     for distribution, package in found.items():
         assert package.root in package.modules, distribution
 
