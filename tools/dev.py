@@ -132,9 +132,14 @@ def find_pythons(path: str) -> tuple[str, dict[str, str], list[str]]:
     return os.pathsep.join([*extra, path]), found, missing
 
 
+def _options(rest: list[str]) -> list[str]:
+    """hatch's options: what comes before ``--`` (after it, pytest's)."""
+    return rest[: rest.index("--")] if "--" in rest else rest
+
+
 def _chosen(rest: list[str]) -> list[str] | None:
     """The versions named by ``-py``/``--python`` before ``--``; None if none are named."""
-    options = rest[: rest.index("--")] if "--" in rest else rest
+    options = _options(rest)
     chosen: list[str] = []
     for i, arg in enumerate(options):
         value = None
@@ -154,20 +159,20 @@ def _names(versions: list[str] | dict[str, str]) -> str:
 def plan_tests(
     rest: list[str], found: dict[str, str], missing: list[str]
 ) -> tuple[list[str] | None, str]:
-    """The ``-py`` arguments for ``hatch test`` and the line saying what is tested on what.
+    """The Pythons to test on, one ``hatch test`` each, and the line saying so.
 
-    The arguments are None when the caller chose the Pythons with hatch's own options.
+    None when the caller chose the Pythons with hatch's own options.
     """
     chosen = _chosen(rest)
     if chosen is not None:
         absent = [v for v in chosen if v not in found]
         line = f"Python {_names(chosen)} (chosen with -py)"
         return None, line + (f"; not found: {_names(absent)}" if absent else "")
-    if any(a in ("-i", "--include", "--all", "-a") for a in rest):
+    if any(a in ("-i", "--include", "--all", "-a") for a in _options(rest)):
         return None, "the Pythons your hatch options select"
     where = ", ".join(f"{v} ({exe})" for v, exe in found.items()) or "none"
     line = f"Python {where}; not found: {_names(missing)}"
-    return (["-py", ",".join(found)] if found else []), line
+    return list(found), line
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> int:
@@ -283,14 +288,33 @@ def main(argv: list[str]) -> int:
     if pythons is not None and missing and env.get("CI") == "true":
         print(f"dev.py test: CI tests every Python; missing {_names(missing)}", file=sys.stderr)
         return 1
-    cmd = [str(hatch), *COMMANDS[verb], *(pythons or []), *rest]
-    code = _run(cmd, env)
-    outcome = "passed" if code == 0 else f"failed (exit {code})"
-    tested = line
-    if pythons is not None:
-        tested = f"Python {_names(list(found))}; not found: {_names(missing)}"
-    print(f"\ndev.py test: {outcome}; tested on {tested}", file=sys.stderr)
-    return code
+    if pythons is None:
+        code = _run([str(hatch), *COMMANDS[verb], *rest], env)
+        outcome = "passed" if code == 0 else f"failed (exit {code})"
+        print(f"\ndev.py test: {outcome}; tested on {line}", file=sys.stderr)
+        return code
+    # One hatch run per Python: a failure on one does not stop the others, and the
+    # summary says what happened on each.
+    results: dict[str, int] = {}
+    for version in pythons:
+        results[version] = _run([str(hatch), *COMMANDS[verb], "-py", version, *rest], env)
+        if results[version] == 130:  # Ctrl-C
+            break
+    print(f"\ndev.py test: {summarize(results, pythons, missing)}", file=sys.stderr)
+    return next((code for code in results.values() if code != 0), 0)
+
+
+def summarize(results: dict[str, int], pythons: list[str], missing: list[str]) -> str:
+    """One line: passed or failed, and how it went on each Python."""
+    each = [
+        f"{v} " + ("passed" if results[v] == 0 else f"failed (exit {results[v]})") for v in results
+    ]
+    each += [f"{v} not run (interrupted)" for v in pythons if v not in results]
+    failed = any(code != 0 for code in results.values()) or len(results) < len(pythons)
+    return (
+        f"{'failed' if failed else 'passed'}: Python {', '.join(each)}; "
+        f"not found: {_names(missing)}"
+    )
 
 
 if __name__ == "__main__":
