@@ -14,7 +14,7 @@ The convention, the same for every page:
   ``Client("http://localhost:8080/api", "admin", "correct-horse-battery")``.
 - A block that truly cannot run is preceded (as the last non-blank line before its
   fence) by ``<!-- no-test: reason -->``; the reason is required.
-- A file that names ``HAYSTACK_DEFS`` (or ``HAYSTACK_BUILDINGS``) gets that variable set
+- A file whose blocks name ``HAYSTACK_DEFS`` (or ``HAYSTACK_BUILDINGS``) gets that variable set
   to the standard defs (or the example buildings): where it points, else ``../shared``
   beside the checkout. Without them the file is skipped outside CI (the message names
   the variable to set) and fails under ``CI=true``.
@@ -277,7 +277,8 @@ def demo_server() -> Iterator[str]:
 
 
 def _provide_data(page: Page, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = page.path.read_text(encoding="utf-8")
+    # The blocks that run, not the prose: a page may explain a variable without using it.
+    text = "".join(block.code for block in page.blocks if block.skip is None)
     for variable, (what, default) in DATA_VARIABLES.items():
         if variable not in text:
             continue
@@ -421,6 +422,9 @@ def test_the_files_are_those_of_the_convention() -> None:
 def test_a_page_naming_haystack_defs_gets_it_or_a_skip_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    prose = _page(tmp_path, "Set HAYSTACK_DEFS to use the defs.\n```python\nx = 1\n```\n")
+    monkeypatch.setenv("HAYSTACK_DEFS", str(tmp_path / "nowhere"))
+    _provide_data(prose, monkeypatch)  # prose alone asks for nothing
     page = _page(tmp_path, "```python\nimport os\nassert os.environ['HAYSTACK_DEFS']\n```\n")
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setenv("HAYSTACK_DEFS", str(tmp_path / "nowhere"))
