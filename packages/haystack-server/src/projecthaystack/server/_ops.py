@@ -420,10 +420,7 @@ _ROWS: weakref.WeakKeyDictionary[HisChunk, tuple[FrozenDict, ...]] = weakref.Wea
 def _chunk_rows(chunk: HisChunk) -> tuple[FrozenDict, ...]:
     rows = _ROWS.get(chunk)
     if rows is None:
-        rows = tuple(
-            FrozenDict(ts=t, val=v)
-            for t, v in zip(chunk.ts, chunk.val, strict=True)
-        )
+        rows = tuple(FrozenDict(ts=t, val=v) for t, v in zip(chunk.ts, chunk.val, strict=True))
         _ROWS[chunk] = rows
     return rows
 
@@ -457,9 +454,7 @@ async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:
         raise OpError("'range' must be a Str")
     start, end = _his_span(text, tz, ctx.now)
     cap = ctx.config.limits.max_his_read
-    found = await ctx.store.his_read(
-        [p["id"].id for p in points], start, end, tz=tz, limit=cap + 1
-    )
+    found = await ctx.store.his_read([p["id"].id for p in points], start, end, tz=tz, limit=cap + 1)
     joined: dict[dt.datetime, dict[str, Any]] = {}
     total = 0
     for i, chunks in enumerate(found):
@@ -510,6 +505,7 @@ async def his_write(ctx: OpContext, req: Grid) -> Grid:
                 continue  # a batch's missing sample
             ts = row.get("ts")
             check_sample(point, tz, ts, val)
+            assert isinstance(ts, dt.datetime)  # check_sample made sure
             samples[ts_key(ts)] = (ts, val)
     batch = {
         pid: HisChunk(tuple(t for t, _ in s.values()), tuple(v for _, v in s.values()))

@@ -73,7 +73,8 @@ class SpecRewriter:
         if sym is None:
             return NOTHING
         if node.lib is not None and not node.lib.startswith("ph"):
-            owner = (ns.get(sym) or {}).get("lib")
+            found = ns.get(sym)
+            owner = found.get("lib") if found is not None else None
             if not (isinstance(owner, Symbol) and owner.val == f"lib:{node.lib}"):
                 return NOTHING
         terms: list[Filter] = []
@@ -88,4 +89,3 @@ class SpecRewriter:
         if not terms:
             return NOTHING
         return terms[0] if len(terms) == 1 else Or(tuple(terms))
-

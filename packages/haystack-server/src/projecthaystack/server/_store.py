@@ -312,7 +312,7 @@ def apply_point_write(
         name: val
         for name, val in want.items()
         # ``not ==``: kinds' Number answers ``!=`` wrongly for equal numbers.
-        if (name in entity if val is Remove else not entity.get(name) == val)
+        if (name in entity if val is Remove else not entity.get(name) == val)  # noqa: SIM201
     }
     return PointWrite(dict(sorted(live.items())), changes)
 
@@ -472,9 +472,10 @@ class Store(Protocol):
         """Add samples to several points at once, all or nothing: a sample at an instant
         already stored replaces it (instants compare as
         :func:`~projecthaystack.server.storeforms.ts_key`); within a chunk the instants
-        are distinct (the server makes sure) and in no particular order.  Raises :class:`UnknownEntityError` (writing nothing) if any point does
-        not exist.  The server has checked every sample (kind, unit, the point's zone).
-        Returns how many samples were written.  History is not a change of the entity."""
+        are distinct (the server makes sure) and in no particular order.  Raises
+        :class:`UnknownEntityError` (writing nothing) if any point does not exist.  The
+        server has checked every sample (kind, unit, the point's zone).  Returns how
+        many samples were written.  History is not a change of the entity."""
         ...
 
     async def his_read(
