@@ -32,35 +32,63 @@ from ._ops import Op as Op
 from ._ops import OpContext as OpContext
 from ._ops import OpHandler as OpHandler
 from ._store import PRIORITY_LEVELS as PRIORITY_LEVELS
+from ._store import PROTOCOL_VERSION as PROTOCOL_VERSION
+from ._store import Changes as Changes
+from ._store import HisChunk as HisChunk
+from ._store import PointWrite as PointWrite
 from ._store import PriorityLevel as PriorityLevel
 from ._store import Role as Role
+from ._store import SchemaError as SchemaError
 from ._store import Session as Session
 from ._store import Store as Store
+from ._store import StoreError as StoreError
+from ._store import StoreInfo as StoreInfo
+from ._store import UnknownEntityError as UnknownEntityError
+from ._store import UnknownUserError as UnknownUserError
 from ._store import User as User
+from ._store import UserChanges as UserChanges
+from ._store import UserExistsError as UserExistsError
 from ._store import Watch as Watch
+from ._store import WatchLimitError as WatchLimitError
+from ._store import WatchSub as WatchSub
+from ._store import apply_point_write as apply_point_write
 
 __all__ = [
     "PRIORITY_LEVELS",
+    "PROTOCOL_VERSION",
     "STANDARD_OPS",
     "Action",
+    "Changes",
     "DemoBuilding",
     "HaystackServer",
+    "HisChunk",
     "HttpError",
     "MemoryStore",
     "Op",
     "OpContext",
     "OpError",
     "OpHandler",
+    "PointWrite",
     "PriorityLevel",
     "Role",
+    "SchemaError",
     "ServerConfig",
     "ServerError",
     "ServerLimits",
     "Session",
     "StartupError",
     "Store",
+    "StoreError",
+    "StoreInfo",
+    "UnknownEntityError",
+    "UnknownUserError",
     "User",
+    "UserChanges",
+    "UserExistsError",
     "Watch",
+    "WatchLimitError",
+    "WatchSub",
+    "apply_point_write",
     "create_app",
     "demo_building",
     "error_grid",
