@@ -207,6 +207,26 @@ async def on_cluster(cluster: RedisProcs, prefix: str) -> AsyncIterator[RedisSto
     await store.close()
 
 
+@pytest.fixture(params=["single", "cluster"])
+async def pair(
+    request: pytest.FixtureRequest, prefix: str
+) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two store instances on one backend under one prefix, as two workers have them."""
+    if request.param == "single":
+        if not shared_up():
+            unavailable("no Redis on 127.0.0.1:6379 (start one: redis-server --port 6379)")
+        url = SHARED
+    else:
+        procs = request.getfixturevalue("cluster")
+        url = f"redis+cluster://127.0.0.1:{procs.ports[0]}"
+    a = await opened(url, prefix)
+    b = await opened(url, prefix)
+    yield a, b
+    await a.drop()
+    await a.close()
+    await b.close()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

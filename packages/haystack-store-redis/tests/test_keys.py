@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from projecthaystack.auth import ScramCredentials
 from projecthaystack.filter import parse
 from projecthaystack.kinds import Marker, Number, Ref
+from projecthaystack.server import HisChunk, Role, Session, User
 from projecthaystack.stores.redis import (
     KeySpace,
     RedisStore,
@@ -22,6 +24,7 @@ from projecthaystack.stores.redis import (
 # keys ("e", "t:site", ...) must not reach them.
 REF_IDS = ["a:b", "t:site", "e", ":", "a::b", "r:siteRef:a", "o", "h:a:1", "x" * 300]
 # Everything else (history point ids, watch ids, owners, throttling keys) is any text.
+CREDS = ScramCredentials.derive("pw", iterations=4096)
 NASTY = ["a:b", "{x}", "}{", "%3A", "a%b", ":", "t:site", "e", "日本:{語}", "a\nb", " ", "x" * 300]
 
 
@@ -56,13 +59,28 @@ async def _nasty_workload(store: RedisStore) -> None:
     recs = [{"id": Ref(i), "dis": i, "site": Marker, "siteRef": Ref("a:b")} for i in REF_IDS]
     await store.put_entities(recs)
     t0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-    for i in NASTY:
-        await store.his_write(i, [(t0, Number(1))])
-    w = await store.watch_open("w:{1}", "own:{er}", dt.timedelta(minutes=1), t0)
-    await store.watch_add(w.id, REF_IDS, None, t0)
-    await store.add_failure("{ip}:1", dt.timedelta(minutes=1), t0)
-    for i in NASTY:
-        assert await store.add_failure(i, dt.timedelta(minutes=1), t0) == 1
+    await store.his_write({i: HisChunk((t0,), (Number(1),)) for i in REF_IDS})
+    for name in NASTY:
+        await store.create_user(User(name, Role.VIEWER, CREDS, created=t0))
+        await store.put_session(Session(name, name, t0 + dt.timedelta(days=3650)))
+        sub = await store.watch_sub(
+            None,
+            REF_IDS,
+            user=name,
+            any_owner=False,
+            dis=name,
+            lease=dt.timedelta(minutes=1),
+            now=t0,
+            max_watches=5,
+            max_ids=100,
+        )
+        assert sub is not None and sub.watch.size == len(REF_IDS)
+        assert await store.throttle({name: 1}, dt.timedelta(minutes=1), t0)
+        assert not await store.throttle({name: 1}, dt.timedelta(minutes=1), t0)
+        assert await store.claim_handshake(name, t0 + dt.timedelta(minutes=1), t0)
+    for name in NASTY:  # each under its own keys: nothing of one reached another
+        got = await store.authenticate(name, t0)
+        assert got is not None and got[1].username == name
 
 
 @pytest.mark.anyio
@@ -74,8 +92,8 @@ async def test_nasty_ids_round_trip_and_stay_apart(single: RedisStore) -> None:
     assert len(await single.query(parse("siteRef == @a:b"))) == len(REF_IDS)
     assert [r["id"].id for r in await single.query(parse('siteRef->dis == "a:b"'))] == REF_IDS
     assert await single.query(parse("siteRef == @t:site")) == []
-    for i in NASTY:
-        assert [r["val"] for r in await single.his_read(i, None, None)] == [Number(1)]
+    for chunks in await single.his_read(REF_IDS, None, None, tz=dt.UTC):
+        assert [list(c.val) for c in chunks] == [[Number(1)]]
     # Every key is under the store's prefix, in the store's hash tag.
     keys = [k.decode() async for k in single.redis.scan_iter(match=single.keys.pattern())]
     assert keys and all(k.startswith(single.keys.base) for k in keys)

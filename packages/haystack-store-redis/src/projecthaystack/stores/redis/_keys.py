@@ -65,14 +65,15 @@ class KeySpace:
         b = self.base
         # Keys with no client part.
         self.seq = b + "seq"  # counter: entity versions and insertion order
+        self.throttle_seq = b + "fseq"  # counter: distinct members for attempts
         self.entities = b + "e"  # hash: id -> entity as JSON v4
         self.versions = b + "v"  # hash: id -> version
         self.order = b + "o"  # zset: id -> insertion order (the universe of ids)
         self.members = b + "m"  # hash: id -> the index keys the entity is in
         self.his_meta = b + "hm"  # hash: point id -> "zone unit" of its history
+        self.priority = b + "p"  # hash: point id -> its priority array (storeforms)
         self.users = b + "u"  # hash: username -> user
-        self.handshakes = b + "hs"  # zset: handshake token -> expiry (ms)
-        self.feed = b + "feed"  # stream: ids of changed entities
+        self.feed = b + "feed"  # stream: ids of changed entities (the change feed)
         self.meta = b + "meta"  # hash: layout version and other store facts
         self.scratch = b + "x:"  # scratch keys inside one script, deleted before it ends
 
@@ -98,13 +99,10 @@ class KeySpace:
         """Zset of the periods of point ``id`` that have samples."""
         return f"{self.base}hc:{encode_part(id)}"
 
-    def his_odd(self, id: str) -> str:
-        """Hash of point ``id``'s samples that do not pack (time -> JSON)."""
-        return f"{self.base}ho:{encode_part(id)}"
-
-    def priority(self, id: str) -> str:
-        """Hash: the set levels of point ``id``'s priority array."""
-        return f"{self.base}pa:{encode_part(id)}"
+    def his_odd(self, id: str, chunk: int) -> str:
+        """Hash of point ``id``'s samples in period ``chunk`` that do not pack
+        (time -> JSON v4 value)."""
+        return f"{self.base}ho:{encode_part(id)}:{chunk}"
 
     # Watches, sessions, handshakes, throttling.
     def watch(self, watch_id: str) -> str:
@@ -112,7 +110,7 @@ class KeySpace:
         return f"{self.base}w:{encode_part(watch_id)}"
 
     def watch_ids(self, watch_id: str) -> str:
-        """Hash: a watch's ids -> the version last reported."""
+        """Hash: a watch's ids -> the feed position each was subscribed at."""
         return f"{self.base}wi:{encode_part(watch_id)}"
 
     def watches_of(self, owner: str) -> str:
@@ -124,19 +122,15 @@ class KeySpace:
         return f"{self.base}s:{encode_part(token_hash)}"
 
     def sessions_of(self, username: str) -> str:
-        """Zset: a user's token hashes -> expiry (ms)."""
+        """Set: a user's token hashes."""
         return f"{self.base}su:{encode_part(username)}"
 
-    def handshake(self, token: str) -> str:
-        """String: a handshake's state."""
-        return f"{self.base}h1:{encode_part(token)}"
+    def handshake_claim(self, key: str) -> str:
+        """String: a completed handshake's replay record (its expiry, ms)."""
+        return f"{self.base}hr:{encode_part(key)}"
 
-    def handshakes_of(self, client: str) -> str:
-        """Zset: a client's handshake tokens -> expiry (ms)."""
-        return f"{self.base}hsc:{encode_part(client)}"
-
-    def failures(self, key: str) -> str:
-        """Zset: failed logins under ``key`` (times in ms)."""
+    def throttle(self, key: str) -> str:
+        """Zset: login attempts counted under ``key`` (times in ms)."""
         return f"{self.base}f:{encode_part(key)}"
 
     def pattern(self) -> str:

@@ -8,7 +8,7 @@ with the same escaping as :func:`~._keys.encode_part`.
 
 from __future__ import annotations
 
-__all__ = ["DELETE", "HIS_READ", "HIS_WRITE", "PUT", "QUERY", "UPDATE"]
+__all__: list[str] = []
 
 # Shared helpers, prepended to the scripts that need them.
 _COMMON = r"""
@@ -17,10 +17,22 @@ local function enc(s)
   return (string.gsub(s, '[%%:{}]', function(c) return string.format('%%%02X', string.byte(c)) end))
 end
 local function feed(ids)
+  -- The change feed: one stream entry per write, trimmed (oldest first) to about feedlen.
   if #ids > 0 then
     local maxlen = redis.call('HGET', base .. 'meta', 'feedlen') or '100000'
     redis.call('XADD', base .. 'feed', 'MAXLEN', '~', maxlen, '*', 'ids', cjson.encode(ids))
   end
+end
+local function newer(a, b)
+  -- Whether stream id a comes after stream id b.
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am > bm or (am == bm and as > bs)
+end
+local function last_pos()
+  local e = redis.call('XREVRANGE', base .. 'feed', '+', '-', 'COUNT', 1)
+  return e[1][1]
 end
 local function reindex(id, old, new)
   -- old, new: JSON arrays of index key suffixes; only the difference is written.
@@ -93,9 +105,12 @@ for i = 2, #ARGV do
   for _, c in ipairs(redis.call('ZRANGE', base .. 'hc:' .. e, 0, -1)) do
     redis.call('UNLINK', base .. 'h:' .. e .. ':' .. c)
   end
-  redis.call('UNLINK', base .. 'hc:' .. e, base .. 'ho:' .. e)
+  for _, c in ipairs(redis.call('ZRANGE', base .. 'hc:' .. e, 0, -1)) do
+    redis.call('UNLINK', base .. 'ho:' .. e .. ':' .. c)
+  end
+  redis.call('UNLINK', base .. 'hc:' .. e)
   redis.call('HDEL', base .. 'hm', id)
-  redis.call('UNLINK', base .. 'pa:' .. e)
+  redis.call('HDEL', base .. 'p', id)
 end
 feed(gone)
 return #gone
@@ -206,12 +221,14 @@ return {dirty, ids, recs}
 """
 )
 
+
 HIS_WRITE = (
     _COMMON
     + r"""
--- ARGV[2..]: per point: id, its "zone unit" meta, chunk count, (period, packed)...,
--- odd count, (time, JSON)...  Every point's meta is checked before anything is written,
--- so a batch is all or nothing: {0, id, meta} names a point whose meta differs.
+-- ARGV[2..]: per point: id, its meta, chunk count, (day, packed)..., odd count,
+-- (day, time, JSON)...  Every point is checked before anything is written, so a batch
+-- is all or nothing: {0, ids...} names points that are no entities; {2, id, meta} a point
+-- whose meta differs from the one packed for.
 local points = {}
 local i = 2
 while i <= #ARGV do
@@ -221,12 +238,17 @@ while i <= #ARGV do
   for _ = 1, n do p.chunks[#p.chunks + 1] = {ARGV[i], ARGV[i + 1]}; i = i + 2 end
   n = tonumber(ARGV[i])
   i = i + 1
-  for _ = 1, n do p.odd[#p.odd + 1] = {ARGV[i], ARGV[i + 1]}; i = i + 2 end
+  for _ = 1, n do p.odd[#p.odd + 1] = {ARGV[i], ARGV[i + 1], ARGV[i + 2]}; i = i + 3 end
   points[#points + 1] = p
 end
+local missing = {0}
+for _, p in ipairs(points) do
+  if redis.call('HEXISTS', base .. 'e', p.id) == 0 then missing[#missing + 1] = p.id end
+end
+if #missing > 1 then return missing end
 for _, p in ipairs(points) do
   local meta = redis.call('HGET', base .. 'hm', p.id)
-  if meta and meta ~= p.meta then return {0, p.id, meta} end
+  if meta and meta ~= p.meta then return {2, p.id, meta} end
 end
 for _, p in ipairs(points) do
   local e = enc(p.id)
@@ -236,7 +258,7 @@ for _, p in ipairs(points) do
     redis.call('ZADD', base .. 'hc:' .. e, c[1], c[1])
   end
   for _, o in ipairs(p.odd) do
-    redis.call('HSET', base .. 'ho:' .. e, o[1], o[2])
+    redis.call('HSET', base .. 'ho:' .. e .. ':' .. o[1], o[2], o[3])
   end
 end
 return {1}
@@ -246,26 +268,33 @@ return {1}
 HIS_READ = (
     _COMMON
     + r"""
--- ARGV[2..4]: id, first period, last period ('-inf'/'+inf' for open ends).
--- Returns {meta, periods..., chunks...} as {meta, {period...}, {packed...}}.
-local id, e = ARGV[2], enc(ARGV[2])
-local meta = redis.call('HGET', base .. 'hm', id)
-if not meta then return {false, {}, {}} end
-local periods = redis.call('ZRANGEBYSCORE', base .. 'hc:' .. e, ARGV[3], ARGV[4])
-local chunks = {}
-for _, c in ipairs(periods) do
-  chunks[#chunks + 1] = redis.call('GET', base .. 'h:' .. e .. ':' .. c) or ''
+-- ARGV[2..3]: first day, last day ('-inf'/'+inf' for open ends); ARGV[4..]: ids.
+-- For each id: {meta or false, {day...}, {packed...}, {odd hash per day...}}.
+local out = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local e = enc(id)
+  local meta = redis.call('HGET', base .. 'hm', id)
+  local days, chunks, odd = {}, {}, {}
+  if meta then
+    days = redis.call('ZRANGEBYSCORE', base .. 'hc:' .. e, ARGV[2], ARGV[3])
+    for _, d in ipairs(days) do
+      chunks[#chunks + 1] = redis.call('GET', base .. 'h:' .. e .. ':' .. d) or ''
+      odd[#odd + 1] = redis.call('HGETALL', base .. 'ho:' .. e .. ':' .. d)
+    end
+  end
+  out[#out + 1] = {meta or false, days, chunks, odd}
 end
-return {meta, periods, chunks}
+return out
 """
 )
 
 HIS_COMPACT = (
     _COMMON
     + r"""
--- ARGV[2..]: id, then (period, length read, sorted packed, odd times to drop...) as
--- period, length, packed, n, times...  A chunk is replaced only if nothing was appended
--- since it was read (append-only: same length, same content).
+-- ARGV[2..]: id, then per chunk: day, length read, tidy packed, n, odd times to drop...
+-- A chunk is replaced only if nothing was appended since it was read (append-only: the
+-- same length is the same content).
 local e = enc(ARGV[2])
 local i = 3
 local done = 0
@@ -274,7 +303,7 @@ while i <= #ARGV do
   local n = tonumber(ARGV[i + 3])
   if redis.call('STRLEN', key) == tonumber(ARGV[i + 1]) then
     redis.call('SET', key, ARGV[i + 2])
-    for j = 1, n do redis.call('HDEL', base .. 'ho:' .. e, ARGV[i + 3 + j]) end
+    for j = 1, n do redis.call('HDEL', base .. 'ho:' .. e .. ':' .. ARGV[i], ARGV[i + 3 + j]) end
     done = done + 1
   end
   i = i + 4 + n
@@ -283,72 +312,130 @@ return done
 """
 )
 
-__all__ += ["HIS_COMPACT"]
+FEED = (
+    _COMMON
+    + r"""
+-- ARGV[2]: cursor ('' for now), ARGV[3]: most entries to read.
+-- {cursor, reset (0/1), ids JSON arrays...}.  A cursor is the id of the last entry read;
+-- if that entry was trimmed away, what followed it is unknown: reset.
+local F = base .. 'feed'
+local cursor = ARGV[2]
+local now = last_pos()
+if cursor == '' then return {now, 0} end
+if not string.match(cursor, '^%d+%-%d+$') or newer(cursor, now) then return {now, 1} end
+if #redis.call('XRANGE', F, cursor, cursor) == 0 then return {now, 1} end
+local out = {cursor, 0}
+for _, entry in ipairs(redis.call('XRANGE', F, '(' .. cursor, '+', 'COUNT', ARGV[3])) do
+  out[1] = entry[1]
+  out[#out + 1] = entry[2][2]
+end
+return out
+"""
+)
 
 _WATCH = r"""
--- A live watch's keys, or nil (an expired watch is removed here: expiry is decided by
--- the caller's clock, exactly; the keys' TTL only sweeps what nobody asks about).
-local function live(wid, now)
-  local w = base .. 'w:' .. enc(wid)
-  local fields = redis.call('HMGET', w, 'owner', 'expires', 'lease')
-  if not fields[1] then return nil end
-  if tonumber(fields[2]) <= now then
-    redis.call('UNLINK', w, base .. 'wi:' .. enc(wid))
-    redis.call('ZREM', base .. 'wo:' .. enc(fields[1]), wid)
+-- A watch is a hash w:<id> (dis, owner, lease seconds, expires ms, pos: the feed position
+-- of its last poll) and a hash wi:<id> of its ids, each with the feed position it was
+-- subscribed at.  Expiry is decided by the caller's clock, exactly; the keys' TTLs only
+-- sweep what nobody asks about.
+local function watch_keys(wid)
+  return base .. 'w:' .. enc(wid), base .. 'wi:' .. enc(wid)
+end
+local function live(wid, now, user, any_owner)
+  local w, wi = watch_keys(wid)
+  local f = redis.call('HMGET', w, 'owner', 'expires')
+  if not f[1] then return nil end
+  if tonumber(f[2]) <= now then
+    redis.call('UNLINK', w, wi)
+    redis.call('ZREM', base .. 'wo:' .. enc(f[1]), wid)
     return nil
   end
-  return w, base .. 'wi:' .. enc(wid), fields[1], tonumber(fields[3])
+  if f[1] ~= user and not any_owner then return nil end
+  return w, wi, f[1]
 end
-local function renew(w, wi, owner, wid, expires, lease)
-  redis.call('HSET', w, 'expires', expires, 'lease', lease)
-  -- TTLs count from Redis's clock (the caller's may differ): a lease and a minute.
-  redis.call('PEXPIRE', w, lease + 60000)
-  if redis.call('EXISTS', wi) == 1 then redis.call('PEXPIRE', wi, lease + 60000) end
-  redis.call('ZADD', base .. 'wo:' .. enc(owner), expires, wid)
+local function extend(key, ms)
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
+local function renew(w, wi, owner, wid, now, lease_ms)
+  local expires = now + lease_ms
+  redis.call('HSET', w, 'expires', expires, 'lease', lease_ms / 1000)
+  -- TTLs count from Redis's clock (the caller's may differ): the lease and a minute.
+  redis.call('PEXPIRE', w, lease_ms + 60000)
+  if redis.call('EXISTS', wi) == 1 then redis.call('PEXPIRE', wi, lease_ms + 60000) end
   local wo = base .. 'wo:' .. enc(owner)
-  if redis.call('PTTL', wo) < lease + 60000 then redis.call('PEXPIRE', wo, lease + 60000) end
+  redis.call('ZADD', wo, expires, wid)
+  extend(wo, lease_ms + 60000)
+end
+local function header(w, wi, wid)
+  local f = redis.call('HMGET', w, 'dis', 'owner', 'lease', 'expires')
+  return {wid, f[1], f[2], f[3], f[4], redis.call('HLEN', wi)}
 end
 """
 
-WATCH_OPEN = (
+WATCH_SUB = (
     _COMMON
     + _WATCH
     + r"""
--- ARGV[2..6]: watch id, dis, owner, lease ms, now ms.
-local wid, owner, lease, now = ARGV[2], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local w = base .. 'w:' .. enc(wid)
-redis.call('HSET', w, 'dis', ARGV[3], 'owner', owner)
-renew(w, base .. 'wi:' .. enc(wid), owner, wid, now + lease, lease)
-return 1
+-- ARGV[2..10]: watch id ('' to open one), new id, user, any owner (1/0), dis, lease ms,
+-- now ms, max watches, max ids; ARGV[11..]: ids.  {1, header, records...}; {0} when the
+-- watch is unknown; {-1, 'watches'|'ids'} when a cap would be passed (nothing changed).
+local wid, user, any_owner = ARGV[2], ARGV[4], ARGV[5] == '1'
+local lease, now = tonumber(ARGV[7]), tonumber(ARGV[8])
+local max_watches, max_ids = tonumber(ARGV[9]), tonumber(ARGV[10])
+local w, wi, owner
+if wid == '' then
+  wid = ARGV[3]
+  owner = user
+  local wo = base .. 'wo:' .. enc(user)
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', wo, '-inf', now)) do
+    live(old, now, user, true)
+  end
+  redis.call('ZREMRANGEBYSCORE', wo, '-inf', now)
+  if redis.call('ZCARD', wo) >= max_watches then return {-1, 'watches'} end
+  w, wi = watch_keys(wid)
+  redis.call('HSET', w, 'dis', ARGV[6], 'owner', user, 'pos', last_pos())
+else
+  w, wi, owner = live(wid, now, user, any_owner)
+  if not w then return {0} end
+end
+local recs = {}
+local new = {}
+local fresh = 0
+for i = 11, #ARGV do
+  local rec = redis.call('HGET', base .. 'e', ARGV[i])
+  recs[#recs + 1] = rec or false
+  if rec and not new[ARGV[i]] then
+    new[ARGV[i]] = true
+    if redis.call('HEXISTS', wi, ARGV[i]) == 0 then fresh = fresh + 1 end
+  end
+end
+if redis.call('HLEN', wi) + fresh > max_ids then
+  if ARGV[2] == '' then redis.call('UNLINK', w) end
+  return {-1, 'ids'}
+end
+local pos = last_pos()
+for id, _ in pairs(new) do redis.call('HSET', wi, id, pos) end
+renew(w, wi, owner, wid, now, lease)
+return {1, header(w, wi, wid), recs}
 """
 )
 
-WATCH_GET = (
+WATCH_UNSUB = (
     _COMMON
     + _WATCH
     + r"""
--- ARGV[2..3]: watch id, now ms.  {dis, owner, lease, expires, {id, version...}} or nil.
-local w, wi = live(ARGV[2], tonumber(ARGV[3]))
-if not w then return false end
-local f = redis.call('HMGET', w, 'dis', 'owner', 'lease', 'expires')
-return {f[1], f[2], f[3], f[4], redis.call('HGETALL', wi)}
-"""
-)
-
-WATCH_ADD = (
-    _COMMON
-    + _WATCH
-    + r"""
--- ARGV[2..]: watch id, lease ms (0: keep), now ms, ids...  Marks ids seen at their
--- current version and renews the lease; returns 0 if the watch is gone.
-local wid, now = ARGV[2], tonumber(ARGV[4])
-local w, wi, owner, lease = live(wid, now)
+-- ARGV[2..6]: watch id, close (1/0), user, any owner (1/0), now ms; ARGV[7..]: ids.
+local wid = ARGV[2]
+local w, wi, owner = live(wid, tonumber(ARGV[6]), ARGV[4], ARGV[5] == '1')
 if not w then return 0 end
-if tonumber(ARGV[3]) > 0 then lease = tonumber(ARGV[3]) end
-for i = 5, #ARGV do
-  redis.call('HSET', wi, ARGV[i], redis.call('HGET', base .. 'v', ARGV[i]) or '0')
+if ARGV[3] == '1' then
+  redis.call('UNLINK', w, wi)
+  redis.call('ZREM', base .. 'wo:' .. enc(owner), wid)
+elseif #ARGV >= 7 then
+  for i = 7, #ARGV, 500 do
+    redis.call('HDEL', wi, unpack(ARGV, i, math.min(i + 499, #ARGV)))
+  end
 end
-renew(w, wi, owner, wid, now + lease, lease)
 return 1
 """
 )
@@ -357,121 +444,189 @@ WATCH_POLL = (
     _COMMON
     + _WATCH
     + r"""
--- ARGV[2..4]: watch id, refresh (1/0), now ms.  The ids changed since last seen (every
--- existing one on refresh), now marked seen; false if the watch is gone.
-local wid, refresh, now = ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
-local w, wi, owner, lease = live(wid, now)
-if not w then return false end
-local changed = {}
-local seen = redis.call('HGETALL', wi)
-for i = 1, #seen, 2 do
-  local id, was = seen[i], seen[i + 1]
-  local v = redis.call('HGET', base .. 'v', id)
-  if v and (refresh or v ~= was) then changed[#changed + 1] = id end
-  local now_v = v or '0'
-  if now_v ~= was then redis.call('HSET', wi, id, now_v) end
-end
-renew(w, wi, owner, wid, now + lease, lease)
-return changed
-"""
-)
-
-WATCH_CLOSE = (
-    _COMMON
-    + r"""
--- ARGV[2]: watch id.
-local w = base .. 'w:' .. enc(ARGV[2])
-local owner = redis.call('HGET', w, 'owner')
-if owner then redis.call('ZREM', base .. 'wo:' .. enc(owner), ARGV[2]) end
-redis.call('UNLINK', w, base .. 'wi:' .. enc(ARGV[2]))
-return 1
-"""
-)
-
-WATCH_COUNT = (
-    _COMMON
-    + _WATCH
-    + r"""
--- ARGV[2..3]: owner, now ms.  Live watches of the owner (expired ones are removed).
-local key = base .. 'wo:' .. enc(ARGV[2])
-local now = tonumber(ARGV[3])
-for _, wid in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', now)) do live(wid, now) end
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-return redis.call('ZCARD', key)
-"""
-)
-
-HANDSHAKE_PUT = (
-    _COMMON
-    + r"""
--- ARGV[2..8]: token, state, client, ttl ms, per client, total, now ms.
-local token, state, client = ARGV[2], ARGV[3], ARGV[4]
-local ttl, per = tonumber(ARGV[5]), tonumber(ARGV[6])
-local total, now = tonumber(ARGV[7]), tonumber(ARGV[8])
-local all, mine = base .. 'hs', base .. 'hsc:' .. enc(client)
-local key = base .. 'h1:' .. enc(token)
-local function drop(t)
-  local old = redis.call('GET', base .. 'h1:' .. enc(t))
-  if old then
-    local c = cjson.decode(old)[2]
-    redis.call('ZREM', base .. 'hsc:' .. enc(c), t)
-    redis.call('UNLINK', base .. 'h1:' .. enc(t))
+-- ARGV[2..5]: user, any owner (1/0), refresh (1/0), now ms; ARGV[6..]: watch ids.
+-- For each watch: false, or the ids changed since its last poll (read from the feed:
+-- the cost follows the changes), every id on refresh or when the feed was trimmed past
+-- the watch's last poll.
+local user, any_owner, refresh, now = ARGV[2], ARGV[3] == '1', ARGV[4] == '1', tonumber(ARGV[5])
+local F = base .. 'feed'
+local head = last_pos()
+local out = {}
+for i = 6, #ARGV do
+  local wid = ARGV[i]
+  local w, wi, owner = live(wid, now, user, any_owner)
+  if not w then
+    out[#out + 1] = false
+  else
+    local pos = redis.call('HGET', w, 'pos')
+    local all = refresh or not pos or #redis.call('XRANGE', F, pos, pos) == 0
+    local changed = {}
+    if all then
+      changed = redis.call('HKEYS', wi)
+    else
+      local seen = {}
+      for _, entry in ipairs(redis.call('XRANGE', F, '(' .. pos, '+')) do
+        for _, id in ipairs(cjson.decode(entry[2][2])) do
+          if not seen[id] then
+            local since = redis.call('HGET', wi, id)
+            if since and newer(entry[1], since) then
+              seen[id] = true
+              changed[#changed + 1] = id
+            end
+          end
+        end
+      end
+    end
+    redis.call('HSET', w, 'pos', head)
+    local lease = tonumber(redis.call('HGET', w, 'lease')) * 1000
+    renew(w, wi, owner, wid, now, lease)
+    out[#out + 1] = changed
   end
-  redis.call('ZREM', all, t)
 end
--- Expired handshakes hold no slot: sweep the ones due (a bounded batch each time).
-for _, t in ipairs(redis.call('ZRANGEBYSCORE', all, '-inf', now, 'LIMIT', 0, 1000)) do drop(t) end
-redis.call('ZREMRANGEBYSCORE', mine, '-inf', now)
-drop(token)
-if redis.call('ZCARD', all) >= total then return 0 end
-if redis.call('ZCARD', mine) >= per then return 0 end
-redis.call('SET', key, cjson.encode({now + ttl, client, state}), 'PX', ttl + 60000)
-redis.call('ZADD', all, now + ttl, token)
-redis.call('ZADD', mine, now + ttl, token)
-if redis.call('PTTL', mine) < ttl + 60000 then redis.call('PEXPIRE', mine, ttl + 60000) end
+return out
+"""
+)
+
+POINT_WRITE = (
+    _COMMON
+    + r"""
+-- ARGV[2..7]: id, entity version read, levels read ('' none), levels to store ('' none),
+-- new entity JSON ('' unchanged), its index suffixes.  Applied only if neither the point
+-- nor its array changed since read: 1 done, 0 changed meanwhile, -1 no such point.
+local id = ARGV[2]
+local v = redis.call('HGET', base .. 'v', id)
+if not v then return -1 end
+local levels = redis.call('HGET', base .. 'p', id) or ''
+if v ~= ARGV[3] or levels ~= ARGV[4] then return 0 end
+if ARGV[5] == '' then redis.call('HDEL', base .. 'p', id)
+else redis.call('HSET', base .. 'p', id, ARGV[5]) end
+if ARGV[6] ~= '' then
+  reindex(id, redis.call('HGET', base .. 'm', id), ARGV[7])
+  v = redis.call('INCR', base .. 'seq')
+  redis.call('HSET', base .. 'e', id, ARGV[6])
+  redis.call('HSET', base .. 'v', id, v)
+  redis.call('HSET', base .. 'm', id, ARGV[7])
+  feed({id})
+end
 return 1
 """
 )
 
-HANDSHAKE_POP = (
+USER_UPDATE = (
     _COMMON
     + r"""
--- ARGV[2..3]: token, now ms.  The state (once), or false if unknown or expired.
-local token, now = ARGV[2], tonumber(ARGV[3])
-local key = base .. 'h1:' .. enc(token)
-local raw = redis.call('GET', key)
-redis.call('ZREM', base .. 'hs', token)
-if not raw then return false end
-local entry = cjson.decode(raw)
-redis.call('UNLINK', key)
-redis.call('ZREM', base .. 'hsc:' .. enc(entry[2]), token)
-if tonumber(entry[1]) <= now then return false end
-return entry[3]
+-- ARGV[2..5]: username, user JSON read, new user JSON, revoke (1/0).  1 done, 0 changed
+-- meanwhile, -1 no such user.  Revoking ends every session of the user in the same step.
+local name = ARGV[2]
+local cur = redis.call('HGET', base .. 'u', name)
+if not cur then return -1 end
+if cur ~= ARGV[3] then return 0 end
+redis.call('HSET', base .. 'u', name, ARGV[4])
+if ARGV[5] == '1' then
+  local su = base .. 'su:' .. enc(name)
+  for _, h in ipairs(redis.call('SMEMBERS', su)) do redis.call('UNLINK', base .. 's:' .. h) end
+  redis.call('UNLINK', su)
+end
+return 1
 """
 )
 
-FAILURE_ADD = (
+USER_DELETE = (
     _COMMON
     + r"""
--- ARGV[2..4]: key, window ms, now ms.  The failures within the window after this one.
-local key = base .. 'f:' .. enc(ARGV[2])
-local window, now = tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local n = redis.call('INCR', base .. 'fseq')
-redis.call('ZADD', key, now, n)
-redis.call('PEXPIRE', key, window + 60000)
-return redis.call('ZCARD', key)
+-- ARGV[2]: username.  Removes the user and every session of theirs.
+local name = ARGV[2]
+local gone = redis.call('HDEL', base .. 'u', name)
+local su = base .. 'su:' .. enc(name)
+for _, h in ipairs(redis.call('SMEMBERS', su)) do redis.call('UNLINK', base .. 's:' .. h) end
+redis.call('UNLINK', su)
+return gone
 """
 )
 
-__all__ += [
-    "FAILURE_ADD",
-    "HANDSHAKE_POP",
-    "HANDSHAKE_PUT",
-    "WATCH_ADD",
-    "WATCH_CLOSE",
-    "WATCH_COUNT",
-    "WATCH_GET",
-    "WATCH_OPEN",
-    "WATCH_POLL",
-]
+SESSION_PUT = (
+    _COMMON
+    + r"""
+-- ARGV[2..5]: token hash, session JSON, username, ttl ms.
+local su = base .. 'su:' .. enc(ARGV[4])
+redis.call('SET', base .. 's:' .. ARGV[2], ARGV[3], 'PX', ARGV[5])
+redis.call('SADD', su, ARGV[2])
+if redis.call('PTTL', su) < tonumber(ARGV[5]) then redis.call('PEXPIRE', su, ARGV[5]) end
+return 1
+"""
+)
+
+AUTHENTICATE = (
+    _COMMON
+    + r"""
+-- ARGV[2]: token hash.  {session JSON, user JSON} or false.
+local s = redis.call('GET', base .. 's:' .. ARGV[2])
+if not s then return false end
+local u = redis.call('HGET', base .. 'u', cjson.decode(s)['username'])
+if not u then return false end
+return {s, u}
+"""
+)
+
+SESSION_DELETE = (
+    _COMMON
+    + r"""
+-- ARGV[2]: token hash.
+local key = base .. 's:' .. ARGV[2]
+local s = redis.call('GET', key)
+if s then
+  redis.call('SREM', base .. 'su:' .. enc(cjson.decode(s)['username']), ARGV[2])
+  redis.call('UNLINK', key)
+end
+return 1
+"""
+)
+
+CLAIM = (
+    _COMMON
+    + r"""
+-- ARGV[2..4]: handshake key, expires ms, now ms.  1 the first time, 0 for a replay.
+local key = base .. 'hr:' .. enc(ARGV[2])
+local exp, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+local had = redis.call('GET', key)
+if had and tonumber(had) > now then return 0 end
+redis.call('SET', key, exp, 'PX', math.max(exp - now, 1) + 60000)
+return 1
+"""
+)
+
+THROTTLE = (
+    _COMMON
+    + r"""
+-- ARGV[2..4]: window ms, now ms, record (1/0); ARGV[5..]: (key, limit)...
+-- 0 when a key is at its limit (nothing counted); else 1, counting the attempt under
+-- every key when recording.
+local window, now, record = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
+local keys = {}
+for i = 5, #ARGV, 2 do
+  local k = base .. 'f:' .. enc(ARGV[i])
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+  if redis.call('ZCARD', k) >= tonumber(ARGV[i + 1]) then return 0 end
+  keys[#keys + 1] = k
+end
+if record then
+  local n = redis.call('INCR', base .. 'fseq')
+  for _, k in ipairs(keys) do
+    redis.call('ZADD', k, now, n)
+    if redis.call('PTTL', k) < window + 60000 then redis.call('PEXPIRE', k, window + 60000) end
+  end
+end
+return 1
+"""
+)
+
+FORGIVE = (
+    _COMMON
+    + r"""
+-- ARGV[2]: how many keys to refund; then those keys, then the keys to clear.
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do redis.call('ZPOPMAX', base .. 'f:' .. enc(ARGV[i])) end
+for i = 3 + n, #ARGV do redis.call('UNLINK', base .. 'f:' .. enc(ARGV[i])) end
+return 1
+"""
+)

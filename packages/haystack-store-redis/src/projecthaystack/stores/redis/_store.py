@@ -4,19 +4,44 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
 from projecthaystack.codecs import json as hjson
-from projecthaystack.filter import Filter, compile_filter
-from projecthaystack.filter import Namespace as FilterNamespace
+from projecthaystack.filter import Filter, FilterError, IsSpec, compile_filter
 from projecthaystack.kinds import FrozenDict, Ref, Remove
-from projecthaystack.server import PriorityLevel, Session, User, Watch
+from projecthaystack.server import (
+    PROTOCOL_VERSION,
+    Changes,
+    HisChunk,
+    PriorityLevel,
+    SchemaError,
+    Session,
+    StoreInfo,
+    UnknownEntityError,
+    UnknownUserError,
+    User,
+    UserChanges,
+    UserExistsError,
+    Watch,
+    WatchLimitError,
+    WatchSub,
+    apply_point_write,
+)
+from projecthaystack.server.storeforms import (
+    decode_levels,
+    decode_session,
+    decode_user,
+    encode_levels,
+    encode_session,
+    encode_user,
+    entity_id,
+    ts_key,
+)
 from redis import exceptions as rx
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -29,9 +54,10 @@ from ._query import index_suffixes, plan
 
 __all__ = ["LAYOUT", "RedisStore", "open_store"]
 
-LAYOUT = "1"
-"""The version of the key layout this code writes; a store written by another refuses
-to open rather than misread it."""
+LAYOUT = 1
+"""The version of the key layout this code writes (:attr:`StoreInfo.schema`); keys
+written in another layout make :meth:`RedisStore.open` raise :class:`SchemaError`
+rather than misread them."""
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     rx.ConnectionError,
@@ -46,6 +72,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 _JSON = msgspec.json.Encoder()
 _DECODE_CACHE = 100_000  # decoded entities kept, keyed by their stored bytes
+_FEED_BATCH = 10_000  # feed entries read at most per call (the cursor then moves on)
 _SCHEMES = {
     "redis": ("redis", False),
     "rediss": ("rediss", False),
@@ -56,14 +83,19 @@ _SCHEMES = {
 
 
 def _ms(t: dt.datetime) -> int:
-    return _his.us_of(t) // 1000
+    return ts_key(t) // 1000
 
 
-def _entity_id(record: Mapping[str, Any]) -> str:
-    ref = record.get("id")
-    if type(ref) is not Ref:
-        raise ValueError("an entity needs a Ref 'id' tag")
-    return ref.id
+def _merge(entity: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(entity)
+    for name, val in changes.items():
+        if name == "id":
+            continue
+        if val is Remove:
+            merged.pop(name, None)
+        else:
+            merged[name] = val
+    return merged
 
 
 @contextlib.contextmanager
@@ -137,14 +169,25 @@ class RedisStore:
                 self._scripts[name] = self._redis.register_script(getattr(_lua, name))
         k = self.keys
         with _mapped():
-            await self._redis.hsetnx(k.meta, "layout", LAYOUT)
+            await self._redis.hsetnx(k.meta, "layout", str(LAYOUT))
             await self._redis.hset(k.meta, "feedlen", str(self.feed_maxlen))
             layout = await self._redis.hget(k.meta, "layout")
-        if layout != LAYOUT.encode():
+            if not await self._redis.exists(k.feed):
+                # The feed always holds an entry, so every cursor names one.
+                await self._redis.xadd(k.feed, {"ids": "[]"})
+        if layout != str(LAYOUT).encode():
             await self.close()
-            raise RedisStoreError(
-                f"keys under {k.base!r} use layout {layout!r}; this version reads {LAYOUT!r}"
+            raise SchemaError(
+                f"keys under {k.base!r} use layout {layout!r}; this version reads {LAYOUT}"
             )
+
+    async def info(self) -> StoreInfo:
+        """Protocol and layout versions, and where the store is (without a password)."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        where = f"{parts.scheme}{'+cluster' if self.cluster else ''}://{host}"
+        where += f":{parts.port}" if parts.port else ""
+        return StoreInfo(PROTOCOL_VERSION, LAYOUT, f"{where}{parts.path} {self.keys.base}", True)
 
     async def close(self) -> None:
         """Close the connections."""
@@ -195,7 +238,7 @@ class RedisStore:
             self._decoded[blob] = rec
         return rec
 
-    async def get_entities(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+    async def get_entities(self, ids: Sequence[str]) -> list[FrozenDict | None]:
         """The entities with these ids, in order, ``None`` where there is none."""
         if not ids:
             return []
@@ -203,32 +246,24 @@ class RedisStore:
             blobs = await self.redis.hmget(self.keys.entities, list(ids))
         return [None if b is None else self._decode(b) for b in blobs]
 
-    async def query(
-        self,
-        flt: Filter,
-        *,
-        limit: int | None = None,
-        namespace: FilterNamespace | None = None,
-    ) -> list[dict[str, Any]]:
-        """The entities matching ``flt`` in insertion order: set operations in Redis
-        narrow the candidates (or answer exactly); the rest is tested here."""
+    async def query(self, flt: Filter, *, limit: int | None = None) -> list[FrozenDict]:
+        """The entities matching ``flt``, oldest first: set operations in Redis narrow
+        the candidates (or answer exactly); what no index answers is tested here on the
+        candidates only.  A spec name (``IsSpec``) raises ``FilterError``: the server
+        rewrites those into tags first."""
         if limit is not None and limit <= 0:
             return []
-
-        async def leaf_ids(leaf: Filter) -> list[str]:
-            return [r["id"].id for r in await self.query(leaf, namespace=namespace)]
-
-        p = await plan(flt, leaf_ids)
+        if _has_spec(flt):
+            raise FilterError(f"filter {str(flt)!r} names a spec: rewrite it into tags first")
+        p = await plan(flt, self._leaf_ids)
         want = -1 if not p.exact or limit is None else limit
         dirty, _, blobs = await self._run("QUERY", [_JSON.encode(p.steps), want])
-        records: list[dict[str, Any]] = [self._decode(b) for b in blobs]
+        records = [self._decode(b) for b in blobs]
         residual = flt if dirty else p.residual
         if residual is None:
             return records if limit is None else records[:limit]
-        test = compile_filter(
-            residual, resolver=await self._resolver(records, residual), namespace=namespace
-        )
-        out: list[dict[str, Any]] = []
+        test = compile_filter(residual, resolver=await self._resolver(records, residual))
+        out: list[FrozenDict] = []
         for rec in records:
             if test(rec):
                 out.append(rec)
@@ -236,9 +271,14 @@ class RedisStore:
                     break
         return out
 
-    async def _resolver(self, records: list[dict[str, Any]], flt: Filter) -> Any:
+    async def _leaf_ids(self, leaf: Filter) -> list[str]:
+        """The ids matching the end of a path that no index answers."""
+        return [r["id"].id for r in await self.query(leaf)]
+
+    async def _resolver(self, records: list[FrozenDict], flt: Filter) -> Any:
         """A resolver over the entities that ``flt``'s paths reach from ``records``,
-        fetched a level at a time (only when a residual test follows paths)."""
+        fetched a level at a time (only when a residual test follows paths: a path
+        through a tag some entity holds as a Dict)."""
         paths = [p.names for p in flt.paths() if len(p.names) > 1]
         if not paths:
             return None
@@ -247,14 +287,18 @@ class RedisStore:
         for depth in range(max(len(n) for n in paths) - 1):
             names = {n[depth] for n in paths if len(n) > depth + 1}
             wanted: set[str] = set()
+            nested: list[Mapping[str, Any]] = []
             for rec in frontier:
                 for name in names:
-                    _collect_refs(rec.get(name), wanted)
-            wanted -= known.keys()
-            got = await self.get_entities(sorted(wanted))
-            found = {i: r for i, r in zip(sorted(wanted), got, strict=True) if r is not None}
-            known.update(cast(dict[str, FrozenDict], found))
-            frontier = list(known.values())
+                    val = rec.get(name)
+                    if isinstance(val, Mapping):
+                        nested.append(val)  # a path walks into a Dict in place
+                    else:
+                        _collect_refs(val, wanted)
+            order = sorted(wanted - known.keys())
+            got = await self.get_entities(order)
+            known.update({i: r for i, r in zip(order, got, strict=True) if r is not None})
+            frontier = [*known.values(), *nested]
         return lambda ref: known.get(ref.id)
 
     async def count_entities(self) -> int:
@@ -263,18 +307,18 @@ class RedisStore:
             return int(await self.redis.zcard(self.keys.order))
 
     async def put_entities(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Insert or replace whole entities by id, with their indexes, in one step."""
+        """Insert or replace whole entities by id with their indexes, all in one script
+        (all or none)."""
         args: list[Any] = []
         for rec in records:
-            id = _entity_id(rec)
+            id = entity_id(rec)
             args += (id, hjson.encode_value_bytes(rec), _JSON.encode(index_suffixes(rec)))
-        for i in range(0, len(args), 3 * 2000):
-            # Batches of 2,000 keep one script from stalling Redis for long.
-            await self._run("PUT", args[i : i + 3 * 2000])
+        if args:
+            await self._run("PUT", args)
 
-    async def update_entity(self, id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Merge ``changes`` (``Remove`` deletes a tag); applied only if nobody changed
-        the entity since it was read, else read again and retried."""
+    async def update_entity(self, id: str, changes: Mapping[str, Any]) -> FrozenDict | None:
+        """Merge ``changes`` (``Remove`` deletes a tag); written only if nobody changed
+        the entity since it was read, else read again."""
         for _ in range(50):
             with _mapped():
                 async with self.redis.pipeline(transaction=True) as pipe:
@@ -283,18 +327,10 @@ class RedisStore:
                     blob, version = await pipe.execute()
             if blob is None or version is None:
                 return None
-            merged = dict(self._decode(blob))
-            for name, val in changes.items():
-                if name == "id":
-                    continue
-                if val is Remove:
-                    merged.pop(name, None)
-                else:
-                    merged[name] = val
+            merged = _merge(self._decode(blob), changes)
             new = hjson.encode_value_bytes(merged)
-            done = await self._run(
-                "UPDATE", [id, version, new, _JSON.encode(index_suffixes(merged))]
-            )
+            args = [id, version, new, _JSON.encode(index_suffixes(merged))]
+            done = await self._run("UPDATE", args)
             if done == 1:
                 return self._decode(new)
             if done == -1:
@@ -309,307 +345,322 @@ class RedisStore:
             self._his_meta.pop(i, None)
         return int(await self._run("DELETE", list(ids)))
 
-    async def entity_versions(self, ids: Sequence[str]) -> dict[str, int]:
-        """The current version of each existing entity among ``ids``."""
-        if not ids:
-            return {}
+    # -- the change feed -------------------------------------------------------------------
+    async def _feed(self, cursor: str) -> Changes:
+        got = await self._run("FEED", [cursor, _FEED_BATCH])
+        ids: set[str] = set()
+        for blob in got[2:]:
+            ids.update(msgspec.json.decode(blob))
+        return Changes(got[0].decode(), frozenset(ids), bool(got[1]))
+
+    async def changes_since(self, cursor: str | None) -> Changes:
+        """The ids changed after ``cursor`` (a position in the feed stream); with
+        ``None``, the position of now.  ``reset`` when the stream was trimmed past it."""
+        return await self._feed(cursor or "")
+
+    async def wait_changes(self, cursor: str, timeout: float) -> Changes:
+        """Block on the feed stream (``XREAD BLOCK``) until a change after ``cursor``,
+        from any process, or ``timeout`` seconds."""
+        changes = await self._feed(cursor)
+        if changes.ids or changes.reset or timeout <= 0:
+            return changes
         with _mapped():
-            got = await self.redis.hmget(self.keys.versions, list(ids))
-        return {i: int(v) for i, v in zip(ids, got, strict=True) if v is not None}
+            await self.redis.xread(
+                {self.keys.feed: changes.cursor}, count=1, block=max(1, int(timeout * 1000))
+            )
+        return await self._feed(changes.cursor)
 
     # -- history -------------------------------------------------------------------------
-    async def his_write(self, id: str, samples: Sequence[tuple[dt.datetime, Any]]) -> int:
-        """Add samples; a sample at an existing time replaces it."""
-        return await self.his_write_many({id: samples})
-
-    async def his_write_many(self, batch: Mapping[str, Sequence[tuple[dt.datetime, Any]]]) -> int:
-        """Samples for many points in one atomic step: all are written or none."""
+    async def his_write(self, batch: Mapping[str, HisChunk]) -> int:
+        """Samples for many points in one script: all are written or none
+        (:class:`UnknownEntityError` when a point does not exist)."""
         for _ in range(5):
             args: list[Any] = []
             total = 0
-            for id, samples in batch.items():
-                if not samples:
+            for id, chunk in batch.items():
+                if not len(chunk):
                     continue
-                meta = self._his_meta.get(id) or _his.Meta.first(samples)
-                chunks, odd = _his.pack(meta, samples)
+                meta = self._his_meta.get(id) or _his.Meta.first(chunk)
+                chunks, odd = _his.pack(meta, chunk)
                 args += (id, meta.text, len(chunks))
                 for day, data in chunks.items():
                     args += (day, bytes(data))
                 args.append(len(odd))
-                for us, js in odd:
-                    args += (us, js)
-                total += len(samples)
+                for item in odd:
+                    args += item
+                total += len(chunk)
             if not args:
                 return 0
             res = await self._run("HIS_WRITE", args)
             if res[0] == 1:
-                for id, samples in batch.items():
-                    if samples and id not in self._his_meta:
-                        self._his_meta[id] = _his.Meta.first(samples)
+                for id, chunk in batch.items():
+                    if len(chunk) and id not in self._his_meta:
+                        self._his_meta[id] = _his.Meta.first(chunk)
                 return total
-            # Another worker gave a point its zone and unit first: pack again with those.
+            if res[0] == 0:
+                raise UnknownEntityError(i.decode() for i in res[1:])
+            # Another worker gave a point its unit first: pack again with that one.
             self._his_meta[res[1].decode()] = _his.Meta.parse(res[2].decode())
         raise StoreUnavailableError("history meta keeps changing")
 
     async def his_read(
         self,
-        id: str,
+        ids: Sequence[str],
         start: dt.datetime | None,
         end: dt.datetime | None,
         *,
+        tz: dt.tzinfo,
         limit: int | None = None,
-        tz: dt.tzinfo | None = None,
-    ) -> list[FrozenDict]:
-        """Samples with ``start <= ts < end``, oldest first, reading only the days the
-        range touches."""
-        lo = None if start is None else _his.us_of(start)
-        hi = None if end is None else _his.us_of(end)
+    ) -> list[Sequence[HisChunk]]:
+        """Each point's samples with ``start <= ts < end`` in ``tz``, in one script that
+        reads only the days the range touches."""
+        if not ids:
+            return []
+        lo = None if start is None else ts_key(start)
+        hi = None if end is None else ts_key(end)
         first = "-inf" if lo is None else lo // _his.DAY_US
         last = "+inf" if hi is None else (hi - 1) // _his.DAY_US
-        meta_text, periods, chunks = await self._run("HIS_READ", [id, first, last])
-        if meta_text is None:
-            return []
-        meta = _his.Meta.parse(meta_text.decode())
-        self._his_meta.setdefault(id, meta)
-        tidy: list[bytes] = []
-        rewrite: list[Any] = []
-        odd_needed: list[int] = []
-        for period, data in zip(periods, chunks, strict=True):
-            clean, changed = _his.tidy(data)
-            tidy.append(clean)
-            odd_needed += _his.odd_times(clean)
-            if changed:
-                dropped = sorted(set(_his.odd_times(data)) - set(_his.odd_times(clean)))
-                rewrite += (period, len(data), clean, len(dropped), *dropped)
-        if rewrite:
-            # Tidy the chunks for the next reader, unless someone appended meanwhile.
-            await self._run("HIS_COMPACT", [id, *rewrite])
-        odd: dict[int, FrozenDict] = {}
-        if odd_needed:
-            with _mapped():
-                got = await self.redis.hmget(self.keys.his_odd(id), odd_needed)
-            odd = {t: hjson.decode_value(js) for t, js in zip(odd_needed, got, strict=True)}
-        rows: list[FrozenDict] = []
-        for data in tidy:
-            rows += _his.unpack(meta, data, lo, hi, tz, odd)
-            if limit is not None and len(rows) >= limit:
-                return rows[: max(limit, 0)]
-        return rows if limit is None else rows[: max(limit, 0)]
+        got = await self._run("HIS_READ", [first, last, *ids])
+        left = limit
+        out: list[Sequence[HisChunk]] = []
+        for id, (meta_text, days, chunks, odd_lists) in zip(ids, got, strict=True):
+            if not meta_text or (left is not None and left <= 0):
+                out.append([])
+                continue
+            meta = _his.Meta.parse(meta_text.decode())
+            rewrite: list[Any] = []
+            parts: list[HisChunk] = []
+            for day, data, pairs in zip(days, chunks, odd_lists, strict=True):
+                clean, changed = _his.tidy(data)
+                if changed:
+                    dropped = sorted(set(_his.odd_times(data)) - set(_his.odd_times(clean)))
+                    rewrite += (day, len(data), clean, len(dropped), *dropped)
+                odd = {int(pairs[i]): pairs[i + 1] for i in range(0, len(pairs), 2)}
+                part = _his.unpack(meta, clean, lo, hi, tz, odd, left)
+                if len(part):
+                    parts.append(part)
+                    if left is not None:
+                        left -= len(part)
+                if left is not None and left <= 0:
+                    break
+            if rewrite:
+                # Tidy the chunks for the next reader, unless someone appended meanwhile.
+                await self._run("HIS_COMPACT", [id, *rewrite])
+            out.append(parts)
+        return out
 
     # -- priority arrays -----------------------------------------------------------------
-    @staticmethod
-    def _levels(raw: Mapping[bytes, bytes]) -> dict[int, PriorityLevel]:
-        out = {}
-        for level, blob in raw.items():
-            val, who, expires = msgspec.json.decode(blob)
-            out[int(level)] = PriorityLevel(
-                hjson.decode_value(val),
-                who,
-                None if expires is None else dt.datetime.fromisoformat(expires),
-            )
-        return dict(sorted(out.items()))
-
-    async def get_priority(self, id: str) -> dict[int, PriorityLevel]:
-        """The set levels of a point's priority array."""
-        with _mapped():
-            return self._levels(await self.redis.hgetall(self.keys.priority(id)))
-
-    async def set_priority(
-        self, id: str, level: int, value: PriorityLevel | None
-    ) -> dict[int, PriorityLevel]:
-        """Set or release one level; the array afterwards (one transaction)."""
-        key = self.keys.priority(id)
-        with _mapped():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                if value is None:
-                    pipe.hdel(key, str(level))
-                else:
-                    blob = _JSON.encode(
-                        [
-                            hjson.encode_value(value.val),
-                            value.who,
-                            None if value.expires is None else value.expires.isoformat(),
-                        ]
-                    )
-                    pipe.hset(key, str(level), blob)
-                pipe.hgetall(key)
-                *_, raw = await pipe.execute()
-        return self._levels(raw)
+    async def point_write(
+        self,
+        id: str,
+        level: int | None,
+        entry: PriorityLevel | None,
+        *,
+        now: dt.datetime,
+    ) -> dict[int, PriorityLevel] | None:
+        """Expire, apply the level, store the array and merge the tags it yields, as one
+        decision: read, decide with :func:`apply_point_write`, and write only if neither
+        the point nor its array changed meanwhile (else again)."""
+        k = self.keys
+        for _ in range(100):
+            with _mapped():
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.hget(k.entities, id)
+                    pipe.hget(k.versions, id)
+                    pipe.hget(k.priority, id)
+                    blob, version, raw = await pipe.execute()
+            if blob is None or version is None:
+                return None
+            entity = self._decode(blob)
+            levels = decode_levels(raw) if raw else {}
+            decided = apply_point_write(entity, levels, level, entry, now)
+            stored = encode_levels(decided.levels) if decided.levels else ""
+            new_blob, suffixes = b"", b"[]"
+            if decided.changes:
+                merged = _merge(entity, decided.changes)
+                new_blob = hjson.encode_value_bytes(merged)
+                suffixes = _JSON.encode(index_suffixes(merged))
+            args = [id, version, raw or b"", stored, new_blob, suffixes]
+            done = await self._run("POINT_WRITE", args)
+            if done == 1:
+                return decided.levels
+            if done == -1:
+                return None
+        raise StoreUnavailableError(f"point {id!r} is written too often to decide")
 
     # -- watches -------------------------------------------------------------------------
-    async def watch_open(
-        self, dis: str, owner: str, lease: dt.timedelta, now: dt.datetime
-    ) -> Watch:
-        """A new, empty watch."""
-        wid = "w-" + secrets.token_hex(12)
-        lease_ms = int(lease.total_seconds() * 1000)
-        await self._run("WATCH_OPEN", [wid, dis, owner, lease_ms, _ms(now)])
-        return Watch(wid, dis, owner, lease, now + lease)
-
-    async def watch_get(self, watch_id: str, now: dt.datetime) -> Watch | None:
-        """The live watch, or ``None`` (an expired one is removed)."""
-        got = await self._run("WATCH_GET", [watch_id, _ms(now)])
-        if not got:
-            return None
-        dis, owner, lease, expires, pairs = got
-        ids = {pairs[i].decode(): int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+    @staticmethod
+    def _watch(header: list[Any]) -> Watch:
+        wid, dis, owner, lease, expires, size = header
         return Watch(
-            watch_id,
+            wid.decode() if isinstance(wid, bytes) else wid,
             dis.decode(),
             owner.decode(),
-            dt.timedelta(milliseconds=int(lease)),
+            dt.timedelta(seconds=float(lease)),
             dt.datetime.fromtimestamp(int(expires) / 1000, dt.UTC),
-            ids,
+            int(size),
         )
 
-    async def watch_add(
-        self, watch_id: str, ids: Sequence[str], lease: dt.timedelta | None, now: dt.datetime
-    ) -> Watch | None:
-        """Subscribe ids at their current versions and renew the lease."""
-        lease_ms = 0 if lease is None else int(lease.total_seconds() * 1000)
-        if not await self._run("WATCH_ADD", [watch_id, lease_ms, _ms(now), *ids]):
+    async def watch_sub(
+        self,
+        watch_id: str | None,
+        ids: Sequence[str],
+        *,
+        user: str,
+        any_owner: bool,
+        dis: str,
+        lease: dt.timedelta,
+        now: dt.datetime,
+        max_watches: int,
+        max_ids: int,
+    ) -> WatchSub | None:
+        """Open a watch or add to one, caps checked and applied in one script."""
+        args = [
+            watch_id or "",
+            "w-" + secrets.token_hex(12),
+            user,
+            "1" if any_owner else "0",
+            dis,
+            int(lease.total_seconds() * 1000),
+            _ms(now),
+            max_watches,
+            max_ids,
+            *ids,
+        ]
+        got = await self._run("WATCH_SUB", args)
+        if got[0] == 0:
             return None
-        return await self.watch_get(watch_id, now)
+        if got[0] == -1:
+            limit = got[1].decode()
+            raise WatchLimitError(limit, max_watches if limit == "watches" else max_ids)
+        recs = [None if not b else self._decode(b) for b in got[2]]
+        return WatchSub(self._watch(got[1]), recs)
 
-    async def watch_remove(self, watch_id: str, ids: Sequence[str]) -> None:
-        """Unsubscribe ids."""
-        if ids:
-            with _mapped():
-                await self.redis.hdel(self.keys.watch_ids(watch_id), *ids)
+    async def watch_unsub(
+        self,
+        watch_id: str,
+        ids: Sequence[str],
+        *,
+        close: bool,
+        user: str,
+        any_owner: bool,
+        now: dt.datetime,
+    ) -> bool:
+        """Unsubscribe ids or close the watch; the owner is checked inside the script."""
+        args = [watch_id, "1" if close else "0", user, "1" if any_owner else "0", _ms(now)]
+        return bool(await self._run("WATCH_UNSUB", [*args, *ids]))
 
-    async def watch_close(self, watch_id: str) -> None:
-        """Close the watch."""
-        await self._run("WATCH_CLOSE", [watch_id])
-
-    async def watch_poll(self, watch_id: str, refresh: bool, now: dt.datetime) -> list[str] | None:
-        """Changed ids since the last poll (every live one on ``refresh``)."""
-        got = await self._run("WATCH_POLL", [watch_id, "1" if refresh else "0", _ms(now)])
-        if got is None:
-            return None
-        return [i.decode() for i in got]
-
-    async def watch_count(self, owner: str, now: dt.datetime) -> int:
-        """How many live watches ``owner`` has."""
-        return int(await self._run("WATCH_COUNT", [owner, _ms(now)]))
-
-    async def wait_for_change(self, timeout: float) -> None:
-        """Block on the change feed (a Redis stream) until an entity changes anywhere or
-        ``timeout`` seconds pass."""
-        ms = max(1, int(timeout * 1000))
-        with _mapped():
-            await self.redis.xread({self.keys.feed: "$"}, count=1, block=ms)
+    async def watch_poll(
+        self,
+        watch_ids: Sequence[str],
+        *,
+        user: str,
+        any_owner: bool,
+        refresh: bool,
+        now: dt.datetime,
+    ) -> list[list[str] | None]:
+        """Each watch's ids changed since its last poll, read from the change feed."""
+        if not watch_ids:
+            return []
+        args = [user, "1" if any_owner else "0", "1" if refresh else "0", _ms(now)]
+        got = await self._run("WATCH_POLL", [*args, *watch_ids])
+        return [None if ids is None else [i.decode() for i in ids] for ids in got]
 
     # -- users ---------------------------------------------------------------------------
     async def get_user(self, username: str) -> User | None:
         """The user, or ``None``."""
         with _mapped():
             blob = await self.redis.hget(self.keys.users, username)
-        return None if blob is None else User.from_dict(msgspec.json.decode(blob))
+        return None if blob is None else decode_user(blob)
 
     async def list_users(self) -> list[User]:
         """Every user, by name."""
         with _mapped():
             raw = await self.redis.hgetall(self.keys.users)
-        users = [User.from_dict(msgspec.json.decode(b)) for b in raw.values()]
-        return sorted(users, key=lambda u: u.username)
+        return sorted((decode_user(b) for b in raw.values()), key=lambda u: u.username)
 
-    async def put_user(self, user: User) -> None:
-        """Create or replace a user."""
+    async def create_user(self, user: User) -> None:
+        """Add a user if the name is free (``HSETNX``)."""
         with _mapped():
-            await self.redis.hset(self.keys.users, user.username, _JSON.encode(user.to_dict()))
+            added = await self.redis.hsetnx(self.keys.users, user.username, encode_user(user))
+        if not added:
+            raise UserExistsError(f"user {user.username!r} exists")
+
+    async def update_user(self, username: str, changes: UserChanges) -> User:
+        """Apply ``changes``, ending the user's sessions in the same step when they revoke."""
+        for _ in range(50):
+            with _mapped():
+                blob = await self.redis.hget(self.keys.users, username)
+            if blob is None:
+                raise UnknownUserError(f"no user {username!r}")
+            user = changes.apply(decode_user(blob))
+            args = [username, blob, encode_user(user), "1" if changes.revokes else "0"]
+            done = await self._run("USER_UPDATE", args)
+            if done == 1:
+                return user
+            if done == -1:
+                raise UnknownUserError(f"no user {username!r}")
+        raise StoreUnavailableError(f"user {username!r} changes too often to update")
 
     async def delete_user(self, username: str) -> bool:
-        """Remove a user."""
-        with _mapped():
-            return bool(await self.redis.hdel(self.keys.users, username))
+        """Remove a user and every session of theirs."""
+        return bool(await self._run("USER_DELETE", [username]))
 
-    # -- sessions and handshakes ---------------------------------------------------------
-    @staticmethod
-    def _token_hash(token: str) -> str:
-        # Only a hash of a bearer token is kept: a dump of Redis yields no usable token.
-        return hashlib.sha256(token.encode()).hexdigest()
-
+    # -- sessions ------------------------------------------------------------------------
     async def put_session(self, session: Session) -> None:
-        """Keep a new session under its token's hash."""
-        h = self._token_hash(session.token)
-        exp = _ms(session.expires)
-        blob = _JSON.encode([session.username, exp])
-        with _mapped():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(self.keys.session(h), blob, px=max(1, exp - _ms(_now())) + 60_000)
-                pipe.zadd(self.keys.sessions_of(session.username), {h: exp})
-                await pipe.execute()
+        """Keep a new session under its token hash; its key expires on its own."""
+        ttl = max(1, _ms(session.expires) - _ms(_now())) + 60_000
+        args = [session.token_hash, encode_session(session), session.username, ttl]
+        await self._run("SESSION_PUT", args)
 
-    async def get_session(self, token: str, now: dt.datetime) -> Session | None:
-        """The live session of a token (expiry decided by ``now``, exactly)."""
-        with _mapped():
-            blob = await self.redis.get(self.keys.session(self._token_hash(token)))
-        if blob is None:
-            return None
-        username, exp = msgspec.json.decode(blob)
-        if exp <= _ms(now):
-            return None
-        return Session(token, username, dt.datetime.fromtimestamp(exp / 1000, dt.UTC))
-
-    async def delete_session(self, token: str) -> None:
-        """Revoke one token."""
-        with _mapped():
-            await self.redis.unlink(self.keys.session(self._token_hash(token)))
-
-    async def delete_sessions_of(self, username: str) -> int:
-        """Revoke every token of a user."""
-        key = self.keys.sessions_of(username)
-        with _mapped():
-            hashes = await self.redis.zrange(key, 0, -1)
-            if not hashes:
-                return 0
-            gone = await self.redis.unlink(*[self.keys.session(h.decode()) for h in hashes])
-            await self.redis.unlink(key)
-        return int(gone)
-
-    async def put_handshake(
-        self,
-        token: str,
-        state: Mapping[str, Any],
-        *,
-        client: str,
-        ttl: dt.timedelta,
-        per_client: int,
-        total: int,
-        now: dt.datetime,
-    ) -> bool:
-        """Keep a handshake's state within the per-client and total caps (one script)."""
-        ttl_ms = int(ttl.total_seconds() * 1000)
-        args = [token, _JSON.encode(dict(state)), client, ttl_ms, per_client, total, _ms(now)]
-        return bool(await self._run("HANDSHAKE_PUT", args))
-
-    async def pop_handshake(self, token: str, now: dt.datetime) -> dict[str, Any] | None:
-        """Take a live handshake's state, once."""
-        got = await self._run("HANDSHAKE_POP", [token, _ms(now)])
+    async def authenticate(self, token_hash: str, now: dt.datetime) -> tuple[Session, User] | None:
+        """The live session of a token hash with its user, in one script; expiry is
+        judged by ``now`` exactly (the key's TTL only sweeps)."""
+        got = await self._run("AUTHENTICATE", [token_hash])
         if not got:
             return None
-        return dict(msgspec.json.decode(got))
+        session = decode_session(token_hash, got[0])
+        if session.expires <= now:
+            return None
+        return session, decode_user(got[1])
 
-    # -- throttling ----------------------------------------------------------------------
-    async def add_failure(self, key: str, window: dt.timedelta, now: dt.datetime) -> int:
-        """Count a failure; the failures within ``window``."""
-        window_ms = int(window.total_seconds() * 1000)
-        return int(await self._run("FAILURE_ADD", [key, window_ms, _ms(now)]))
+    async def delete_session(self, token_hash: str) -> None:
+        """Revoke one session."""
+        await self._run("SESSION_DELETE", [token_hash])
 
-    async def count_failures(self, key: str, window: dt.timedelta, now: dt.datetime) -> int:
-        """The failures within ``window``."""
-        low = _ms(now) - int(window.total_seconds() * 1000)
-        with _mapped():
-            return int(await self.redis.zcount(self.keys.failures(key), f"({low}", "+inf"))
+    # -- handshakes and throttling ---------------------------------------------------------
+    async def claim_handshake(self, key: str, expires: dt.datetime, now: dt.datetime) -> bool:
+        """Record a completed handshake once (a replay gets ``False``)."""
+        return bool(await self._run("CLAIM", [key, _ms(expires), _ms(now)]))
 
-    async def clear_failures(self, key: str) -> None:
-        """Forget the failures under ``key``."""
-        with _mapped():
-            await self.redis.unlink(self.keys.failures(key))
+    async def throttle(
+        self,
+        limits: Mapping[str, int],
+        window: dt.timedelta,
+        now: dt.datetime,
+        *,
+        record: bool = True,
+    ) -> bool:
+        """Judge and count a login attempt under every key, in one script."""
+        args: list[Any] = [int(window.total_seconds() * 1000), _ms(now), "1" if record else "0"]
+        for key, cap in limits.items():
+            args += (key, cap)
+        return bool(await self._run("THROTTLE", args))
+
+    async def forgive(self, *, refund: Sequence[str] = (), clear: Sequence[str] = ()) -> None:
+        """Take one attempt off each ``refund`` key and all off each ``clear`` key."""
+        if refund or clear:
+            await self._run("FORGIVE", [len(refund), *refund, *clear])
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _has_spec(node: Filter) -> bool:
+    if isinstance(node, IsSpec):
+        return True
+    return any(_has_spec(op) for op in getattr(node, "operands", ()))
 
 
 def _collect_refs(val: Any, into: set[str]) -> None:
