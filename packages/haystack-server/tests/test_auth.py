@@ -23,8 +23,15 @@ from projecthaystack.auth import (
 )
 from projecthaystack.client import AuthenticationError
 from projecthaystack.kinds import Number, Ref
-from projecthaystack.server import MemoryStore, Role, ServerConfig, ServerLimits, User, create_app
-from projecthaystack.server._errors import StartupError
+from projecthaystack.server import (
+    MemoryStore,
+    Role,
+    ServerConfig,
+    ServerLimits,
+    StartupError,
+    User,
+    create_app,
+)
 
 from .conftest import ADMIN, Live, free_port, run_server
 
@@ -254,7 +261,7 @@ def test_admin_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_admin_password_must_be_sensible() -> None:
     app = create_app(MemoryStore(), admin=("admin", "short"))
-    with pytest.raises(ValueError, match="8 to 1024"):
+    with pytest.raises(StartupError, match="password: a password must be 8 to 1024"):
         anyio.run(app.state.haystack.start)
 
 

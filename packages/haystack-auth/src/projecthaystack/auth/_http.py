@@ -368,6 +368,15 @@ class ServerAuth:
         """The user a ``HELLO`` names (SASLprepped), to look up before :meth:`hello`."""
         return saslprep(_hello_name(header))
 
+    @staticmethod
+    def is_proof(header: AuthHeader) -> bool:
+        """Whether a ``SCRAM`` message is the client-final one (the proof), which is
+        the step worth counting against a login throttle."""
+        try:
+            return b64url_decode(header.get("data") or "").startswith(b"c=")
+        except AuthProtocolError:
+            return False
+
     def handshake_user(self, header: AuthHeader) -> str:
         """The user of a ``SCRAM`` message's handshake token (SASLprepped), to look up
         before :meth:`scram`; :class:`AuthenticationFailed` for a token that is

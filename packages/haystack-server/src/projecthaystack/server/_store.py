@@ -292,7 +292,7 @@ def apply_point_write(
     >>> now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     >>> out = apply_point_write({"id": Ref("p")}, {}, 8, PriorityLevel(Number(70), "me"), now)
     >>> out.changes
-    {'writeVal': Number(val=70.0, unit=None), 'writeLevel': Number(val=8.0, unit=None)}
+    {'writeVal': Number(val=70.0), 'writeLevel': Number(val=8.0)}
     """
     live = {n: lv for n, lv in levels.items() if lv.expires is None or lv.expires > now}
     if level is not None:
@@ -311,7 +311,8 @@ def apply_point_write(
     changes = {
         name: val
         for name, val in want.items()
-        if (name in entity if val is Remove else entity.get(name) != val)
+        # ``not ==``: kinds' Number answers ``!=`` wrongly for equal numbers.
+        if (name in entity if val is Remove else not entity.get(name) == val)
     }
     return PointWrite(dict(sorted(live.items())), changes)
 
