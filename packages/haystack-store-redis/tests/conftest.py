@@ -207,24 +207,38 @@ async def on_cluster(cluster: RedisProcs, prefix: str) -> AsyncIterator[RedisSto
     await store.close()
 
 
-@pytest.fixture(params=["single", "cluster"])
-async def pair(
-    request: pytest.FixtureRequest, prefix: str
-) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
-    """Two store instances on one backend under one prefix, as two workers have them."""
-    if request.param == "single":
-        if not shared_up():
-            unavailable("no Redis on 127.0.0.1:6379 (start one: redis-server --port 6379)")
-        url = SHARED
-    else:
-        procs = request.getfixturevalue("cluster")
-        url = f"redis+cluster://127.0.0.1:{procs.ports[0]}"
+async def _pair(url: str, prefix: str) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
     a = await opened(url, prefix)
     b = await opened(url, prefix)
     yield a, b
     await a.drop()
     await a.close()
     await b.close()
+
+
+@pytest.fixture
+async def pair_single(prefix: str) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two store instances on the shared node under one fresh prefix (two workers)."""
+    if not shared_up():
+        unavailable("no Redis on 127.0.0.1:6379 (start one: redis-server --port 6379)")
+    async for pair in _pair(SHARED, prefix):
+        yield pair
+
+
+@pytest.fixture
+async def pair_cluster(
+    cluster: RedisProcs, prefix: str
+) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two store instances on the test cluster under one fresh prefix."""
+    async for pair in _pair(f"redis+cluster://127.0.0.1:{cluster.ports[0]}", prefix):
+        yield pair
+
+
+@pytest.fixture(params=["single", "cluster"])
+def pair(request: pytest.FixtureRequest) -> tuple[RedisStore, RedisStore]:
+    """Both of the above, one after the other."""
+    got: tuple[RedisStore, RedisStore] = request.getfixturevalue(f"pair_{request.param}")
+    return got
 
 
 @pytest.fixture

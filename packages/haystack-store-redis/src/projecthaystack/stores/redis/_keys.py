@@ -65,7 +65,6 @@ class KeySpace:
         b = self.base
         # Keys with no client part.
         self.seq = b + "seq"  # counter: entity versions and insertion order
-        self.throttle_seq = b + "fseq"  # counter: distinct members for attempts
         self.entities = b + "e"  # hash: id -> entity as JSON v4
         self.versions = b + "v"  # hash: id -> version
         self.order = b + "o"  # zset: id -> insertion order (the universe of ids)
@@ -130,7 +129,7 @@ class KeySpace:
         return f"{self.base}hr:{encode_part(key)}"
 
     def throttle(self, key: str) -> str:
-        """Zset: login attempts counted under ``key`` (times in ms)."""
+        """List: login attempts counted under ``key`` (times in ms, in counted order)."""
         return f"{self.base}f:{encode_part(key)}"
 
     def pattern(self) -> str:

@@ -599,20 +599,25 @@ THROTTLE = (
     _COMMON
     + r"""
 -- ARGV[2..4]: window ms, now ms, record (1/0); ARGV[5..]: (key, limit)...
--- 0 when a key is at its limit (nothing counted); else 1, counting the attempt under
--- every key when recording.
+-- Each key is a list of attempt times in the order counted; those at or before now -
+-- window leave from the front.  0 when a key is at its limit (nothing counted); else 1,
+-- counting the attempt under every key when recording.
 local window, now, record = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
+local cutoff = now - window
 local keys = {}
 for i = 5, #ARGV, 2 do
   local k = base .. 'f:' .. enc(ARGV[i])
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
-  if redis.call('ZCARD', k) >= tonumber(ARGV[i + 1]) then return 0 end
+  while true do
+    local first = redis.call('LINDEX', k, 0)
+    if not first or tonumber(first) > cutoff then break end
+    redis.call('LPOP', k)
+  end
+  if redis.call('LLEN', k) >= tonumber(ARGV[i + 1]) then return 0 end
   keys[#keys + 1] = k
 end
 if record then
-  local n = redis.call('INCR', base .. 'fseq')
   for _, k in ipairs(keys) do
-    redis.call('ZADD', k, now, n)
+    redis.call('RPUSH', k, now)
     if redis.call('PTTL', k) < window + 60000 then redis.call('PEXPIRE', k, window + 60000) end
   end
 end
@@ -625,7 +630,7 @@ FORGIVE = (
     + r"""
 -- ARGV[2]: how many keys to refund; then those keys, then the keys to clear.
 local n = tonumber(ARGV[2])
-for i = 3, 2 + n do redis.call('ZPOPMAX', base .. 'f:' .. enc(ARGV[i])) end
+for i = 3, 2 + n do redis.call('RPOP', base .. 'f:' .. enc(ARGV[i])) end
 for i = 3 + n, #ARGV do redis.call('UNLINK', base .. 'f:' .. enc(ARGV[i])) end
 return 1
 """
