@@ -573,8 +573,8 @@ def test_server_rejects_bad_requests():
     mismatch = b64url_encode("n,,n=mallory,r=abc")
     with pytest.raises(AuthProtocolError, match="differs"):
         server.scram(AuthHeader("SCRAM", {"handshakeToken": token or "", "data": mismatch}))
+    extended = b64url_encode("n,,n=user,r=abc,x=1")
     with pytest.raises(AuthProtocolError, match="extensions"):
-        extended = b64url_encode("n,,n=user,r=abc,x=1")
         server.scram(AuthHeader("SCRAM", {"handshakeToken": token or "", "data": extended}))
     with pytest.raises(ValueError, match="16 bytes"):
         ServerAuth({}.get, b"short")

@@ -73,7 +73,9 @@ async def test_index_narrows_and_follows_removals() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_feed_is_bounded_and_an_old_cursor_resets(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_feed_is_bounded_and_an_old_cursor_resets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from projecthaystack.server import _memory
 
     monkeypatch.setattr(_memory, "FEED_SIZE", 10)
@@ -87,8 +89,15 @@ async def test_the_feed_is_bounded_and_an_old_cursor_resets(monkeypatch: pytest.
         assert (await store.wait_changes(start, 60)).reset
     # A watch whose place in the feed is gone reports everything it holds.
     sub = await store.watch_sub(
-        None, ["w"], user="u", any_owner=False, dis="", lease=_lease(), now=_now(),
-        max_watches=1, max_ids=10,
+        None,
+        ["w"],
+        user="u",
+        any_owner=False,
+        dis="",
+        lease=_lease(),
+        now=_now(),
+        max_watches=1,
+        max_ids=10,
     )
     assert sub is not None
     for i in range(30):

@@ -115,6 +115,7 @@ class HandshakeSealer:
         flag, random, tag = server[0:1], server[1 : 1 + _NONCE_RANDOM], server[1 + _NONCE_RANDOM :]
         if not client_nonce or flag not in FORMS or len(random) != _NONCE_RANDOM:
             raise AuthenticationFailed("nonce mismatch")
-        if not hmac.compare_digest(tag.encode(), self._tag(token, client_nonce, flag, random).encode()):
+        good = self._tag(token, client_nonce, flag, random)
+        if not hmac.compare_digest(tag.encode(), good.encode()):
             raise AuthenticationFailed("nonce mismatch")
         return client_nonce, flag

@@ -21,8 +21,8 @@ from ._errors import (
     ServerSignatureError,
     UnsupportedMechanism,
 )
-from ._saslprep import saslprep
 from ._handshakes import FLAGS, FORMS, HandshakeSealer, HandshakeToken
+from ._saslprep import saslprep
 from ._scram import (
     HASHES,
     ScramClient,

@@ -191,7 +191,8 @@ class Authenticator:
         reply = auth.scram(header)
         if reply.username is None:
             return LoginStep(reply.status, dict(reply.headers))
-        assert reply.replay_key is not None and reply.replay_expires is not None
+        assert reply.replay_key is not None
+        assert reply.replay_expires is not None
         expires = dt.datetime.fromtimestamp(reply.replay_expires, dt.UTC)
         if user is None or not await self._store.claim_handshake(reply.replay_key, expires, now):
             raise HttpError(403, "authentication failed")  # a replayed proof

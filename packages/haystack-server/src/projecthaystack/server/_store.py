@@ -312,7 +312,7 @@ def apply_point_write(
         name: val
         for name, val in want.items()
         # ``not ==``: kinds' Number answers ``!=`` wrongly for equal numbers.
-        if (name in entity if val is Remove else not entity.get(name) == val)
+        if (name in entity if val is Remove else not entity.get(name) == val)  # noqa: SIM201
     }
     return PointWrite(dict(sorted(live.items())), changes)
 
@@ -339,7 +339,7 @@ class WatchSub:
     entities: list[FrozenDict | None]
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True, eq=False)
 class HisChunk:
     """A run of one point's history as two columns: timestamps (ascending, distinct,
     timezone-aware, in the zone asked for) and their values (never ``None``).
@@ -349,6 +349,9 @@ class HisChunk:
     >>> t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     >>> len(HisChunk((t,), (Number(1),)))
     1
+
+    Chunks compare (and hash) by identity: comparing millions of samples by value is
+    never what is meant.
     """
 
     ts: Sequence[dt.datetime]
@@ -468,10 +471,11 @@ class Store(Protocol):
     async def his_write(self, batch: Mapping[str, HisChunk]) -> int:
         """Add samples to several points at once, all or nothing: a sample at an instant
         already stored replaces it (instants compare as
-        :func:`~projecthaystack.server.storeforms.ts_key`), order within a chunk does not
-        matter.  Raises :class:`UnknownEntityError` (writing nothing) if any point does
-        not exist.  The server has checked every sample (kind, unit, the point's zone).
-        Returns how many samples were written.  History is not a change of the entity."""
+        :func:`~projecthaystack.server.storeforms.ts_key`); within a chunk the instants
+        are distinct (the server makes sure) and in no particular order.  Raises
+        :class:`UnknownEntityError` (writing nothing) if any point does not exist.  The
+        server has checked every sample (kind, unit, the point's zone).  Returns how
+        many samples were written.  History is not a change of the entity."""
         ...
 
     async def his_read(
