@@ -29,7 +29,7 @@ CI = os.environ.get("CI", "").lower() == "true"
 def unavailable(what: str) -> None:
     if CI:
         pytest.fail(f"{what} (under CI=true these tests must run)")
-    pytest.skip(what)
+    pytest.skip(f"{what}; start or install what it names to run these tests")
 
 
 def shared_up() -> bool:
