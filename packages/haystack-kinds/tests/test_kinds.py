@@ -71,7 +71,7 @@ def test_public_names_are_pinned():
     )
     for name in kinds.__all__:
         obj = getattr(kinds, name)
-        if isinstance(obj, type) or callable(obj) and hasattr(obj, "__code__"):
+        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__")):
             assert obj.__module__ == "projecthaystack.kinds", name
 
 

@@ -25,7 +25,7 @@ from projecthaystack.kinds import (
     format_float,
 )
 
-from ._encoding import check_names
+from ._encoding import check_names, encoder_for
 from ._text import format_datetime, format_time
 
 __all__ = ["encode_grid", "encode_grid_bytes", "encode_str", "encode_value"]
@@ -158,18 +158,7 @@ def encode_value(val: Any) -> str:
     >>> encode_value(Number(72.5, "°F")), encode_value(Ref("a", "A")), encode_value(Marker)
     ('72.5°F', '@a "A"', 'M')
     """
-    enc = _ENCODERS.get(type(val))
-    if enc is None:
-        for cls, fn in _ENCODERS.items():
-            if isinstance(val, cls) and cls is not int:
-                enc = fn
-                break
-        else:
-            if isinstance(val, Mapping):
-                enc = _enc_dict
-            else:
-                raise EncodeError(f"{type(val).__name__} is not a Haystack kind")
-    return enc(val)
+    return encoder_for(_ENCODERS, val)(val)
 
 
 def encode_grid(grid: Grid) -> str:
