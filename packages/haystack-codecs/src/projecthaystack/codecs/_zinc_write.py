@@ -158,7 +158,8 @@ def encode_value(val: Any) -> str:
     >>> encode_value(Number(72.5, "°F")), encode_value(Ref("a", "A")), encode_value(Marker)
     ('72.5°F', '@a "A"', 'M')
     """
-    return encoder_for(_ENCODERS, val)(val)
+    text: str = encoder_for(_ENCODERS, val)(val)
+    return text
 
 
 def encode_grid(grid: Grid) -> str:
