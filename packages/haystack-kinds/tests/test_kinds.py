@@ -69,7 +69,15 @@ def test_public_names_are_pinned():
             "tz_name",
         ]
     )
-    assert Number.__module__ == "projecthaystack.kinds"
+    for name in kinds.__all__:
+        obj = getattr(kinds, name)
+        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__")):
+            assert obj.__module__ == "projecthaystack.kinds", name
+
+
+def test_every_error_is_a_haystack_error_and_its_builtin():
+    for cls in (kinds.InvalidValueError, kinds.DecodeError, kinds.EncodeError):
+        assert issubclass(cls, kinds.HaystackError) and issubclass(cls, ValueError)
 
 
 def test_singletons_are_unique_and_survive_copies():
