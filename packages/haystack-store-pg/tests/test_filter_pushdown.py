@@ -108,7 +108,9 @@ def _literals(value: Any) -> list[Any]:
     return []
 
 
-def _catalogue(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], dict[str, list[Any]]]:
+def _catalogue(
+    records: Sequence[Mapping[str, Any]],
+) -> tuple[list[str], list[str], dict[str, list[Any]]]:
     names: set[str] = set()
     refs: set[str] = set()
     values: dict[str, list[Any]] = {}
@@ -129,7 +131,13 @@ def filters(records: Sequence[Mapping[str, Any]], extra_names: Sequence[str] = (
     any_literal = st.sampled_from(
         [
             *[v for bucket in values.values() for v in bucket][:400],
-            True, False, "", "Hugo", Number(70, "°F"), Number(-math.inf), Number(math.inf, "kW"),
+            True,
+            False,
+            "",
+            "Hugo",
+            Number(70, "°F"),
+            Number(-math.inf),
+            Number(math.inf, "kW"),
         ]
     )
 
@@ -153,7 +161,9 @@ def filters(records: Sequence[Mapping[str, Any]], extra_names: Sequence[str] = (
 
     return st.recursive(
         atom(),
-        lambda inner: st.builds(lambda ops: And(tuple(ops)), st.lists(inner, min_size=2, max_size=3))
+        lambda inner: st.builds(
+            lambda ops: And(tuple(ops)), st.lists(inner, min_size=2, max_size=3)
+        )
         | st.builds(lambda ops: Or(tuple(ops)), st.lists(inner, min_size=2, max_size=3)),
         max_leaves=6,
     )
@@ -192,10 +202,10 @@ BUILDING_FILTERS = (
     'unit == "°F" and kind == "Number" and his',
     "custom->lengthX",
     "equipRef->siteRef->area > 10000ft²",
-    "equipRef->siteRef->tz != \"New_York\"",
+    'equipRef->siteRef->tz != "New_York"',
     "siteRef->geoCoord",
     "equipRef->equipRef->ahu",
-    "dis < \"B\" and point",
+    'dis < "B" and point',
     "not equipRef->siteRef->site",
 )
 
@@ -221,7 +231,12 @@ def _unambiguous(value: dt.datetime) -> bool:
     return value.replace(fold=0).utcoffset() == value.replace(fold=1).utcoffset()
 
 
-texts = st.text(alphabet=st.sampled_from(["a", "b", "\x00", "\x01", "\x02", "é", "Z", "\\", '"', "\U0001f600", " "]), max_size=5)
+texts = st.text(
+    alphabet=st.sampled_from(
+        ["a", "b", "\x00", "\x01", "\x02", "é", "Z", "\\", '"', "\U0001f600", " "]
+    ),
+    max_size=5,
+)
 numbers = st.builds(
     lambda v, u: Number(v, None if math.isnan(v) else u),
     st.one_of(

@@ -196,15 +196,11 @@ class PgStore:
             "CREATE TEMP TABLE IF NOT EXISTS haystack_stage_entities"
             " (ord bigserial, id text, tags jsonb) ON COMMIT DELETE ROWS"
         )
-        async with conn.cursor().copy(
-            "COPY haystack_stage_entities (id, tags) FROM STDIN"
-        ) as copy:
+        async with conn.cursor().copy("COPY haystack_stage_entities (id, tags) FROM STDIN") as copy:
             for item in batch.items():
                 await copy.write_row(item)
         src = sql.SQL("haystack_stage_entities u")
-        await conn.execute(
-            self._sql_upsert.format(e=self._entities, s=self._seq, src=src)
-        )
+        await conn.execute(self._sql_upsert.format(e=self._entities, s=self._seq, src=src))
 
     async def update_entity(self, id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
         """Merge ``changes`` into an entity in one statement; ``Remove`` (or ``None``)
