@@ -24,9 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from projecthaystack.auth import (
-    HandshakeTable,
     ScramCredentials,
-    ScramServerExchange,
     ServerAuth,
     parse_auth_header,
     parse_bearer,
@@ -86,7 +84,7 @@ class ServerState:
     users: dict[str, ScramCredentials]
     records: list[dict[str, Any]] = field(default_factory=building)
     tokens: dict[str, str] = field(default_factory=dict)
-    handshakes: HandshakeTable[Any] = field(default_factory=HandshakeTable)
+    used_handshakes: set[str] = field(default_factory=set)
     history: dict[str, list[tuple[dt.datetime, Any]]] = field(default_factory=dict)
     priority: dict[str, dict[int, Any]] = field(default_factory=dict)
     watches: dict[str, set[str]] = field(default_factory=dict)
@@ -133,25 +131,19 @@ def make_app(state: ServerState) -> Starlette:
         if not header:
             return Response(status_code=401, headers={"WWW-Authenticate": "HELLO"})
         parsed = parse_auth_header(header)
-        client = request.client.host if request.client else "?"
         try:
             if parsed.scheme == "HELLO":
                 reply = auth.hello(parsed)
             elif parsed.scheme == "SCRAM":
-                kept = state.handshakes.pop(parsed.get("handshakeToken") or "")
-                if kept is None:
-                    return Response(status_code=403)
-                exchange = kept if isinstance(kept, ScramServerExchange) else None
-                hello_user = kept if isinstance(kept, str) else None
-                reply = auth.scram(parsed, exchange, hello_user)
+                reply = auth.scram(parsed)  # the handshake's state is in its token
             else:
                 return Response(status_code=401, headers={"WWW-Authenticate": "HELLO"})
         except HaystackError:
             return Response(status_code=403)
-        if reply.handshake_token is not None:
-            state.handshakes.put(
-                reply.handshake_token, reply.state or reply.hello_user, client=client
-            )
+        if reply.replay_key is not None:
+            if reply.replay_key in state.used_handshakes:
+                return Response(status_code=403)  # one handshake, one login
+            state.used_handshakes.add(reply.replay_key)
         headers = dict(reply.headers)
         if reply.username is not None:
             new = f"tok{len(state.tokens)}x{time.monotonic_ns()}"

@@ -54,6 +54,7 @@ def test_public_names_are_pinned():
             "codec_for_name",
             "csv",
             "json",
+            "negotiate",
             "trio",
             "zinc",
         ]
@@ -262,3 +263,26 @@ def test_codecs_round_trip_through_bytes():
     assert codec_for_name("zinc").content_type == "text/zinc; charset=utf-8"
     with pytest.raises(UnknownFormatError):
         codec_for_name("xml")
+
+
+@pytest.mark.parametrize(
+    ("accept", "name"),
+    [
+        (None, "zinc"),
+        ("", "zinc"),
+        ("*/*", "zinc"),
+        ("application/json, text/zinc;q=0.5", "json"),
+        ("text/zinc;q=0.5, application/json", "json"),
+        ("text/html, */*;q=0.1", "zinc"),
+        ("text/csv;q=0.2, application/vnd.haystack+json;version=3;q=0.9", "json3"),
+        ("text/trio;q=oops, text/csv", "csv"),
+    ],
+)
+def test_negotiate_follows_q_then_order(accept: str | None, name: str) -> None:
+    assert codecs.negotiate(accept).name == name
+
+
+@pytest.mark.parametrize("accept", ["text/html, image/*", "text/zinc;q=0", "x" * 10_000])
+def test_negotiate_refuses_what_no_codec_writes(accept: str) -> None:
+    with pytest.raises(codecs.UnknownFormatError, match="none of the accepted types"):
+        codecs.negotiate(accept)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 
 from projecthaystack.client import CallError, Client
+from projecthaystack.codecs import codec_for_mime, zinc
 from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
 from projecthaystack.server import ServerConfig, ServerLimits
+from projecthaystack.server import __version__ as server_version
 
-from .conftest import Live
+from .conftest import Clock, Live
 
 NY = tz_from_name("New_York")
 CHI = tz_from_name("Chicago")
@@ -31,6 +32,15 @@ def test_about(live: Live) -> None:
     assert about["haystackVersion"] == "4.0"
     assert about["whoami"] == "viewer" and about["userRole"] == "viewer"
     assert isinstance(about["serverTime"], dt.datetime)
+    # The Ops chapter's columns, every one of them filled in.
+    spec_cols = {
+        "haystackVersion", "tz", "serverName", "serverTime", "serverBootTime",
+        "productName", "productUri", "productVersion", "vendorName", "vendorUri",
+        "moduleName", "moduleVersion",
+    }  # fmt: skip
+    assert spec_cols <= set(about.keys())
+    assert about["productVersion"] == about["moduleVersion"] == server_version
+    assert about["moduleName"] == "projecthaystack.server"
 
 
 def test_read_by_filter_and_limit(live: Live) -> None:
@@ -157,6 +167,42 @@ def test_his_read_bad_ranges(op: Client, range_text: str, message: str) -> None:
         op.call("hisRead", Grid.from_rows([{"id": Ref("t1"), "range": range_text}]))
 
 
+@pytest.mark.parametrize(
+    "range_text",
+    [
+        "9999-12-31",
+        "9999-12-30,9999-12-31",
+        "0001-01-01T00:00:00Z UTC",
+        "0001-01-01T00:00:00+09:00 Tokyo",
+        "9999-12-31T23:00:00-10:00 Honolulu",
+        "0001-01-01T00:00:00Z UTC,9999-12-31T23:59:59Z UTC",
+    ],
+)
+@pytest.mark.parametrize("accept", ["text/zinc", "application/json"])
+def test_his_read_at_the_calendar_edges_is_a_clear_error(
+    live: Live, range_text: str, accept: str
+) -> None:
+    single = Grid.from_rows([{"id": Ref("t1"), "range": range_text}])
+    batch = Grid(["id"], [{"id": Ref("t1")}, {"id": Ref("t2")}], {"range": range_text})
+    with live.http("op") as http:
+        for req in (single, batch):
+            resp = http.post(
+                "hisRead",
+                content=zinc.encode_grid(req).encode(),
+                headers={"Content-Type": "text/zinc", "Accept": accept},
+            )
+            assert resp.status_code == 200
+            err = codec_for_mime(accept).decode(resp.content)
+            assert err.is_error
+            assert "outside the dates the server can represent" in err.meta["dis"]
+
+
+@pytest.mark.parametrize("range_text", ["0001-01-01", "0001-01-01,0001-01-02"])
+def test_his_read_of_the_first_days_is_empty(op: Client, range_text: str) -> None:
+    grid = op.call("hisRead", Grid.from_rows([{"id": Ref("t1"), "range": range_text}]))
+    assert len(grid) == 0 and grid.meta["hisStart"].year == 1
+
+
 def test_his_read_needs_a_his_point(op: Client) -> None:
     with pytest.raises(CallError, match="not a 'his'"):
         op.his_read(Ref("s1"), "today")
@@ -251,12 +297,14 @@ def test_point_write_priority_array(live: Live, op: Client) -> None:
     assert "writeVal" not in point and "writeLevel" not in point
 
 
-def test_point_write_duration_expires(op: Client) -> None:
+def test_point_write_duration_expires(make_live, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    op = make_live(ServerConfig(clock=clock)).client("op")
     op.point_write(Ref("sp1"), 8, Number(65, "°F"), duration=Number(1, "s"))
     assert op.read_ids([Ref("sp1")])[0]["writeVal"] == Number(65, "°F")
-    time.sleep(1.2)
+    clock.advance(1.2)
     levels = op.point_write_array(Ref("sp1"))
     assert all(r.get("val") is None for r in levels)
+    assert "writeVal" not in op.read_ids([Ref("sp1")])[0]  # the look expired it
 
 
 @pytest.mark.parametrize(
@@ -304,12 +352,12 @@ def test_watch_lifecycle(live: Live, op: Client) -> None:
         op.watch_poll(wid)
 
 
-def test_watch_lease_is_clamped_and_expires(make_live) -> None:  # type: ignore[no-untyped-def]
-    live = make_live(ServerConfig(min_watch_lease=dt.timedelta(seconds=1)))
+def test_watch_lease_is_clamped_and_expires(make_live, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(min_watch_lease=dt.timedelta(seconds=1), clock=clock))
     c = live.client("op")
     sub = c.watch_sub([Ref("t1")], lease=Number(1, "ms"))
     assert sub.meta["lease"] == Number(1, "s")
-    time.sleep(1.3)
+    clock.advance(1.3)
     with pytest.raises(CallError, match="expired"):
         c.watch_poll(sub.meta["watchId"])
 
@@ -322,7 +370,8 @@ def test_watches_are_private_and_capped(make_live) -> None:  # type: ignore[no-u
     with pytest.raises(CallError, match="already 2 watches"):
         op.watch_sub([Ref("t1")])
     with pytest.raises(CallError, match="at most 3"):
-        op.watch_sub([Ref("t1"), Ref("t2"), Ref("sp1")], watch_id=wid)
+        op.watch_sub([Ref("t2"), Ref("sp1"), Ref("run")], watch_id=wid)  # 4 with t1
+    op.watch_sub([Ref("t1"), Ref("t2"), Ref("sp1")], watch_id=wid)  # 3 distinct: fits
     live.client("admin").watch_poll(wid)  # admins may look at any watch
     import anyio
 
@@ -330,7 +379,7 @@ def test_watches_are_private_and_capped(make_live) -> None:  # type: ignore[no-u
     from projecthaystack.server import Role, User
 
     anyio.run(
-        live.store.put_user,
+        live.store.create_user,
         User("op2", Role.OPERATOR, ScramCredentials.derive("operator2-password", iterations=4096)),
     )
     other = live.client("op2", "operator2-password")

@@ -16,7 +16,6 @@ from ._errors import AuthError as AuthError
 from ._errors import AuthProtocolError as AuthProtocolError
 from ._errors import ServerSignatureError as ServerSignatureError
 from ._errors import UnsupportedMechanism as UnsupportedMechanism
-from ._handshakes import HandshakeTable as HandshakeTable
 from ._http import AuthHeader as AuthHeader
 from ._http import ClientHandshake as ClientHandshake
 from ._http import ServerAuth as ServerAuth
@@ -49,7 +48,6 @@ __all__ = [
     "AuthenticationFailed",
     "CertIdentity",
     "ClientHandshake",
-    "HandshakeTable",
     "ScramClient",
     "ScramCredentials",
     "ScramServerExchange",

@@ -27,6 +27,7 @@ from ._registry import Codec as Codec
 from ._registry import UnknownFormatError as UnknownFormatError
 from ._registry import codec_for_mime as codec_for_mime
 from ._registry import codec_for_name as codec_for_name
+from ._registry import negotiate as negotiate
 
 __all__ = [
     "CODECS",
@@ -38,10 +39,18 @@ __all__ = [
     "codec_for_name",
     "csv",
     "json",
+    "negotiate",
     "trio",
     "zinc",
 ]
 
-for _name in ("Codec", "Limits", "UnknownFormatError", "codec_for_mime", "codec_for_name"):
+for _name in (
+    "Codec",
+    "Limits",
+    "UnknownFormatError",
+    "codec_for_mime",
+    "codec_for_name",
+    "negotiate",
+):
     globals()[_name].__module__ = __name__
 del _name
