@@ -21,9 +21,9 @@ without ``_kind`` a Dict.  Each node of the grammar becomes SQL that holds exact
   entities the suffix matches from, so the query planner joins by hashing ids
   (``equipRef->siteRef->geoCity == "Hugo"`` costs two scans, not a lookup per row).
 
-Spec names (``ahu``, ``ph::Meter``) need a def namespace, which lives in Python: the SQL
-then answers a superset (the rest of an ``and``), and the store tests the candidates
-with the whole filter in Python.
+Spec names (``Meter``, ``ph::Meter``) never reach a store: the server rewrites them into
+tags first, and a spec name here raises :class:`~projecthaystack.filter.FilterError`.
+So nothing of a filter is left to test in Python.
 
 Casts that could fail on a value of another kind (``::float8``, ``::timestamptz``,
 ``::boolean``) sit inside ``CASE`` branches, because PostgreSQL does not promise to
@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from psycopg import sql
 
-from projecthaystack.filter import And, Cmp, Filter, Has, IsSpec, Missing, Or, Path
+from projecthaystack.filter import And, Cmp, Filter, FilterError, Has, IsSpec, Missing, Or
 from projecthaystack.kinds import Number, Ref, Symbol, Uri
 
 from ._jsonb import encode_value, escape
@@ -59,14 +59,11 @@ _OPS: Final = {
 @dataclass
 class CompiledFilter:
     """A filter as SQL: ``where`` is a boolean over the entity alias ``e`` (columns
-    ``e.id``, ``e.tags``), after the ``ctes``; ``params`` fill its named placeholders.
-    ``exact`` is false when ``where`` is only a superset (spec names) and the
-    candidates must be tested in Python."""
+    ``e.id``, ``e.tags``), after the ``ctes``; ``params`` fill its named placeholders."""
 
     where: sql.Composable
     ctes: list[sql.Composable] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
-    exact: bool = True
 
     def with_clause(self) -> sql.Composable:
         """``WITH ...`` for the CTEs, or nothing."""
@@ -82,7 +79,6 @@ class _Compiler:
         self.ctes: list[sql.Composable] = []
         self.cte_names: dict[tuple[Filter, int], sql.Identifier] = {}
         self.aliases = 0
-        self.exact = True
 
     # -- helpers ---------------------------------------------------------------------
     def param(self, value: Any, cast: str | None = None) -> sql.Composable:
@@ -105,8 +101,8 @@ class _Compiler:
         return sql.SQL("({} ? {})").format(x, self.param(name))
 
     # -- the grammar -------------------------------------------------------------------
-    def node(self, node: Filter, top: bool) -> sql.Composable | None:
-        """SQL true exactly where ``node`` holds, or ``None`` when SQL cannot tell."""
+    def node(self, node: Filter, top: bool) -> sql.Composable:
+        """SQL true exactly where ``node`` holds."""
         x = sql.SQL("e.tags")
         if type(node) is Has:
             return self.path(x, node, 0, top)
@@ -117,23 +113,14 @@ class _Compiler:
             return sql.SQL("(NOT {})").format(found)
         if type(node) is Cmp:
             return self.path(x, node, 0, top)
-        if type(node) is And:
-            parts = [self.node(op, top) for op in node.operands]
-            known = [p for p in parts if p is not None]
-            if len(known) < len(parts):
-                self.exact = False
-            if not known:
-                return None
-            return sql.SQL("({})").format(sql.SQL(" AND ").join(known))
-        if type(node) is Or:
-            ors = [self.node(op, top) for op in node.operands]
-            if any(p is None for p in ors):
-                self.exact = False
-                return None
-            return sql.SQL("({})").format(sql.SQL(" OR ").join([p for p in ors if p is not None]))
+        if type(node) is And or type(node) is Or:
+            joiner = sql.SQL(" AND " if type(node) is And else " OR ")
+            return sql.SQL("({})").format(joiner.join([self.node(op, top) for op in node.operands]))
         if type(node) is IsSpec:
-            self.exact = False
-            return None
+            raise FilterError(
+                f"spec name {str(node)!r} in a store query: the server rewrites spec names"
+                " into tags before a store sees the filter"
+            )
         raise TypeError(f"not a filter node: {node!r}")
 
     def path(
@@ -261,16 +248,9 @@ def compile_sql(flt: Filter, entities: sql.Composable) -> CompiledFilter:
     >>> from psycopg import sql
     >>> from projecthaystack.filter import parse
     >>> c = compile_sql(parse("point and curVal > 70°F"), sql.Identifier("entities"))
-    >>> c.exact, sorted(c.params)
-    (True, ['p0', 'p1', 'p2', 'p3'])
+    >>> sorted(c.params)
+    ['p0', 'p1', 'p2', 'p3']
     """
     comp = _Compiler(entities)
     where = comp.node(flt, True)
-    return CompiledFilter(
-        sql.SQL("true") if where is None else where, comp.ctes, comp.params, comp.exact
-    )
-
-
-def paths_of(flt: Filter) -> list[Path]:
-    """The multi-name paths of ``flt`` (those a Python test needs a resolver for)."""
-    return [p for p in flt.paths() if len(p.names) > 1]
+    return CompiledFilter(where, comp.ctes, comp.params)

@@ -19,7 +19,15 @@ from projecthaystack.codecs import Limits
 from projecthaystack.codecs import json as hjson
 from projecthaystack.kinds import EncodeError, FrozenDict
 
-__all__ = ["MAX_DEPTH", "decode_many", "decode_tags", "encode_tags", "encode_value", "escape"]
+__all__ = [
+    "MAX_DEPTH",
+    "decode_many",
+    "decode_tags",
+    "decode_value",
+    "encode_tags",
+    "encode_value",
+    "escape",
+]
 
 MAX_DEPTH: Final = 64
 """The deepest nesting of lists, dicts and grids an entity may have (as the codecs'
@@ -98,6 +106,11 @@ def decode_tags(text: str) -> FrozenDict:
     if type(out) is not FrozenDict:  # pragma: no cover - the table holds objects only
         raise EncodeError("stored entity is not a dict")
     return out
+
+
+def decode_value(text: str) -> Any:
+    """One value kept as JSONB text (a history sample of no column of its own)."""
+    return hjson.decode_value(_unescape_json(text), limits=_LIMITS)
 
 
 def decode_many(text: str) -> list[Any]:

@@ -4,21 +4,61 @@ Every store lives in its own PostgreSQL schema (``haystack`` unless told otherwi
 ``schema_version`` records each migration applied; :func:`migrate` applies the missing
 ones in order, in one transaction, under an advisory lock so that workers opening the
 same store at once do not race.  A store written by a newer version of this package is
-refused rather than guessed at.
+refused (:class:`~projecthaystack.server.SchemaError`) rather than guessed at.
+
+The layout (see the package README for sizes):
+
+=================  =====================================================================
+table              what
+=================  =====================================================================
+``meta``           ``epoch`` (a random name of this store, in every feed cursor),
+                   ``feed_floor`` (the feed position trimmed up to), ``history``
+                   (``partitions`` or ``timescaledb``)
+``entities``       one row per entity: ``id``, ``seq`` (first put, the query order),
+                   ``tags`` (JSONB, Haystack JSON v4; GIN index)
+``changes``        the change feed: ``seq`` (from ``change_seq``), ``id``
+``his_points``     one row per point with history: ``pid`` (a small integer the samples
+                   carry), ``unit`` (its Numbers' unit, kept once), ``kinds`` (which
+                   sample tables hold its samples, a bit each)
+``his_num``        ``(pid, ts, val float8)``; ``his_bool`` (``val bool``), ``his_str``
+                   (``val text``), ``his_any`` (``val jsonb``: other kinds, Numbers in
+                   another unit, Strs with NUL): each partitioned by month of ``ts``,
+                   primary key ``(pid, ts)``
+``priority``       ``id``, ``levels`` (``storeforms.encode_levels``)
+``watches``        ``id``, ``owner``, ``dis``, ``lease``, ``expires``, ``cursor``
+                   (feed position of the last poll), ``size``
+``watch_ids``      ``(watch, id)`` with ``since`` (feed position when added)
+``users``          ``username``, ``data`` (``storeforms.encode_user``)
+``sessions``       ``token_hash``, ``username``, ``expires``
+``claims``         completed handshakes: ``key``, ``expires``
+``attempts``       login attempts: ``key``, ``at``
+=================  =====================================================================
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
 
-from ._errors import SchemaError
+from projecthaystack.server import SchemaError
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "Names", "migrate", "schema_version"]
+__all__ = [
+    "HIS_TABLES",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "Migration",
+    "Names",
+    "migrate",
+    "schema_version",
+]
+
+HIS_TABLES: Final = (("his_num", "float8"), ("his_bool", "boolean"), ("his_str", "text"))
+HIS_ANY: Final = "his_any"
 
 
 class Names:
@@ -34,38 +74,123 @@ class Names:
 
 @dataclass(frozen=True)
 class Migration:
-    """One step of the schema: its number, what it does, and its statements."""
+    """One step of the schema: its number, what it does, and its statements (which
+    may depend on the database, hence the connection)."""
 
     version: int
     description: str
-    statements: Callable[[Names], Sequence[sql.Composed]]
+    statements: Callable[[Names, bool], Sequence[sql.Composed]]
 
 
-def _v1(n: Names) -> list[sql.Composed]:
-    # seq orders entities as first inserted; version (from the same sequence) changes
-    # on every write, which watches compare.
+def _v1(n: Names, timescale: bool) -> list[sql.Composed]:
     return [
+        sql.SQL("CREATE TABLE {} (key text PRIMARY KEY, value text NOT NULL)").format(n("meta")),
+        sql.SQL("INSERT INTO {} VALUES ('epoch', {}), ('feed_floor', '0')").format(
+            n("meta"), sql.Literal(secrets.token_hex(8))
+        ),
         sql.SQL("CREATE SEQUENCE {} AS bigint").format(n("entity_seq")),
         sql.SQL(
-            "CREATE TABLE {} ("
-            " id text PRIMARY KEY,"
-            " seq bigint NOT NULL,"
-            " version bigint NOT NULL,"
-            " tags jsonb NOT NULL)"
+            "CREATE TABLE {} (id text PRIMARY KEY, seq bigint NOT NULL, tags jsonb NOT NULL)"
         ).format(n("entities")),
         # jsonb_ops (not jsonb_path_ops): it answers both `?` (has) and `@>` (==).
         sql.SQL("CREATE INDEX entities_tags ON {} USING gin (tags)").format(n("entities")),
         sql.SQL("CREATE INDEX entities_seq ON {} (seq)").format(n("entities")),
+        sql.SQL("CREATE SEQUENCE {} AS bigint").format(n("change_seq")),
+        sql.SQL("CREATE TABLE {} (seq bigint PRIMARY KEY, id text NOT NULL)").format(n("changes")),
+    ]
+
+
+def _v2(n: Names, timescale: bool) -> list[sql.Composed]:
+    out = [
+        sql.SQL(
+            "CREATE TABLE {} ("
+            " id text PRIMARY KEY,"
+            " pid integer GENERATED ALWAYS AS IDENTITY UNIQUE,"
+            " unit text,"
+            " kinds smallint NOT NULL DEFAULT 0)"
+        ).format(n("his_points")),
+        sql.SQL("INSERT INTO {} VALUES ('history', {})").format(
+            n("meta"), sql.Literal("timescaledb" if timescale else "partitions")
+        ),
+    ]
+    for table, kind in (*HIS_TABLES, (HIS_ANY, "jsonb")):
+        # Columns in this order pack a row into 24 bytes of data (ts, val, pid) for
+        # numbers; the primary key's index also serves every range read.
+        out.append(
+            sql.SQL(
+                "CREATE TABLE {} (ts timestamptz NOT NULL, val {} NOT NULL, pid integer NOT NULL,"
+                " PRIMARY KEY (pid, ts) WITH (fillfactor = 100)){}"
+            ).format(
+                n(table),
+                sql.SQL(kind),
+                sql.SQL("") if timescale else sql.SQL(" PARTITION BY RANGE (ts)"),
+            )
+        )
+        if timescale:
+            from ._timescale import hypertable
+
+            out.append(hypertable(n, table))
+    return out
+
+
+def _v3(n: Names, timescale: bool) -> list[sql.Composed]:
+    return [
+        sql.SQL("CREATE TABLE {} (id text PRIMARY KEY, levels text NOT NULL)").format(
+            n("priority")
+        ),
+        sql.SQL(
+            "CREATE TABLE {} ("
+            " id text PRIMARY KEY,"
+            " owner text NOT NULL,"
+            " dis text NOT NULL,"
+            " lease interval NOT NULL,"
+            " expires timestamptz NOT NULL,"
+            " cursor bigint NOT NULL,"
+            " size integer NOT NULL DEFAULT 0)"
+        ).format(n("watches")),
+        sql.SQL("CREATE INDEX watches_owner ON {} (owner, expires)").format(n("watches")),
+        sql.SQL(
+            "CREATE TABLE {} ("
+            " watch text NOT NULL REFERENCES {} ON DELETE CASCADE,"
+            " id text NOT NULL,"
+            " since bigint NOT NULL,"
+            " PRIMARY KEY (watch, id))"
+        ).format(n("watch_ids"), n("watches")),
+        sql.SQL("CREATE TABLE {} (username text PRIMARY KEY, data text NOT NULL)").format(
+            n("users")
+        ),
+        sql.SQL(
+            "CREATE TABLE {} ("
+            " token_hash text PRIMARY KEY,"
+            " username text NOT NULL,"
+            " expires timestamptz NOT NULL)"
+        ).format(n("sessions")),
+        sql.SQL("CREATE INDEX sessions_user ON {} (username)").format(n("sessions")),
+        sql.SQL("CREATE INDEX sessions_expires ON {} (expires)").format(n("sessions")),
+        sql.SQL("CREATE TABLE {} (key text PRIMARY KEY, expires timestamptz NOT NULL)").format(
+            n("claims")
+        ),
+        sql.SQL(
+            "CREATE TABLE {} ("
+            " n bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " key text NOT NULL,"
+            " at timestamptz NOT NULL)"
+        ).format(n("attempts")),
+        sql.SQL("CREATE INDEX attempts_key ON {} (key, at)").format(n("attempts")),
     ]
 
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(1, "entities: JSONB tags, GIN index, insertion order", _v1),
+    Migration(1, "entities (JSONB tags, GIN index, first-put order) and the change feed", _v1),
+    Migration(2, "history: typed sample tables partitioned by month, points with units", _v2),
+    Migration(3, "priority arrays, watches, users, sessions, handshake claims, attempts", _v3),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 
+Conn = psycopg.AsyncConnection[Any]
 
-async def schema_version(conn: psycopg.AsyncConnection[tuple[object, ...]], names: Names) -> int:
+
+async def schema_version(conn: Conn, names: Names) -> int:
     """The version of the store's schema, 0 when it has none yet."""
     cur = await conn.execute(
         "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = %s",
@@ -77,23 +202,30 @@ async def schema_version(conn: psycopg.AsyncConnection[tuple[object, ...]], name
         sql.SQL("SELECT coalesce(max(version), 0) FROM {}").format(names("schema_version"))
     )
     row = await cur.fetchone()
-    return int(row[0]) if row is not None else 0  # type: ignore[call-overload]
+    return int(row[0]) if row is not None else 0
+
+
+async def _has_timescale(conn: Conn) -> bool:
+    cur = await conn.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'timescaledb'")
+    return await cur.fetchone() is not None
 
 
 async def migrate(
-    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    conn: Conn,
     names: Names,
     *,
     upto: int = LATEST_VERSION,
-    migrations: Sequence[Migration] = MIGRATIONS,
+    timescale: bool | None = None,
 ) -> tuple[int, int]:
     """Bring the store's schema up to version ``upto``; ``(before, after)``.
 
     Runs in one transaction on ``conn``: either every missing migration is applied or
-    none is.  Raises :class:`SchemaError` when the store is newer than this package.
+    none is.  Raises :class:`~projecthaystack.server.SchemaError` when the store is
+    newer than this package.  History uses TimescaleDB hypertables when the extension
+    is installed in the database (``timescale=None`` looks), else native partitions.
     """
     async with conn.transaction():
-        # One opener at a time per schema; others wait, then find nothing to do.
+        # One opener at a time per schema; the others wait, then find nothing to do.
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7414))", [names.schema]
         )
@@ -112,9 +244,11 @@ async def migrate(
                 f"the store in schema {names.schema!r} has schema version {before}, newer than"
                 f" this haystack-store-pg knows ({LATEST_VERSION}): upgrade the package"
             )
-        for step in migrations:
+        if timescale is None:
+            timescale = await _has_timescale(conn)
+        for step in MIGRATIONS:
             if before < step.version <= upto:
-                for statement in step.statements(names):
+                for statement in step.statements(names, timescale):
                     await conn.execute(statement)
                 await conn.execute(
                     sql.SQL("INSERT INTO {} (version, description) VALUES (%s, %s)").format(
@@ -122,5 +256,4 @@ async def migrate(
                     ),
                     [step.version, step.description],
                 )
-        after = max(before, min(upto, LATEST_VERSION))
-    return before, after
+    return before, max(before, min(upto, LATEST_VERSION))
