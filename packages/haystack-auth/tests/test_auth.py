@@ -650,6 +650,32 @@ def test_a_final_message_for_another_handshake_token_is_refused():
     assert server.request(swapped)[0] == 403
 
 
+@pytest.mark.parametrize("hash_name", ["SHA-256", "SHA-512"])
+def test_a_padding_client_always_shows_it_in_its_final_message(hash_name):
+    # rusty-haystack pads its base64 and refuses an unpadded server-final; the server
+    # sizes its nonce so that the client-final message is never a multiple of 3 long,
+    # whatever the client nonce, so the padding shows and is answered in kind.
+    users = {"user": ScramCredentials.derive("pencil", hash=hash_name, iterations=4096)}
+    server = _Server(users, hash=hash_name)
+    for length in range(10, 40):
+        _, headers = server.request("HELLO username=" + b64url_encode("user"))
+        token = parse_auth_header(headers["WWW-Authenticate"]).get("handshakeToken")
+        client = ScramClient("user", "pencil", hash=hash_name, nonce="n" * length)
+        first = base64.urlsafe_b64encode(client.client_first().encode()).decode()
+        _, headers = server.request(f"SCRAM handshakeToken={token}, data={first}")
+        server_first = b64url_decode(
+            parse_auth_header(headers["WWW-Authenticate"]).get("data") or ""
+        )
+        final = client.client_final(server_first.decode(), hash=hash_name)
+        assert len(final) % 3, length
+        data = base64.urlsafe_b64encode(final.encode()).decode()
+        status, headers = server.request(f"SCRAM handshakeToken={token}, data={data}")
+        answer = parse_auth_header(headers["Authentication-Info"]).get("data") or ""
+        # Padded (a SHA-512 server-final of 90 bytes needs no '=' to be whole).
+        assert status == 200 and len(answer) % 4 == 0
+        assert answer.endswith("=") == (hash_name == "SHA-256")
+
+
 def test_hello_costs_the_server_nothing_it_keeps():
     server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
     for i in range(200):

@@ -32,15 +32,29 @@ _VERSION: Final = 1
 _HEAD: Final = struct.Struct(">BI12s")  # version, expiry (Unix seconds), random id
 _MAC_BYTES: Final = 16
 _MAX_NAME: Final = 1024  # bytes of a user name carried in a token
-_NONCE_RANDOM: Final = 16  # characters of the random part of a server nonce
+_NONCE_RANDOM: Final = 16  # characters of the random part of a server nonce, at least
 _NONCE_TAG: Final = 20  # characters of its tag
-SERVER_NONCE_LEN: Final = 1 + _NONCE_RANDOM + _NONCE_TAG
-"""Characters of every server nonce: a form flag, a random part, a tag."""
 
-# The flag says how to rebuild the client-first message: its gs2 header and whether
-# the user name in it was SASLprepped (as most clients send it) or sent as in the HELLO.
-FLAGS: Final = {("n,,", True): "a", ("n,,", False): "b", ("y,,", True): "c", ("y,,", False): "d"}
+# The flag says how to rebuild the client-first message (its gs2 header, and whether
+# the user name in it was SASLprepped, as most clients send it, or sent as in the
+# HELLO) and how many characters the random part has beyond 16 (0 to 2; see
+# ``final_length_extra``).
+FLAGS: Final = {
+    (gs2, prepped, extra): "abcdefghijkl"[i]
+    for i, (gs2, prepped, extra) in enumerate(
+        (g, p, e) for g in ("n,,", "y,,") for p in (True, False) for e in range(3)
+    )
+}
 FORMS: Final = {flag: form for form, flag in FLAGS.items()}
+
+
+def final_length_extra(client_nonce: str, proof_bytes: int) -> int:
+    """The extra length (0 to 2) of the random part of the server nonce that makes the
+    client-final message's length no multiple of 3, so that a client that pads its
+    base64 (rusty-haystack, which wants padding back) shows it in that message."""
+    proof = 4 * -(-proof_bytes // 3)  # standard base64 with padding
+    base = len("c=biws,r=") + len(client_nonce) + 1 + _NONCE_RANDOM + _NONCE_TAG + len(",p=")
+    return next(e for e in range(3) if (base + e + proof) % 3)
 
 
 def _key(secret: bytes, purpose: bytes) -> bytes:
@@ -105,17 +119,19 @@ class HandshakeSealer:
 
     def server_nonce(self, token: HandshakeToken, client_nonce: str, flag: str) -> str:
         """The server's part of a SCRAM nonce, bound to ``token`` and the client nonce."""
-        random = secrets.token_urlsafe(12)[:_NONCE_RANDOM]
+        random = secrets.token_urlsafe(15)[: _NONCE_RANDOM + FORMS[flag][2]]
         return flag + random + self._tag(token, client_nonce, flag, random)
 
     def check_nonce(self, token: HandshakeToken, combined: str) -> tuple[str, str]:
         """``(client nonce, flag)`` of a combined nonce this server made for ``token``;
         :class:`AuthenticationFailed` otherwise."""
-        client_nonce, server = combined[:-SERVER_NONCE_LEN], combined[-SERVER_NONCE_LEN:]
-        flag, random, tag = server[0:1], server[1 : 1 + _NONCE_RANDOM], server[1 + _NONCE_RANDOM :]
-        if not client_nonce or flag not in FORMS or len(random) != _NONCE_RANDOM:
-            raise AuthenticationFailed("nonce mismatch")
-        good = self._tag(token, client_nonce, flag, random)
-        if not hmac.compare_digest(tag.encode(), good.encode()):
-            raise AuthenticationFailed("nonce mismatch")
-        return client_nonce, flag
+        for extra in range(3):
+            size = 1 + _NONCE_RANDOM + extra + _NONCE_TAG
+            client_nonce, server = combined[:-size], combined[-size:]
+            flag, random, tag = server[0:1], server[1:-_NONCE_TAG], server[-_NONCE_TAG:]
+            if not client_nonce or len(server) != size or FORMS.get(flag, (0, 0, -1))[2] != extra:
+                continue
+            good = self._tag(token, client_nonce, flag, random)
+            if hmac.compare_digest(tag.encode(), good.encode()):
+                return client_nonce, flag
+        raise AuthenticationFailed("nonce mismatch")

@@ -8,6 +8,7 @@ case, a bare bearer token, quoted parameters), without weakening any check.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +22,7 @@ from ._errors import (
     ServerSignatureError,
     UnsupportedMechanism,
 )
-from ._handshakes import FLAGS, FORMS, HandshakeSealer, HandshakeToken
+from ._handshakes import FLAGS, FORMS, HandshakeSealer, HandshakeToken, final_length_extra
 from ._saslprep import saslprep
 from ._scram import (
     HASHES,
@@ -407,14 +408,15 @@ class ServerAuth:
             raise AuthProtocolError("the SCRAM user differs from the HELLO user")
         # The state of the exchange is rebuilt from the final message, so the
         # client-first message must be one that can be rebuilt: n=<name>,r=<nonce>.
+        creds = self._credentials(username)
+        extra = final_length_extra(client_nonce, hashlib.new(HASHES[creds.hash]).digest_size)
         for prepped in (True, False):
             name = username if prepped else token.username
             if bare == f"n={_escape_name(name)},r={client_nonce}":
-                flag = FLAGS[(gs2, prepped)]
+                flag = FLAGS[(gs2, prepped, extra)]
                 break
         else:
             raise AuthProtocolError("SCRAM client-first message with extensions")
-        creds = self._credentials(username)
         nonce = self._sealer.server_nonce(token, client_nonce, flag)
         exchange = ScramServerExchange.start(client_first, creds, nonce=nonce)
         # The spec's example keeps the HELLO's token for the whole exchange, and clients
@@ -444,7 +446,7 @@ class ServerAuth:
             return self._server_first(data, token, pad=_pads(header))
         combined = _final_nonce(message)
         client_nonce, flag = self._sealer.check_nonce(token, combined)
-        gs2, prepped = FORMS[flag]
+        gs2, prepped, _ = FORMS[flag]
         username = saslprep(token.username)
         name = username if prepped else token.username
         creds = self._credentials(username)
