@@ -50,7 +50,9 @@ async def test_values_jsonb_refuses_round_trip(store: PgStore) -> None:
 @pytest.mark.anyio
 async def test_too_deep_is_refused_whole(store: PgStore) -> None:
     with pytest.raises(EncodeError, match="deep"):
-        await store.put_entities([{"id": Ref("ok")}, {"id": Ref("deep"), "v": nested(MAX_DEPTH + 1)}])
+        await store.put_entities(
+            [{"id": Ref("ok")}, {"id": Ref("deep"), "v": nested(MAX_DEPTH + 1)}]
+        )
     assert await store.count_entities() == 0
     await store.put_entities([{"id": Ref("ok")}])
     with pytest.raises(EncodeError, match="deep"):

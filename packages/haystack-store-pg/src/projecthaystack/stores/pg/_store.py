@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import random
 import secrets
 import time
@@ -853,10 +854,11 @@ class PgStore:
                         strict=True,
                     )
                 ]
-            if any(a >= b for a, b in zip(tss, tss[1:], strict=False)):
-                pairs = sorted(zip(tss, vals, strict=True), key=lambda pair: pair[0])
-                tss, vals = [t for t, _ in pairs], [v for _, v in pairs]
-            zoned = tss if tss[0].tzinfo is tz else [t.astimezone(tz) for t in tss]
+            times: list[dt.datetime] = tss
+            if any(a >= b for a, b in itertools.pairwise(times)):
+                pairs = sorted(zip(times, vals, strict=True), key=lambda pair: pair[0])
+                times, vals = [t for t, _ in pairs], [v for _, v in pairs]
+            zoned = times if times[0].tzinfo is tz else [t.astimezone(tz) for t in times]
             out[ord_ - 1] = (HisChunk(tuple(zoned), tuple(vals)),)
         return out
 
