@@ -184,10 +184,8 @@ def test_eight_concurrent_writers_lose_nothing(servers: Servers) -> None:
     def write(k: int) -> int:
         with Client(servers.urls[k % 2], ADMIN, PASSWORD) as client:
             for start in range(0, each, batch):
-                items = [
-                    (T0 + dt.timedelta(seconds=writers * i + k), Number(float(writers * i + k), "kWh"))
-                    for i in range(start, start + batch)
-                ]
+                slots = [writers * i + k for i in range(start, start + batch)]
+                items = [(T0 + dt.timedelta(seconds=n), Number(float(n), "kWh")) for n in slots]
                 client.his_write("shared", items)
         return k
 
