@@ -59,7 +59,14 @@ from projecthaystack.server.storeforms import (
 
 from ._errors import PgStoreError, StoreUnavailableError
 from ._filter import compile_sql
-from ._jsonb import decode_many, decode_tags, decode_value, encode_tags, encode_value
+from ._jsonb import (
+    decode_many,
+    decode_tags,
+    decode_value,
+    encode_many,
+    encode_tags,
+    encode_value,
+)
 from ._schema import HIS_ANY, LATEST_VERSION, Names, migrate
 
 __all__ = ["DEFAULT_SCHEMA", "FEED_SIZE", "PgStore", "open_store", "split_url"]
@@ -68,7 +75,6 @@ DEFAULT_SCHEMA: Final = "haystack"
 FEED_SIZE: Final = 100_000
 """Changes the feed keeps; a cursor older than that gets a reset."""
 _OUR_PARAMS: Final = ("schema", "pool_min", "pool_max", "pool_timeout")
-_SMALL_BATCH: Final = 64  # up to this many entities go in one INSERT; more through COPY
 _SWEEP_EVERY: Final = 60.0  # seconds between sweeps of expired rows, per store object
 _POLL_FALLBACK: Final = 1.0  # seconds between feed checks while LISTEN is down
 
@@ -343,44 +349,33 @@ class PgStore:
         return await self._call(run, read_only=True, tx=False)
 
     async def put_entities(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Insert or replace whole entities by id, all or none, in one transaction."""
-        batch: dict[str, str] = {}
+        """Insert or replace whole entities by id, all or none: one statement (the batch
+        travels as one JSON array, encoded in one call and parsed once by the server)
+        and the feed, in one transaction."""
+        batch: dict[str, Mapping[str, Any]] = {}
         for record in records:
-            batch[entity_id(record)] = encode_tags(record)
+            batch[entity_id(record)] = record
         if not batch:
             return
+        text = encode_many(batch.values())
 
         async def run(conn: Conn) -> None:
-            await self._upsert(conn, batch)
+            await conn.execute(
+                sql.SQL(
+                    "INSERT INTO {e} (id, seq, tags)"
+                    " SELECT id, n, tags FROM ("
+                    "  SELECT r.tags -> 'id' ->> 'val' AS id, r.tags, nextval({s}) AS n"
+                    "  FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY r(tags, ord)"
+                    "  ORDER BY r.ord) v"
+                    # Rows locked in id order: concurrent batches cannot deadlock.
+                    " ORDER BY id"
+                    " ON CONFLICT (id) DO UPDATE SET tags = EXCLUDED.tags"
+                ).format(e=self._entities, s=self._entity_seq),
+                [text],
+            )
             await self._record_changes(conn, list(batch))
 
         await self._call(run)
-
-    async def _upsert(self, conn: Conn, batch: Mapping[str, str]) -> None:
-        upsert = sql.SQL(
-            "INSERT INTO {e} (id, seq, tags)"
-            " SELECT id, n, tags FROM ("
-            "  SELECT id, tags, nextval({s}) AS n FROM ("
-            "   SELECT u.id, u.tags FROM {src} ORDER BY u.ord) o) v"
-            " ORDER BY id"  # rows locked in id order: concurrent batches cannot deadlock
-            " ON CONFLICT (id) DO UPDATE SET tags = EXCLUDED.tags"
-        )
-        if len(batch) <= _SMALL_BATCH:
-            src = sql.SQL("unnest(%s::text[], %s::jsonb[]) WITH ORDINALITY u(id, tags, ord)")
-            await conn.execute(
-                upsert.format(e=self._entities, s=self._entity_seq, src=src),
-                [list(batch), list(batch.values())],
-            )
-            return
-        await conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS haystack_stage_entities"
-            " (ord bigserial, id text, tags jsonb) ON COMMIT DELETE ROWS"
-        )
-        async with conn.cursor().copy("COPY haystack_stage_entities (id, tags) FROM STDIN") as cp:
-            for item in batch.items():
-                await cp.write_row(item)
-        src = sql.SQL("haystack_stage_entities u")
-        await conn.execute(upsert.format(e=self._entities, s=self._entity_seq, src=src))
 
     async def update_entity(self, id: str, changes: Mapping[str, Any]) -> FrozenDict | None:
         """Merge ``changes`` into an entity in one statement; ``Remove`` deletes a tag,
