@@ -300,18 +300,12 @@ class PgStore:
 
     # -- entities ------------------------------------------------------------------------
     async def get_entities(self, ids: Sequence[str]) -> list[FrozenDict | None]:
-        """The entities with these ids, in order, ``None`` where there is none."""
-        if not ids:
-            return []
-        query = sql.SQL(
-            "SELECT '[' || string_agg(coalesce(e.tags::text, 'null'), ',' ORDER BY u.ord) || ']'"
-            " FROM unnest(%s::text[]) WITH ORDINALITY u(id, ord) LEFT JOIN {} e ON e.id = u.id"
-        ).format(self._entities)
+        """The entities with these ids, in order, ``None`` where there is none: one
+        statement however many ids there are."""
+        wanted = list(ids)
 
         async def run(conn: Conn) -> list[FrozenDict | None]:
-            cur = await conn.execute(query, [list(ids)])
-            row = await cur.fetchone()
-            return decode_many(row[0]) if row and row[0] else [None] * len(ids)
+            return await self._records(conn, wanted)
 
         return await self._call(run, read_only=True, tx=False)
 
@@ -993,14 +987,7 @@ class PgStore:
                     [wid, user, dis, lease, now + lease, top],
                 )
             else:
-                cur = await conn.execute(
-                    sql.SQL("SELECT owner, expires FROM {} WHERE id = %s FOR UPDATE").format(
-                        self._watches
-                    ),
-                    [watch_id],
-                )
-                row = await cur.fetchone()
-                if row is None or row[1] <= now or (row[0] != user and not any_owner):
+                if not await self._lock_watch(conn, watch_id, user, any_owner, now):
                     return None
                 wid = watch_id
             cur = await conn.execute(
@@ -1042,6 +1029,17 @@ class PgStore:
 
         return await self._call(run)
 
+    async def _lock_watch(
+        self, conn: Conn, watch_id: str, user: str, any_owner: bool, now: dt.datetime
+    ) -> bool:
+        """Lock a watch's row; whether it is live and ``user``'s (or ``any_owner``)."""
+        cur = await conn.execute(
+            sql.SQL("SELECT owner, expires FROM {} WHERE id = %s FOR UPDATE").format(self._watches),
+            [watch_id],
+        )
+        row = await cur.fetchone()
+        return row is not None and row[1] > now and (row[0] == user or any_owner)
+
     async def _records(self, conn: Conn, ids: list[str]) -> list[FrozenDict | None]:
         if not ids:
             return []
@@ -1070,14 +1068,7 @@ class PgStore:
         transaction."""
 
         async def run(conn: Conn) -> bool:
-            cur = await conn.execute(
-                sql.SQL("SELECT owner, expires FROM {} WHERE id = %s FOR UPDATE").format(
-                    self._watches
-                ),
-                [watch_id],
-            )
-            row = await cur.fetchone()
-            if row is None or row[1] <= now or (row[0] != user and not any_owner):
+            if not await self._lock_watch(conn, watch_id, user, any_owner, now):
                 return False
             if close:
                 await conn.execute(
