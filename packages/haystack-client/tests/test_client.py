@@ -34,6 +34,7 @@ def test_public_names_are_pinned():
     assert sorted(client_pkg.__all__) == sorted(
         [
             "AsyncClient",
+            "AsyncWatch",
             "AsyncWebSocketClient",
             "AuthProtocolError",
             "AuthenticationError",
@@ -50,6 +51,8 @@ def test_public_names_are_pinned():
             "TooManyRequestsError",
             "UnknownRecError",
             "UnsupportedMechanismError",
+            "Watch",
+            "WatchChanges",
             "WatchUpdate",
             "format_range",
             "his_frame",

@@ -16,6 +16,7 @@ from projecthaystack.kinds import Grid, Number, Ref
 
 from ._core import ClientCore, Flow, HisRange, Reply, Request, url_join
 from ._errors import ClientError, RequestNotSentError, ResponseError
+from ._watch import AsyncWatch, Watch
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -283,6 +284,25 @@ class Client(_Base):
         """The ``watchPoll`` op: what changed (everything with ``refresh``)."""
         return self.call("watchPoll", self._core.watch_poll_grid(watch_id, refresh))
 
+    def watch(
+        self,
+        ids: Iterable[Ref | str],
+        *,
+        dis: str | None = None,
+        lease: Number | None = None,
+        partial: bool = False,
+    ) -> Watch:
+        """A :class:`Watch` on ``ids``: the current record of each entity, kept up to
+        date by :meth:`Watch.poll`.  Nothing is sent until it is opened (``with``,
+        :meth:`Watch.open` or the first poll).  ``partial=True`` is for servers whose
+        polls send only the changed tags of an entity.
+
+        >>> with client.watch(["@p1", "@p2"], dis="dashboard") as watch:  # doctest: +SKIP
+        ...     for changes in watch.changes(interval=5):
+        ...         print({i: watch[i].get("curVal") for i in changes.updated})
+        """
+        return Watch(self, ids, dis=dis, lease=lease, partial=partial)
+
     def invoke_action(
         self, target: Ref | str, action: str, args: Mapping[str, Any] | None = None
     ) -> Grid:
@@ -474,6 +494,27 @@ class AsyncClient(_Base):
     async def watch_poll(self, watch_id: str, refresh: bool = False) -> Grid:
         """The ``watchPoll`` op."""
         return await self.call("watchPoll", self._core.watch_poll_grid(watch_id, refresh))
+
+    def watch(
+        self,
+        ids: Iterable[Ref | str],
+        *,
+        dis: str | None = None,
+        lease: Number | None = None,
+        partial: bool = False,
+    ) -> AsyncWatch:
+        """An :class:`AsyncWatch` on ``ids`` (see :meth:`Client.watch`); open it with
+        ``async with`` or :meth:`AsyncWatch.open`."""
+        return AsyncWatch(self, ids, dis=dis, lease=lease, partial=partial)
+
+    # Whether the server pushes watch changes to this client (a WebSocket does).
+    _pushes_watches = False
+
+    def _watch_moved(self, watch: AsyncWatch, old: str | None, new: str | None) -> None:
+        """A watch object was opened, reopened under a new id, or closed."""
+
+    def _watch_opening(self, delta: int) -> None:
+        """A watch object starts (1) or ends (-1) an exchange that may open a watch."""
 
     async def invoke_action(
         self, target: Ref | str, action: str, args: Mapping[str, Any] | None = None

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +44,11 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from projecthaystack.codecs import json as hjson
-from projecthaystack.kinds import Grid, Marker
+from projecthaystack.kinds import Grid, Marker, Number, Ref
 
 from ._client import AsyncClient, _ends_session
 from ._errors import CallError, ClientError, RequestNotSentError, ResponseError
+from ._watch import AsyncWatch
 
 if TYPE_CHECKING:
     from httpx_ws import AsyncWebSocketSession
@@ -118,6 +119,11 @@ class AsyncWebSocketClient(AsyncClient):
         self._closing = False
         self._fatal: BaseException | None = None
         self._watches: dict[str, list[Any]] = {}
+        # Watch objects by their watch id; pushes go to them, not to updates().
+        self._watch_objects: dict[str, AsyncWatch] = {}
+        # Pushes that came while a watch object was being opened: they may be its own.
+        self._opening = 0
+        self._held: dict[str, list[Grid]] = {}
         self._tg: TaskGroup | None = None
         self._updates_in: MemoryObjectSendStream[WatchUpdate]
         self._updates_out: MemoryObjectReceiveStream[WatchUpdate]
@@ -189,7 +195,7 @@ class AsyncWebSocketClient(AsyncClient):
                     self._connected.set()
                     first.set()
                     delay = 0.2
-                    if self._watches:
+                    if self._watches or self._watch_objects:
                         assert self._tg is not None
                         self._tg.start_soon(self._resubscribe)
                     await self._read(session)
@@ -224,15 +230,64 @@ class AsyncWebSocketClient(AsyncClient):
         while True:
             msg = _DECODER.decode(await session.receive_text())
             if msg.watch is not None:
-                grid = _grid(msg.grid, self.ws_url)
-                if grid.is_error:
-                    self._watches.pop(msg.watch, None)
-                self._updates_in.send_nowait(WatchUpdate(msg.watch, grid))
+                self._push(msg.watch, _grid(msg.grid, self.ws_url))
                 continue
             slot = self._pending.pop(msg.id, None) if isinstance(msg.id, int) else None
             if slot is not None:
                 slot[1].append(msg)
                 slot[0].set()
+
+    def _push(self, wid: str, grid: Grid) -> None:
+        watch = self._watch_objects.get(wid)
+        if watch is not None:
+            if grid.is_error:  # the watch expired: open it again, records refreshed
+                assert self._tg is not None
+                self._tg.start_soon(self._reopen, watch)
+            else:
+                watch._pushed(grid)
+            return
+        if self._opening:
+            self._held.setdefault(wid, []).append(grid)
+            return
+        if grid.is_error:
+            self._watches.pop(wid, None)
+        self._updates_in.send_nowait(WatchUpdate(wid, grid))
+
+    async def _reopen(self, watch: AsyncWatch) -> None:
+        with contextlib.suppress(ClientError, RuntimeError):  # RuntimeError: closed meanwhile
+            watch._note(await watch.resubscribe())
+
+    def _watch_opening(self, delta: int) -> None:
+        self._opening += delta
+        if not self._opening and self._held:
+            held, self._held = self._held, {}
+            for wid, grids in held.items():
+                for grid in grids:
+                    self._push(wid, grid)
+
+    def _watch_moved(self, watch: AsyncWatch, old: str | None, new: str | None) -> None:
+        if old is not None and old != new:
+            self._watch_objects.pop(old, None)
+            self._watches.pop(old, None)
+        if new is not None:
+            self._watch_objects[new] = watch
+            for grid in self._held.pop(new, ()):
+                self._push(new, grid)
+
+    def watch(
+        self,
+        ids: Iterable[Ref | str],
+        *,
+        dis: str | None = None,
+        lease: Number | None = None,
+        partial: bool = False,
+    ) -> AsyncWatch:
+        """An :class:`AsyncWatch` on ``ids`` whose records follow the server's pushes
+        (no polling needed) and are refreshed after a reconnect.  Its changes go to
+        the watch (:meth:`AsyncWatch.changes`), not to :meth:`updates`."""
+        return AsyncWatch(self, ids, dis=dis, lease=lease, partial=partial)
+
+    _pushes_watches = True
 
     def _fail_pending(self, exc: BaseException) -> None:
         pending, self._pending = self._pending, {}
@@ -241,7 +296,11 @@ class AsyncWebSocketClient(AsyncClient):
             event.set()
 
     async def _resubscribe(self) -> None:
+        for watch in list(self._watch_objects.values()):
+            await self._reopen(watch)
         for wid, ids in list(self._watches.items()):
+            if wid in self._watch_objects:
+                continue
             rows = [{"id": i} for i in ids]
             try:
                 await self.call("watchSub", Grid(["id"], rows, {"watchId": wid}))
