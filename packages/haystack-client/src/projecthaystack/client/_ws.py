@@ -323,6 +323,10 @@ class AsyncWebSocketClient(AsyncClient):
 
     # -- requests ------------------------------------------------------------------------
     async def _exchange(self, message: dict[str, Any], raw: dict[str, bytes]) -> _Reply:
+        """Send one request and wait for its answer.  Many may be in flight at once,
+        from many tasks: each waits for the answer with its own id.  Whatever ends the
+        wait (the answer, a timeout, cancellation) removes the request from the table;
+        a request cancelled after it was sent is withdrawn from the server too."""
         if self._closing or self._tg is None:
             raise RequestNotSentError(
                 f"WebSocket {self.ws_url}: the client is not open (use 'async with')",
@@ -331,29 +335,76 @@ class AsyncWebSocketClient(AsyncClient):
         self._next_id += 1
         rid = self._next_id
         message["id"] = rid
+        text = _splice(message, raw)
         event = anyio.Event()
         box: list[Any] = []
-        with anyio.fail_after(self._timeout):
-            while self._session is None:
-                if self._fatal is not None:
-                    raise RequestNotSentError(
-                        f"WebSocket {self.ws_url}: {self._fatal}", url=self.ws_url
-                    )
-                assert self._connected is not None
-                await self._connected.wait()
-            self._pending[rid] = (event, box)
-            try:
-                await self._session.send_text(_splice(message, raw))
-            except (self._httpx_ws.HTTPXWSException, OSError) as exc:
-                self._pending.pop(rid, None)
+        sent = False
+        try:
+            with anyio.fail_after(self._timeout):
+                while self._session is None:
+                    if self._fatal is not None:
+                        raise RequestNotSentError(
+                            f"WebSocket {self.ws_url}: {self._fatal}", url=self.ws_url
+                        )
+                    assert self._connected is not None
+                    await self._connected.wait()
+                session = self._session
+                self._pending[rid] = (event, box)
+                await self._send(session, text)
+                sent = True
+                await event.wait()
+        except TimeoutError:
+            if not sent:
                 raise RequestNotSentError(
-                    f"WebSocket {self.ws_url}: send failed: {exc}", url=self.ws_url
-                ) from exc
-            await event.wait()
+                    f"WebSocket {self.ws_url}: not connected within {self._timeout:g} s",
+                    url=self.ws_url,
+                ) from None
+            raise ResponseError(
+                f"WebSocket {self.ws_url}: no answer within {self._timeout:g} s; "
+                "the request may have run",
+                url=self.ws_url,
+            ) from None
+        finally:
+            if self._pending.pop(rid, None) is not None and sent:
+                self._withdraw(rid)
         if isinstance(box[0], BaseException):
             raise box[0]
         reply: _Reply = box[0]
         return reply
+
+    async def _send(self, session: AsyncWebSocketSession, text: str) -> None:
+        # A write cut short by cancellation could leave half a frame on the wire and
+        # garble the connection for every other request: it is shielded, and bounded
+        # by the timeout instead; one that fails midway ends the connection.
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(self._timeout):
+                    await session.send_text(text)
+            except (self._httpx_ws.HTTPXWSException, OSError) as exc:
+                raise RequestNotSentError(
+                    f"WebSocket {self.ws_url}: send failed: {exc}", url=self.ws_url
+                ) from exc
+            except TimeoutError:
+                await session.close(1011, "a write did not finish")
+                raise ResponseError(
+                    f"WebSocket {self.ws_url}: a write did not finish within "
+                    f"{self._timeout:g} s",
+                    url=self.ws_url,
+                ) from None
+
+    def _withdraw(self, rid: int) -> None:
+        """Tell the server a request's answer is no longer wanted (its task was
+        cancelled or timed out), so that it can stop working on it.  Best effort: a
+        server that does not know ``cancel`` answers with an error grid, ignored."""
+        session, tg = self._session, self._tg
+        if session is None or tg is None or self._closing:
+            return
+
+        async def send() -> None:
+            with contextlib.suppress(ClientError):
+                await self._send(session, json.dumps({"cancel": rid}))
+
+        tg.start_soon(send)
 
     async def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op over the WebSocket."""
