@@ -21,6 +21,7 @@ import pytest
 from projecthaystack.auth import ScramCredentials
 from projecthaystack.client import Client
 from projecthaystack.server import (
+    DEMO_ACTIONS,
     MemoryStore,
     Role,
     ServerConfig,
@@ -28,7 +29,6 @@ from projecthaystack.server import (
     create_app,
     demo_building,
 )
-from projecthaystack.server._demo import DEMO_ACTIONS
 
 PASSWORD = "interop-password"
 SITE, AHU = "demo.site1", "demo.site1.ahu1"

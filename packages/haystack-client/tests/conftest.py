@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,6 +41,8 @@ from projecthaystack.kinds import (
     Ref,
     tz_from_name,
 )
+from projecthaystack.server import testing
+from projecthaystack.server.testing import serve
 
 NO_SIDE_EFFECTS = {"about", "defs", "libs", "ops", "filetypes", "read", "nav", "hisRead"}
 NY = tz_from_name("New_York")
@@ -293,38 +292,17 @@ class LiveServer:
     state: ServerState
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server() -> Iterator[LiveServer]:
     state = ServerState({"user": ScramCredentials.derive("pencil", iterations=4096)})
     _STATE[:] = [state]
-    port = _free_port()
-    config = uvicorn.Config(
-        make_app(state), host="127.0.0.1", port=port, log_level="error", lifespan="off"
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}/api", state)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
+    with serve(make_app(state), path="/api", lifespan="off") as url:
+        yield LiveServer(url, state)
 
 
 @pytest.fixture
 def free_port() -> int:
-    return _free_port()
+    return testing.free_port()
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -8,7 +8,9 @@ WebSocket endpoint, a demo building and the ``haystack-server`` command.
 >>> app.state.haystack.ops["read"].no_side_effects
 True
 
-Run it with any ASGI server (``uvicorn module:app``), or with ``haystack-server serve``.
+Run it with any ASGI server (``uvicorn --no-proxy-headers module:app``), or with
+``haystack-server serve``.  :mod:`projecthaystack.server.testing` serves an app on a free
+port for tests; :mod:`projecthaystack.server.storetests` is the store contract suite.
 """
 
 from projecthaystack.codecs import parse_range as parse_range

@@ -95,6 +95,15 @@ class ServerConfig:
     proxy_header: str = "X-Forwarded-For"
     """The header the trusted proxies write: ``X-Forwarded-For`` or ``Forwarded``
     (RFC 7239).  Only that one is read: the other may come from the client untouched."""
+    offload_bytes: int = 64 * 1024
+    """Request bodies and WebSocket messages of at least this many bytes are decoded in
+    a worker thread, so that the event loop keeps answering other clients meanwhile."""
+    offload_cells: int = 32_768
+    """Responses of at least this many cells (rows times columns) are encoded in a worker
+    thread."""
+    offload_threads: int = 2
+    """At most this many decodes and encodes run in worker threads at once; more wait
+    their turn without holding up the event loop."""
     debug: bool = False
     """Put stack traces in error grids (``errTrace``)."""
     limits: ServerLimits = field(default_factory=ServerLimits)
@@ -107,5 +116,7 @@ class ServerConfig:
                 raise ValueError(
                     f"trusted_proxies: {proxy!r} is not an IP address or network"
                 ) from None
+        if self.offload_threads < 1:
+            raise ValueError("offload_threads must be at least 1")
         if self.proxy_header.lower() not in ("x-forwarded-for", "forwarded"):
             raise ValueError("proxy_header must be 'X-Forwarded-For' or 'Forwarded'")

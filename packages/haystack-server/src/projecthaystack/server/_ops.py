@@ -212,7 +212,7 @@ async def about(ctx: OpContext, req: Grid) -> Grid:
     )
     # Known columns and a row of nothing but non-null values: the grid takes them as
     # they are (about is the op clients call most, to keep a session alive).
-    return Grid._trusted(Grid.empty().meta, _ABOUT_COLS, (row,))
+    return Grid.unchecked(Grid.empty().meta, _ABOUT_COLS, (row,))
 
 
 async def close(ctx: OpContext, req: Grid) -> Grid:
@@ -379,7 +379,7 @@ async def his_read(ctx: OpContext, req: Grid) -> Grid:
         meta |= _incomplete(cap)
     # Stored samples were checked on the way in (DateTime ts, non-null val): skip the
     # per-row checks of Grid() on what can be millions of rows.
-    return Grid._trusted(Grid.empty(meta).meta, (Col("ts"), Col("val")), tuple(samples))
+    return Grid.unchecked(Grid.empty(meta).meta, (Col("ts"), Col("val")), tuple(samples))
 
 
 async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:

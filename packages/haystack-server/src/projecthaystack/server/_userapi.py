@@ -1,12 +1,16 @@
-"""The user-management REST API, for admins: ``{prefix}/admin/users[/{name}]``.
+"""The user-management REST API, for admins: ``{prefix}/admin/users[/{name}]``, and the
+same at ``{prefix}/users/[{name}]`` (where haystack-py's server and tools have it).
 
 Plain JSON in and out (this is not a Haystack op)::
 
     GET    /api/admin/users              [{"username", "role", "enabled", "created"}, ...]
     POST   /api/admin/users              {"username", "password", "role"?, "enabled"?} -> 201
     GET    /api/admin/users/{name}       {"username", "role", "enabled", "created"}
-    PATCH  /api/admin/users/{name}       {"password"?, "role"?, "enabled"?}
+    PUT    /api/admin/users/{name}       {"password"?, "role"?, "enabled"?} (PATCH alike)
     DELETE /api/admin/users/{name}       204
+
+    GET, POST            /api/users/
+    GET, PUT, PATCH, DELETE  /api/users/{name}
 
 Passwords are never returned.  Changing a password, disabling or deleting a user
 revokes every token of theirs.  An admin cannot delete, disable or demote themself.
@@ -172,8 +176,11 @@ def user_routes(server: HaystackServer, prefix: str) -> list[Route]:
         except HttpError as exc:
             return JSONResponse({"error": str(exc)}, exc.status, exc.headers)
 
-    base = f"{prefix}/admin/users"
+    item_methods = ["GET", "PUT", "PATCH", "DELETE"]
     return [
-        Route(base, collection, methods=["GET", "POST"]),
-        Route(base + "/{name}", item, methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{prefix}/admin/users", collection, methods=["GET", "POST"]),
+        Route(f"{prefix}/admin/users/{{name}}", item, methods=item_methods),
+        # Where haystack-py's server and tools keep the same API.
+        Route(f"{prefix}/users/", collection, methods=["GET", "POST"]),
+        Route(f"{prefix}/users/{{name}}", item, methods=item_methods),
     ]

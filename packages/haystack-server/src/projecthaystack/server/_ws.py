@@ -27,6 +27,7 @@ import anyio
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from projecthaystack.codecs import codec_for_name
 from projecthaystack.codecs import json as hjson
 from projecthaystack.kinds import Grid, HaystackError
 
@@ -59,12 +60,16 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
     auth: str | None = None
 
 
+_JSON = codec_for_name("json")
 _DECODER: msgspec.json.Decoder[_Message] = msgspec.json.Decoder(_Message)
 
 
-def _frame(head: dict[str, Any], grids: Grid | list[Grid], key: str) -> str:
-    """The envelope with the grid(s) spliced in as Haystack JSON, not re-parsed."""
-    if isinstance(grids, Grid):
+def _frame(head: dict[str, Any], grids: Grid | list[Grid] | bytes, key: str) -> str:
+    """The envelope with the grid(s) spliced in as Haystack JSON (or JSON bytes already
+    encoded), not re-parsed."""
+    if isinstance(grids, bytes):
+        body = grids
+    elif isinstance(grids, Grid):
         body = hjson.encode_grid_bytes(grids)
     else:
         body = b"[" + b",".join(hjson.encode_grid_bytes(g) for g in grids) + b"]"
@@ -86,10 +91,17 @@ class _Connection:
         async with self.lock:
             await self.ws.send_text(text)
 
-    def _grid(self, raw: msgspec.Raw) -> Grid:
-        if bytes(raw) in (b"", b"null"):
+    async def _grid(self, raw: msgspec.Raw) -> Grid:
+        data = bytes(raw)
+        if data in (b"", b"null"):
             return Grid.empty()
-        return hjson.decode_grid(bytes(raw), limits=self.server.limits)
+        return await self.server.decode(_JSON, data)
+
+    async def _json(self, grids: Grid | list[Grid]) -> bytes:
+        """Grids as JSON, big ones encoded off the event loop (as over HTTP)."""
+        if isinstance(grids, Grid):
+            return await self.server.encode(_JSON, grids)
+        return b"[" + b",".join([await self.server.encode(_JSON, g) for g in grids]) + b"]"
 
     async def _still_valid(self) -> bool:
         if self.who.token is None:
@@ -99,7 +111,7 @@ class _Connection:
 
     async def run_op(self, op: str, raw: msgspec.Raw) -> tuple[Grid, int | None]:
         try:
-            req = self._grid(raw)
+            req = await self._grid(raw)
         except HaystackError as exc:
             return error_grid(f"cannot read the request grid: {exc}"), 400
         try:
@@ -136,13 +148,13 @@ class _Connection:
                 )
                 return
             grids = [(await self.run_op(call.op, call.grid))[0] for call in msg.batch]
-            await self.send(_frame(head, grids, "batch"))
+            await self.send(_frame(head, await self._json(grids), "batch"))
             ops = [c.op for c in msg.batch]
         elif msg.op is not None:
             grid, status = await self.run_op(msg.op, msg.grid)
             if status is not None:
                 head["status"] = status
-            await self.send(_frame(head, grid, "grid"))
+            await self.send(_frame(head, await self._json(grid), "grid"))
             ops = [msg.op]
         else:
             await self.send(_frame(head, error_grid("a message needs 'op' or 'batch'"), "grid"))
