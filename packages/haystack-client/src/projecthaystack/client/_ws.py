@@ -82,7 +82,14 @@ class AsyncWebSocketClient(AsyncClient):
     ...         print(update.watch_id, update.grid.to_python())
 
     A request in flight when the connection drops raises :class:`ResponseError` (it may
-    have run); requests made while reconnecting wait for the new connection.
+    have run); requests made while reconnecting wait for the new connection.  Any
+    number of requests may be in flight at once, from many tasks, each answered on its
+    own.
+
+    Messages are compressed (per-message deflate) when the server agrees, unless
+    ``compression=False``; a message from the server over ``max_message_size`` bytes,
+    once inflated, ends the connection (close code 1009) and fails the requests in
+    flight with :class:`ResponseError`.
 
     Leaving the ``async with`` block ends the server session (best effort, over HTTP,
     not when cancelled), closes the socket and releases the connections;
@@ -99,10 +106,13 @@ class AsyncWebSocketClient(AsyncClient):
         max_reconnect_delay: float = 30.0,
         timeout: float = 60.0,
         max_message_size: int = 64 * 1024 * 1024,
+        compression: bool = True,
         **options: Any,
     ) -> None:
         # httpx-ws (and wsproto under it) loads only once a WebSocket client is made.
         import httpx_ws
+
+        from . import _wsext
 
         super().__init__(base_url, username, password, fmt="json", **options)
         self._httpx_ws: ModuleType = httpx_ws
@@ -112,6 +122,9 @@ class AsyncWebSocketClient(AsyncClient):
         self._max_delay = max_reconnect_delay
         self._timeout = timeout
         self._max_message = max_message_size
+        self._session_class = _wsext.session_class(max_message_size)
+        self._extensions_offer = _wsext.offer() if compression else None
+        self._read_size = _wsext.READ_SIZE
         self._next_id = 0
         self._pending: dict[int, tuple[anyio.Event, list[Any]]] = {}
         self._session: AsyncWebSocketSession | None = None
@@ -180,15 +193,19 @@ class AsyncWebSocketClient(AsyncClient):
     async def _run(self, first: anyio.Event) -> None:
         delay = 0.2
         while not self._closing:
+            lost = "connection lost"
             try:
                 token = self.token or await self.login()
                 headers = {"Authorization": f"BEARER authToken={token}"}
+                if self._extensions_offer:
+                    headers["Sec-WebSocket-Extensions"] = self._extensions_offer
                 session: AsyncWebSocketSession
                 async with self._httpx_ws.aconnect_ws(
                     self.ws_url,
                     self._http,
                     headers=headers,
-                    max_message_size_bytes=self._max_message,
+                    max_message_size_bytes=self._read_size,
+                    session_class=self._session_class,
                 ) as session:
                     self._session = session
                     assert self._connected is not None
@@ -201,6 +218,7 @@ class AsyncWebSocketClient(AsyncClient):
                     await self._read(session)
             except Exception as exc:
                 leaves = _leaves(exc)
+                lost = self._why_lost(leaves)
                 fatal = next((e for e in leaves if not isinstance(e, self._retryable)), None)
                 if fatal is None and not first.is_set():  # reconnecting is for lost connections
                     fatal = RequestNotSentError(
@@ -215,7 +233,7 @@ class AsyncWebSocketClient(AsyncClient):
             self._connected = anyio.Event()
             self._fail_pending(
                 ResponseError(
-                    f"WebSocket {self.ws_url}: connection lost; the request may have run",
+                    f"WebSocket {self.ws_url}: {lost}; the request may have run",
                     url=self.ws_url,
                 )
             )
@@ -225,6 +243,25 @@ class AsyncWebSocketClient(AsyncClient):
             self._core.token = None  # a revoked or expired token is the usual cause
             await anyio.sleep(delay)
             delay = min(delay * 2, self._max_delay)
+
+    def _why_lost(self, leaves: list[BaseException]) -> str:
+        for leaf in leaves:
+            if isinstance(leaf, self._httpx_ws.WebSocketDisconnect):
+                if leaf.code == 1009:
+                    return (
+                        f"a message was over the limit of {self._max_message} bytes "
+                        "(max_message_size); the connection was closed with code 1009"
+                    )
+                said = f": {leaf.reason}" if leaf.reason else ""
+                return f"connection closed (code {leaf.code}{said})"
+        return "connection lost"
+
+    @property
+    def compressed(self) -> bool:
+        """Whether messages are compressed (per-message deflate) on the current
+        connection: offered unless ``compression=False``, and accepted by the server."""
+        session = self._session
+        return bool(session is not None and getattr(session, "compressed", False))
 
     async def _read(self, session: AsyncWebSocketSession) -> None:
         while True:
@@ -350,7 +387,7 @@ class AsyncWebSocketClient(AsyncClient):
                     await self._connected.wait()
                 session = self._session
                 self._pending[rid] = (event, box)
-                await self._send(session, text)
+                await self._write(session, text)
                 sent = True
                 await event.wait()
         except TimeoutError:
@@ -372,7 +409,7 @@ class AsyncWebSocketClient(AsyncClient):
         reply: _Reply = box[0]
         return reply
 
-    async def _send(self, session: AsyncWebSocketSession, text: str) -> None:
+    async def _write(self, session: AsyncWebSocketSession, text: str) -> None:
         # A write cut short by cancellation could leave half a frame on the wire and
         # garble the connection for every other request: it is shielded, and bounded
         # by the timeout instead; one that fails midway ends the connection.
@@ -402,7 +439,7 @@ class AsyncWebSocketClient(AsyncClient):
 
         async def send() -> None:
             with contextlib.suppress(ClientError):
-                await self._send(session, json.dumps({"cancel": rid}))
+                await self._write(session, json.dumps({"cancel": rid}))
 
         tg.start_soon(send)
 

@@ -32,7 +32,7 @@ from starlette.applications import Starlette
 from projecthaystack.kinds import HaystackError
 
 from ._app import HaystackServer, StartupHook
-from ._config import ServerConfig
+from ._config import ServerConfig, ServerLimits
 from ._demo import DEMO_ACTIONS, demo_building
 from ._errors import StartupError
 from ._factory import create_app
@@ -127,6 +127,7 @@ def _config(opts: dict[str, Any]) -> ServerConfig:
         debug=opts["debug"],
         server_name=opts["server_name"],
         trusted_proxies=tuple(opts["trusted_proxies"]),
+        limits=ServerLimits(max_body=opts.get("max_body") or ServerLimits().max_body),
     )
 
 
@@ -256,6 +257,18 @@ def _add_serve_options(p: argparse.ArgumentParser, *, port_help: str) -> None:
         "--allow-plaintext", action="store_true", help="accept PLAINTEXT/Basic logins over TLS"
     )
     p.add_argument("--server-name", default="haystack-server", help="serverName in the about op")
+    p.add_argument(
+        "--max-body",
+        type=int,
+        metavar="BYTES",
+        help="largest request body, and WebSocket message once inflated (default 16 MiB)",
+    )
+    p.add_argument(
+        "--ws-compression",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per-message deflate on the WebSocket when the client offers it (default on)",
+    )
     p.add_argument("--debug", action="store_true", help="stack traces in error grids")
     p.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
 
@@ -271,6 +284,8 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         raise StartupError("--certfile and --keyfile go together")
     if args.client_ca and not args.certfile:
         raise StartupError("--client-ca needs --certfile and --keyfile")
+    if args.max_body is not None and args.max_body < 1024:
+        raise StartupError("--max-body must be at least 1024 bytes")
     if args.demo and not 1 <= args.demo_sites <= 5:
         raise StartupError("--demo-sites must be 1 to 5")
     opts = {
@@ -282,6 +297,7 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         "debug": args.debug,
         "server_name": args.server_name,
         "trusted_proxies": list(args.trusted_proxy),
+        "max_body": args.max_body,
         "run_hooks": True,
         "demo": {
             "seed": args.demo_seed,
@@ -306,6 +322,7 @@ def _set_options(opts: dict[str, Any]) -> None:
 
 def _uvicorn_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from ._tls import tls_protocols
+    from ._wsprotocol import WS_PROTOCOL
 
     # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any local client
     # could pick the address the login throttle counts: the app decides instead
@@ -314,7 +331,9 @@ def _uvicorn_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "host": args.host,
         "port": args.port,
         "log_level": args.log_level,
-        "ws": "wsproto",
+        "ws": WS_PROTOCOL,  # wsproto's, with inflation bounded step by step
+        "ws_max_size": args.max_body or ServerLimits().max_body,
+        "ws_per_message_deflate": args.ws_compression,
         "proxy_headers": False,
         "lifespan": "on",
     }
