@@ -13,13 +13,13 @@ machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
 import random
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 ADMIN = ("admin", "correct-horse-battery")
@@ -62,16 +62,14 @@ class Relay:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._listener.close()
 
 
-@contextmanager
+@contextlib.contextmanager
 def _server() -> Iterator[str]:
     from projecthaystack.server import MemoryStore, create_app, demo_building
     from projecthaystack.server.testing import serve
@@ -113,10 +111,8 @@ def main() -> None:
             stamps = [(utc + dt.timedelta(minutes=15 * i)).astimezone(tz) for i in range(SAMPLES)]
             # A daily swing plus noise, to two decimals: as compressible as real readings.
             rng = random.Random(1)
-            values = [
-                Number(round(60 + 8 * math.sin(i * math.tau / 96) + rng.gauss(0, 1), 2), his["unit"])
-                for i in range(SAMPLES)
-            ]
+            swing = [60 + 8 * math.sin(i * math.tau / 96) for i in range(SAMPLES)]
+            values = [Number(round(v + rng.gauss(0, 1), 2), his["unit"]) for v in swing]
             c.his_write(his["id"], zip(stamps, values, strict=True))
         start, end = stamps[0], stamps[-1] + dt.timedelta(minutes=1)
         point: Ref = his["id"]
