@@ -41,7 +41,7 @@ def _serve_demo(serve_asgi: Callable[[Any], str], config: ServerConfig | None = 
 
     async def users(store: Any) -> None:
         creds = ScramCredentials.derive(PASSWORD, iterations=4096)
-        await store.put_user(User("operator", Role.OPERATOR, creds))
+        await store.create_user(User("operator", Role.OPERATOR, creds))
 
     app = create_app(
         MemoryStore(),

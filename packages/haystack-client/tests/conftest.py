@@ -22,9 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from projecthaystack.auth import (
-    HandshakeTable,
     ScramCredentials,
-    ScramServerExchange,
     ServerAuth,
     b64url_encode,
     parse_auth_header,
@@ -87,7 +85,7 @@ class ServerState:
     users: dict[str, ScramCredentials]
     records: list[dict[str, Any]] = field(default_factory=building)
     tokens: dict[str, str] = field(default_factory=dict)
-    handshakes: HandshakeTable[Any] = field(default_factory=HandshakeTable)
+    used_handshakes: set[str] = field(default_factory=set)
     history: dict[str, list[tuple[dt.datetime, Any]]] = field(default_factory=dict)
     priority: dict[str, dict[int, Any]] = field(default_factory=dict)
     watches: dict[str, set[str]] = field(default_factory=dict)
@@ -149,7 +147,6 @@ def make_app(state: ServerState) -> Starlette:
         if state.login_answer is not None:
             status, canned, body = state.login_answer
             return Response(body, status, canned)
-        client = request.client.host if request.client else "?"
         padded = any(v.endswith("=") for v in parsed.params.values())
         if "padded_only" in state.quirks and parsed.scheme == "HELLO" and not padded:
             return Response(b"bad base64", 400, media_type="text/plain")
@@ -162,20 +159,15 @@ def make_app(state: ServerState) -> Starlette:
             if parsed.scheme == "HELLO":
                 reply = auth.hello(parsed)
             elif parsed.scheme == "SCRAM":
-                kept = state.handshakes.pop(parsed.get("handshakeToken") or "")
-                if kept is None:
-                    return Response(status_code=403)
-                exchange = kept if isinstance(kept, ScramServerExchange) else None
-                hello_user = kept if isinstance(kept, str) else None
-                reply = auth.scram(parsed, exchange, hello_user)
+                reply = auth.scram(parsed)  # the handshake's state is in its token
             else:
                 return Response(status_code=401, headers={"WWW-Authenticate": "HELLO"})
         except HaystackError:
             return Response(status_code=403)
-        if reply.handshake_token is not None:
-            state.handshakes.put(
-                reply.handshake_token, reply.state or reply.hello_user, client=client
-            )
+        if reply.replay_key is not None:
+            if reply.replay_key in state.used_handshakes:
+                return Response(status_code=403)  # one handshake, one login
+            state.used_handshakes.add(reply.replay_key)
         headers = dict(reply.headers)
         if reply.username is not None and "bad_signature" in state.quirks:
             wrong = b64url_encode("v=" + base64.b64encode(b"\0" * 32).decode())

@@ -36,7 +36,7 @@ from ._opapi import Action, Op, OpContext
 from ._ops import STANDARD_OPS
 from ._proxies import ProxyTrust
 from ._responses import error_grid, login_response
-from ._store import Store
+from ._store import PROTOCOL_VERSION, SchemaError, Store
 from ._users import ensure_admin
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class HaystackServer:
         self.auth = Authenticator(store, config, self.secret)
         self._proxies = ProxyTrust(config)
         self._offload_limiter: anyio.CapacityLimiter | None = None
-        self.boot_time = dt.datetime.now(dt.UTC)
+        self.boot_time = config.clock()
         self.limits = Limits(max_size=config.limits.max_body, max_depth=config.limits.max_depth)
         self._admin = admin
         self._on_startup = on_startup
@@ -105,6 +105,12 @@ class HaystackServer:
     async def start(self) -> None:
         """Open the store, make sure an admin exists, run the startup hooks."""
         await self.store.open()
+        info = await self.store.info()
+        if info.protocol != PROTOCOL_VERSION:
+            raise SchemaError(
+                f"the store ({info.backend}) implements store protocol {info.protocol}; "
+                f"this server needs {PROTOCOL_VERSION}"
+            )
         await ensure_admin(self.store, self._admin, self.config.scram_hash)
         for hook in self._on_startup:
             await hook(self.store)
@@ -115,8 +121,8 @@ class HaystackServer:
 
     # -- per request ---------------------------------------------------------------------
     def now(self) -> dt.datetime:
-        """The current time (UTC)."""
-        return dt.datetime.now(dt.UTC)
+        """The current time, by :attr:`ServerConfig.clock`."""
+        return self.config.clock()
 
     def context(self, who: Authenticated, now: dt.datetime) -> OpContext:
         """The context an op runs in."""
