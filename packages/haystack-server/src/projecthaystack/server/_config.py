@@ -46,6 +46,9 @@ class ServerLimits:
     """Live watches one user may hold."""
     max_batch: int = 100
     """Requests in one WebSocket batch."""
+    max_ws_concurrent: int = 32
+    """Requests one WebSocket connection runs at once; while that many run, its next
+    message waits (the connection is not read)."""
 
 
 @dataclass(frozen=True, slots=True)
