@@ -19,8 +19,8 @@ from projecthaystack.client import (
     RequestNotSentError,
     WatchChanges,
 )
-from projecthaystack.kinds import Number
-from projecthaystack.server import MemoryStore, create_app, demo_building
+from projecthaystack.kinds import Grid, Number, Ref
+from projecthaystack.server import MemoryStore, Op, OpContext, Role, create_app, demo_building
 from projecthaystack.server.testing import free_port, serve
 
 ADMIN = ("admin", "correct-horse-battery")
@@ -45,7 +45,12 @@ def _app(*, restarted: bool = False) -> Any:
             ]
         await store.put_entities(records)
 
-    return create_app(MemoryStore(), admin=ADMIN, on_startup=[load])
+    async def delete(ctx: OpContext, req: Grid) -> Grid:
+        await ctx.store.delete_entities([row["id"].id for row in req])
+        return Grid.empty()
+
+    ops = [Op("deleteEntities", delete, role=Role.ADMIN)]
+    return create_app(MemoryStore(), admin=ADMIN, on_startup=[load], ops=ops)
 
 
 @contextlib.contextmanager
@@ -99,6 +104,30 @@ def test_sync_changes_iterator() -> None:
         changes = next(iter(watch.changes(interval=0.05)))
         assert changes.updated == (SP,)
         assert watch[SP]["writeVal"] == Number(51, "°F")
+
+
+def test_an_entity_deleted_on_the_server_is_removed() -> None:
+    port = free_port()
+    with _server(port) as url, Client(url, *ADMIN) as c, c.watch([SP, RAT]) as watch:
+        c.call("deleteEntities", Grid.from_rows([{"id": Ref(RAT)}]))
+        # The server reports it (a row with a removed marker) and the watch drops it.
+        assert watch.poll() == WatchChanges(removed=(RAT,))
+        assert set(watch.records) == {SP}
+        assert not watch.refresh()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_websocket_push_of_a_deleted_entity(anyio_backend: str) -> None:
+    port = free_port()
+    with _server(port) as url:
+        async with (
+            AsyncWebSocketClient(url, *ADMIN, timeout=30) as ws,
+            ws.watch([SP, RAT]) as watch,
+        ):
+            await ws.call("deleteEntities", Grid.from_rows([{"id": Ref(RAT)}]))
+            assert await watch.next_changes(timeout=30) == WatchChanges(removed=(RAT,))
+            assert set(watch.records) == {SP}
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])

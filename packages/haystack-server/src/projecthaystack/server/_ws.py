@@ -43,6 +43,7 @@ from projecthaystack.kinds import Grid, HaystackError
 from ._app import HaystackServer
 from ._auth import Authenticated
 from ._errors import HttpError
+from ._ops import changed_rows
 from ._responses import error_grid
 from ._store import Role
 
@@ -259,7 +260,7 @@ class _Connection:
                         _frame({"watch": wid}, error_grid(f"watch {wid!r} expired"), "grid")
                     )
                 elif changed:
-                    recs = [r for r in await store.get_entities(changed) if r is not None]
+                    recs = changed_rows(changed, await store.get_entities(changed))
                     if recs:
                         grid = Grid.from_rows(recs, {"watchId": wid})
                         await self.send(_frame({"watch": wid}, grid, "grid"))
