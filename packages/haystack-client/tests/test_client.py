@@ -42,6 +42,7 @@ def test_public_names_are_pinned():
             "Client",
             "ClientCore",
             "ClientError",
+            "ClientHooks",
             "CredentialsRejectedError",
             "CredentialsRequiredError",
             "HisRange",

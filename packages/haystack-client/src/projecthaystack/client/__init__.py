@@ -31,6 +31,7 @@ from ._errors import UnsupportedMechanismError as UnsupportedMechanismError
 from ._frames import his_frame as his_frame
 from ._frames import to_pandas as to_pandas
 from ._frames import to_polars as to_polars
+from ._observe import ClientHooks as ClientHooks
 from ._watch import AsyncWatch as AsyncWatch
 from ._watch import Watch as Watch
 from ._watch import WatchChanges as WatchChanges
@@ -47,6 +48,7 @@ __all__ = [
     "Client",
     "ClientCore",
     "ClientError",
+    "ClientHooks",
     "CredentialsRejectedError",
     "CredentialsRequiredError",
     "HisRange",

@@ -16,6 +16,7 @@ from projecthaystack.kinds import Grid, Number, Ref
 
 from ._core import ClientCore, Flow, HisRange, Reply, Request, url_join
 from ._errors import ClientError, RequestNotSentError, ResponseError
+from ._observe import ClientHooks, observer
 from ._watch import AsyncWatch, Watch
 
 __all__ = ["AsyncClient", "Client"]
@@ -58,8 +59,12 @@ class _Base:
         use_get: bool,
         allow_plaintext: bool,
         hello_with_data: bool,
+        hooks: ClientHooks | None,
+        tracer_provider: Any,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        # None unless there are hooks or OpenTelemetry: then the plain path costs nothing.
+        self._obs = observer(hooks, tracer_provider)
         self._core = ClientCore(
             username,
             password,
@@ -77,7 +82,11 @@ class _Base:
             kwargs["params"] = dict(req.params)
         if req.body is not None:
             kwargs["content"] = req.body
-        return req.method, url_join(self.base_url, req.path), kwargs
+        url = url_join(self.base_url, req.path)
+        if self._obs is not None:
+            self._obs.inject(kwargs["headers"])
+            self._obs.sent(url, len(req.body or b""))
+        return req.method, url, kwargs
 
     def _closed_error(self, url: str) -> RequestNotSentError:
         return RequestNotSentError(f"request to {url} not sent: the client is closed", url=url)
@@ -116,6 +125,8 @@ class Client(_Base):
         use_get: bool = True,
         allow_plaintext: bool = False,
         hello_with_data: bool = False,
+        hooks: ClientHooks | None = None,
+        tracer_provider: Any = None,
         http: httpx.Client | None = None,
         **httpx_options: Any,
     ) -> None:
@@ -127,6 +138,8 @@ class Client(_Base):
             use_get=use_get,
             allow_plaintext=allow_plaintext,
             hello_with_data=hello_with_data,
+            hooks=hooks,
+            tracer_provider=tracer_provider,
         )
         self._own_http = http is None
         self._closed = False
@@ -154,15 +167,23 @@ class Client(_Base):
         self._closed = True
         if self._own_http:
             self._http.close()
+        if self._obs is not None:
+            self._obs.disconnected(self.base_url, "closed")
 
     def _send(self, req: Request) -> httpx.Response:
         method, url, kwargs = self._build(req)
         if self._closed or self._http.is_closed:
             raise self._closed_error(url)
+        obs = self._obs
+        if obs is not None and obs.traces_connections:
+            kwargs["extensions"] = {"trace": obs.sync_trace(url)}
         try:
-            return self._http.request(method, url, **kwargs)
+            response = self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise _translate(exc, url) from exc
+        if obs is not None:
+            obs.received(url, len(response.content))
+        return response
 
     def _drive(self, flow: Flow[T]) -> T:
         try:
@@ -179,7 +200,11 @@ class Client(_Base):
 
     def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op, standard or vendor (``eval``, ...), with a request grid."""
-        return self._drive(self._core.call_flow(op, grid if grid is not None else Grid.empty()))
+        flow = self._core.call_flow(op, grid if grid is not None else Grid.empty())
+        if self._obs is None:
+            return self._drive(flow)
+        with self._obs.request(op, self._core.url(op)):
+            return self._drive(flow)
 
     # ------------------------------------------------------------------ the standard ops
 
@@ -331,6 +356,8 @@ class AsyncClient(_Base):
         use_get: bool = True,
         allow_plaintext: bool = False,
         hello_with_data: bool = False,
+        hooks: ClientHooks | None = None,
+        tracer_provider: Any = None,
         http: httpx.AsyncClient | None = None,
         **httpx_options: Any,
     ) -> None:
@@ -342,6 +369,8 @@ class AsyncClient(_Base):
             use_get=use_get,
             allow_plaintext=allow_plaintext,
             hello_with_data=hello_with_data,
+            hooks=hooks,
+            tracer_provider=tracer_provider,
         )
         self._own_http = http is None
         self._closed = False
@@ -368,15 +397,23 @@ class AsyncClient(_Base):
         self._closed = True
         if self._own_http:
             await self._http.aclose()
+        if self._obs is not None:
+            self._obs.disconnected(self.base_url, "closed")
 
     async def _send(self, req: Request) -> httpx.Response:
         method, url, kwargs = self._build(req)
         if self._closed or self._http.is_closed:
             raise self._closed_error(url)
+        obs = self._obs
+        if obs is not None and obs.traces_connections:
+            kwargs["extensions"] = {"trace": obs.async_trace(url)}
         try:
-            return await self._http.request(method, url, **kwargs)
+            response = await self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise _translate(exc, url) from exc
+        if obs is not None:
+            obs.received(url, len(response.content))
+        return response
 
     async def _drive(self, flow: Flow[T]) -> T:
         try:
@@ -393,9 +430,11 @@ class AsyncClient(_Base):
 
     async def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op with a request grid."""
-        return await self._drive(
-            self._core.call_flow(op, grid if grid is not None else Grid.empty())
-        )
+        flow = self._core.call_flow(op, grid if grid is not None else Grid.empty())
+        if self._obs is None:
+            return await self._drive(flow)
+        with self._obs.request(op, self._core.url(op)):
+            return await self._drive(flow)
 
     async def about(self) -> Grid:
         """The ``about`` op."""

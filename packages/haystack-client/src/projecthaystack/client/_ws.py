@@ -173,6 +173,8 @@ class AsyncWebSocketClient(AsyncClient):
         """Close the socket (pending calls fail) and release the HTTP connections; the
         server session stays valid until it expires."""
         self._closing = True
+        if self._session is not None and self._obs is not None:
+            self._obs.disconnected(self.ws_url, "closed")
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
         await self._exit.aclose()
@@ -208,6 +210,8 @@ class AsyncWebSocketClient(AsyncClient):
                     session_class=self._session_class,
                 ) as session:
                     self._session = session
+                    if self._obs is not None:
+                        self._obs.connected(self.ws_url)
                     assert self._connected is not None
                     self._connected.set()
                     first.set()
@@ -229,6 +233,8 @@ class AsyncWebSocketClient(AsyncClient):
                     first.set()
                     self._fail_pending(fatal)
                     return
+            if self._session is not None and self._obs is not None:
+                self._obs.disconnected(self.ws_url, lost)
             self._session = None
             self._connected = anyio.Event()
             self._fail_pending(
@@ -265,7 +271,10 @@ class AsyncWebSocketClient(AsyncClient):
 
     async def _read(self, session: AsyncWebSocketSession) -> None:
         while True:
-            msg = _DECODER.decode(await session.receive_text())
+            text = await session.receive_text()
+            if self._obs is not None:
+                self._obs.received(self.ws_url, len(text))
+            msg = _DECODER.decode(text)
             if msg.watch is not None:
                 self._push(msg.watch, _grid(msg.grid, self.ws_url))
                 continue
@@ -417,6 +426,8 @@ class AsyncWebSocketClient(AsyncClient):
             try:
                 with anyio.fail_after(self._timeout):
                     await session.send_text(text)
+                if self._obs is not None:
+                    self._obs.sent(self.ws_url, len(text))
             except (self._httpx_ws.HTTPXWSException, OSError) as exc:
                 raise RequestNotSentError(
                     f"WebSocket {self.ws_url}: send failed: {exc}", url=self.ws_url
@@ -445,6 +456,12 @@ class AsyncWebSocketClient(AsyncClient):
 
     async def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op over the WebSocket."""
+        if self._obs is None:
+            return await self._call(op, grid)
+        with self._obs.request(op, f"{self.ws_url} ({op})"):
+            return await self._call(op, grid)
+
+    async def _call(self, op: str, grid: Grid | None) -> Grid:
         req = grid if grid is not None else Grid.empty()
         reply = await self._exchange({"op": op}, {"grid": hjson.encode_grid_bytes(req)})
         result = _grid(reply.grid, self.ws_url)
