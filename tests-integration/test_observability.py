@@ -43,7 +43,8 @@ def test_the_server_continues_the_clients_trace() -> None:
     http = [s for s in server_spans.get_finished_spans() if s.name.startswith("HTTP GET /api/read")]
     assert len(http) == 1
     assert http[0].context.trace_id == read.context.trace_id
-    assert http[0].parent is not None and http[0].parent.span_id == read.context.span_id
+    assert http[0].parent is not None
+    assert http[0].parent.span_id == read.context.span_id
     op = next(s for s in server_spans.get_finished_spans() if s.name == "haystack read")
     assert op.context.trace_id == read.context.trace_id
     server_provider.shutdown()
