@@ -2,9 +2,9 @@
 trace context sent to the server, and plain callbacks (:class:`ClientHooks`) for those
 who do not use OpenTelemetry.
 
-A client made without hooks, and without ``opentelemetry-api`` installed, does nothing
-of this per request: :func:`observer` returns ``None`` and the client takes its plain
-path.
+A client made without hooks, and without OpenTelemetry installed and set up (an SDK's
+tracer provider made global, or given as ``tracer_provider=``), does nothing of this
+per request: :func:`observer` returns ``None`` and the client takes its plain path.
 """
 
 from __future__ import annotations
@@ -58,10 +58,10 @@ class ClientHooks:
 class Observer:
     """The spans and the hooks of one client."""
 
-    def __init__(self, hooks: ClientHooks | None, tracer_provider: Any) -> None:
+    def __init__(self, hooks: ClientHooks | None, tracer_provider: Any, tracing: bool) -> None:
         self.hooks = hooks or ClientHooks()
         self.tracer: Any = None
-        if OTEL_AVAILABLE:
+        if tracing:
             provider = tracer_provider or otel_trace.get_tracer_provider()
             self.tracer = provider.get_tracer(_SCOPE)
 
@@ -142,7 +142,13 @@ class Observer:
 
 
 def observer(hooks: ClientHooks | None, tracer_provider: Any) -> Observer | None:
-    """An :class:`Observer` when there is something to observe with, else ``None``."""
-    if hooks is None and not OTEL_AVAILABLE:
+    """An :class:`Observer` when there is something to observe with (hooks, or
+    OpenTelemetry set up: a provider given, or a global one that is not the API's
+    stand-in), else ``None``."""
+    tracing = OTEL_AVAILABLE and (
+        tracer_provider is not None
+        or not type(otel_trace.get_tracer_provider()).__module__.startswith("opentelemetry.trace")
+    )
+    if hooks is None and not tracing:
         return None
-    return Observer(hooks, tracer_provider)
+    return Observer(hooks, tracer_provider, tracing)

@@ -1,11 +1,13 @@
 """Observability: OpenTelemetry spans and metrics (the ``[otel]`` extra), and the access
 log.
 
-With ``opentelemetry-api`` installed, :func:`instrument` (called once by ``create_app``)
-wraps the server's op call, its login step, its token minting and every coroutine
-method of its store, and adds an ASGI middleware that opens a span per HTTP request in
-the trace context the client sent (``traceparent``).  Without it nothing is wrapped
-and no middleware is added (unless the access log is on): no cost per request.
+With ``opentelemetry-api`` installed and set up (an SDK's providers made global, or
+given as ``ServerConfig.tracer_provider``/``meter_provider``, before ``create_app``),
+:func:`instrument` (called once by ``create_app``) wraps the server's op call, its login
+step, its token minting and every coroutine method of its store, and adds an ASGI
+middleware that opens a span per HTTP request in the trace context the client sent
+(``traceparent``).  Not installed, or installed but not set up, nothing is wrapped and
+no middleware is added (unless the access log is on): no cost per request.
 
 Spans
     ``HTTP {method} {path}`` (kind SERVER) per HTTP request: method, path, status,
@@ -78,10 +80,25 @@ def instrument(server: HaystackServer) -> list[Middleware]:
     :attr:`ServerConfig.access_log` is on; nothing otherwise."""
     from starlette.middleware import Middleware
 
-    telemetry = _Telemetry(server) if OTEL_AVAILABLE else None
+    telemetry = _Telemetry(server) if OTEL_AVAILABLE and _configured(server.config) else None
     if telemetry is None and not server.config.access_log:
         return []
     return [Middleware(_HttpMiddleware, telemetry=telemetry, access=server.config.access_log)]
+
+
+def _configured(config: Any) -> bool:
+    """Whether OpenTelemetry is set up: a provider given in the config, or global ones
+    that are not the API's own stand-ins (which drop everything).  Installed but not
+    set up, the server is not instrumented at all: it costs nothing per request."""
+    tracer = config.tracer_provider or otel_trace.get_tracer_provider()
+    meter = config.meter_provider or otel_metrics.get_meter_provider()
+    return not (_stand_in(tracer) and _stand_in(meter))
+
+
+def _stand_in(provider: Any) -> bool:
+    # The API's proxy and no-op providers live in the API package; any real one (the
+    # SDK's, a vendor's) lives elsewhere.
+    return type(provider).__module__.startswith(("opentelemetry.trace", "opentelemetry.metrics"))
 
 
 class _Expiring:
