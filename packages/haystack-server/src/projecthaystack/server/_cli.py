@@ -128,6 +128,7 @@ def _config(opts: dict[str, Any]) -> ServerConfig:
         server_name=opts["server_name"],
         trusted_proxies=tuple(opts["trusted_proxies"]),
         limits=ServerLimits(max_body=opts.get("max_body") or ServerLimits().max_body),
+        access_log=bool(opts.get("access_log")),
     )
 
 
@@ -269,6 +270,11 @@ def _add_serve_options(p: argparse.ArgumentParser, *, port_help: str) -> None:
         default=True,
         help="per-message deflate on the WebSocket when the client offers it (default on)",
     )
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="one log line per HTTP request (projecthaystack.server.access)",
+    )
     p.add_argument("--debug", action="store_true", help="stack traces in error grids")
     p.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
 
@@ -298,6 +304,7 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         "server_name": args.server_name,
         "trusted_proxies": list(args.trusted_proxy),
         "max_body": args.max_body,
+        "access_log": args.access_log,
         "run_hooks": True,
         "demo": {
             "seed": args.demo_seed,
