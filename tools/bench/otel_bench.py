@@ -148,9 +148,7 @@ def main() -> None:
         base = cpu["absent"]
         extra = 100 * (cpu["installed"] - base) / base
         sdk = f"{100 * (cpu['sdk'] - base) / base:+.0f} %" if "sdk" in cpu else "-"
-        print(
-            f"| {name} | {base:.3f} | {cpu['installed']:.3f} | {extra:+.1f} % | ≤ 3 % | {sdk} |"
-        )
+        print(f"| {name} | {base:.3f} | {cpu['installed']:.3f} | {extra:+.1f} % | ≤ 3 % | {sdk} |")
 
 
 if __name__ == "__main__":

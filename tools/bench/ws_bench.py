@@ -104,7 +104,7 @@ def main() -> None:
         relayed = f"http://127.0.0.1:{relay.port}/api"
         with Client(url, *ADMIN) as c:
             points = [r["id"] for r in c.read("point")]
-            his = next(r for r in c.read("point and his and kind==\"Number\" and unit"))
+            his = next(r for r in c.read('point and his and kind=="Number" and unit'))
             tz = tz_from_name(his["tz"])
             # Steps in UTC: wall-clock steps would fold over a DST change.
             utc = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)

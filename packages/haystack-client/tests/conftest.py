@@ -251,7 +251,11 @@ def run(op: str, req: Grid, user: str, token: str) -> Grid:
         wid = wid or f"w{time.monotonic_ns()}"
         state.watches.setdefault(wid, set()).update(r["id"].id for r in req)
         rows = [by_id.get(r["id"].id, {}) for r in req]
-        return Grid(["id", *{k: None for r in rows for k in r if k != "id"}], rows, {"watchId": wid, "lease": Number(1, "min")})
+        return Grid(
+            ["id", *{k: None for r in rows for k in r if k != "id"}],
+            rows,
+            {"watchId": wid, "lease": Number(1, "min")},
+        )
     if op == "watchUnsub":
         if "close" in req.meta:
             state.watches.pop(req.meta["watchId"], None)

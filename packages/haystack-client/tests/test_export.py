@@ -35,7 +35,9 @@ def _history(point: str, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.
     t = start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
     while t < end:
         if t >= start:
-            out.append((t.astimezone(NY), Number(float(t.hour) + (0.5 if point == "b" else 0), "°F")))
+            out.append(
+                (t.astimezone(NY), Number(float(t.hour) + (0.5 if point == "b" else 0), "°F"))
+            )
         t += dt.timedelta(hours=1)
     return out
 
@@ -103,7 +105,15 @@ def test_an_interrupted_export_resumes_where_it_stopped(tmp_path: Path, fmt: str
     export(Server().read, POINTS, RANGE, out=str(whole), fmt=fmt, chunk_days=2, resume=False)
     part = tmp_path / f"part.{fmt}"
     with pytest.raises(KeyboardInterrupt):
-        export(Server(fail_after=4).read, POINTS, RANGE, out=str(part), fmt=fmt, chunk_days=2, resume=False)
+        export(
+            Server(fail_after=4).read,
+            POINTS,
+            RANGE,
+            out=str(part),
+            fmt=fmt,
+            chunk_days=2,
+            resume=False,
+        )
     state = json.loads((tmp_path / f"part.{fmt}.progress").read_text())
     assert state["done"] == 4
     if fmt != "parquet":
@@ -112,7 +122,15 @@ def test_an_interrupted_export_resumes_where_it_stopped(tmp_path: Path, fmt: str
     with pytest.raises(ExportError, match="exists"):
         export(Server().read, POINTS, RANGE, out=str(part), fmt=fmt, chunk_days=2, resume=False)
     with pytest.raises(ExportError, match="another query"):
-        export(Server().read, POINTS, "2024-03-01,2024-03-21", out=str(part), fmt=fmt, chunk_days=2, resume=True)
+        export(
+            Server().read,
+            POINTS,
+            "2024-03-01,2024-03-21",
+            out=str(part),
+            fmt=fmt,
+            chunk_days=2,
+            resume=True,
+        )
     server = Server()
     result = export(server.read, POINTS, RANGE, out=str(part), fmt=fmt, chunk_days=2, resume=True)
     assert server.calls == 10 - 4 and result.skipped == 4
@@ -128,7 +146,15 @@ def test_an_interrupted_export_resumes_where_it_stopped(tmp_path: Path, fmt: str
 
 def test_json_lines_keep_units(tmp_path: Path) -> None:
     out = tmp_path / "his.jsonl"
-    export(Server().read, POINTS[:1], "2024-03-01", out=str(out), fmt="json", chunk_days=1, resume=False)
+    export(
+        Server().read,
+        POINTS[:1],
+        "2024-03-01",
+        out=str(out),
+        fmt="json",
+        chunk_days=1,
+        resume=False,
+    )
     first = json.loads(out.read_text().splitlines()[0])
     assert first == {"ts": "2024-03-01T00:00:00-05:00", "id": "a", "val": 5.0, "unit": "°F"}
 
@@ -142,8 +168,14 @@ def test_progress_only_on_a_terminal(tmp_path: Path) -> None:
     piped, tty = io.StringIO(), Tty()
     for i, stream in enumerate((piped, tty)):
         export(
-            Server().read, POINTS, RANGE, out=str(tmp_path / f"{i}.csv"), fmt="csv",
-            chunk_days=5, resume=False, progress=Progress("haystack his", stream),
+            Server().read,
+            POINTS,
+            RANGE,
+            out=str(tmp_path / f"{i}.csv"),
+            fmt="csv",
+            chunk_days=5,
+            resume=False,
+            progress=Progress("haystack his", stream),
         )
     assert piped.getvalue() == ""
     shown = tty.getvalue()
@@ -154,7 +186,17 @@ def test_a_plot_with_units(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="install the [plot] extra")
     from matplotlib import image
 
-    result = export(Server().read, POINTS, RANGE, out=None, fmt="csv", chunk_days=5, resume=False, keep=True, write=False)
+    result = export(
+        Server().read,
+        POINTS,
+        RANGE,
+        out=None,
+        fmt="csv",
+        chunk_days=5,
+        resume=False,
+        keep=True,
+        write=False,
+    )
     png = tmp_path / "his.png"
     plot(result.series, POINTS, str(png), title="two temps")
     pixels = image.imread(png)

@@ -50,10 +50,16 @@ def test_subscribing_fetches_every_record(server: LiveServer) -> None:
 def test_a_polled_row_replaces_the_record(server: LiveServer) -> None:
     # The spec's watchPoll answers whole records: a tag the server dropped goes.
     with client(server) as c, c.watch(["t1", "sp1"]) as watch:
-        server.state.poll_answers.append([{"id": Ref("t1", "DAT"), "dis": "DAT", "curVal": Number(60, "°F")}])
+        server.state.poll_answers.append(
+            [{"id": Ref("t1", "DAT"), "dis": "DAT", "curVal": Number(60, "°F")}]
+        )
         changes = watch.poll()
         assert changes == WatchChanges(updated=("t1",))
-        assert dict(watch["t1"]) == {"id": Ref("t1", "DAT"), "dis": "DAT", "curVal": Number(60, "°F")}
+        assert dict(watch["t1"]) == {
+            "id": Ref("t1", "DAT"),
+            "dis": "DAT",
+            "curVal": Number(60, "°F"),
+        }
         assert watch["sp1"]["dis"] == "SP"  # untouched
         assert not watch.poll()  # nothing changed
 

@@ -135,9 +135,10 @@ def test_watches_sessions_handshakes_throttles_metrics(make_live: Any, otel: Ote
         c.close_session()
         assert otel.value("haystack.server.sessions.active") == before - 1
     # A HELLO leaves a handshake in flight until its proof comes (or it expires).
-    assert httpx.get(
-        f"{live.url}/about", headers={"Authorization": "HELLO username=b3A"}
-    ).status_code == 401
+    assert (
+        httpx.get(f"{live.url}/about", headers={"Authorization": "HELLO username=b3A"}).status_code
+        == 401
+    )
     assert otel.value("haystack.server.handshakes.in_flight") == 1
     for expected in (CredentialsRejectedError, TooManyRequestsError):
         with Client(live.url, "viewer", "wrong") as bad, pytest.raises(expected):

@@ -74,7 +74,9 @@ def format_for(path: str | None, given: str | None) -> str:
     return "csv"
 
 
-def chunks(start: dt.datetime, end: dt.datetime, days: float) -> list[tuple[dt.datetime, dt.datetime]]:
+def chunks(
+    start: dt.datetime, end: dt.datetime, days: float
+) -> list[tuple[dt.datetime, dt.datetime]]:
     """``[start, end)`` cut into spans of ``days`` (the last may be shorter), stepped
     in absolute time so that a DST change neither skips nor repeats an hour."""
     if days <= 0:
@@ -125,7 +127,9 @@ def _val(value: Any) -> Any:
     return str(value)
 
 
-def _rows(grid: Grid, points: Sequence[Point]) -> Iterator[tuple[dt.datetime, str, Any, str | None]]:
+def _rows(
+    grid: Grid, points: Sequence[Point]
+) -> Iterator[tuple[dt.datetime, str, Any, str | None]]:
     """(ts, id, value, unit) from a hisRead result, single or batch."""
     cols = (
         [("val", points[0])]
@@ -172,9 +176,9 @@ class _TextWriter:
             self.out.write(buffer.getvalue())
         else:
             for ts, pid, val, unit in rows:
-                if isinstance(val, float) and (val != val or val in (float("inf"), float("-inf"))):
-                    val = format_float(val)
-                record = {"ts": ts.isoformat(), "id": pid, "val": val, "unit": unit}
+                finite = not isinstance(val, float) or val - val == 0  # NaN, inf: no JSON
+                shown = val if finite else format_float(val)
+                record = {"ts": ts.isoformat(), "id": pid, "val": shown, "unit": unit}
                 self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def commit(self, done: int) -> int:
@@ -332,7 +336,9 @@ def export(
             rows: list[tuple[dt.datetime, str, Any, str | None]] = []
             for tz, group in by_tz.items():
                 zone = tz_from_name(tz)
-                rows.extend(_rows(read(group, (begin.astimezone(zone), stop.astimezone(zone))), group))
+                rows.extend(
+                    _rows(read(group, (begin.astimezone(zone), stop.astimezone(zone))), group)
+                )
             rows.sort(key=lambda r: (r[0], r[1]))
             if writer is not None:
                 writer.write(rows)

@@ -597,4 +597,3 @@ class AsyncWatch(_WatchBase):
         else:
             self._closed = True
             self._client._watch_moved(self, self._watch_id, None)
-

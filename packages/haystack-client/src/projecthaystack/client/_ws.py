@@ -435,8 +435,7 @@ class AsyncWebSocketClient(AsyncClient):
             except TimeoutError:
                 await session.close(1011, "a write did not finish")
                 raise ResponseError(
-                    f"WebSocket {self.ws_url}: a write did not finish within "
-                    f"{self._timeout:g} s",
+                    f"WebSocket {self.ws_url}: a write did not finish within {self._timeout:g} s",
                     url=self.ws_url,
                 ) from None
 

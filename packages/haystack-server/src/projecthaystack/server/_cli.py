@@ -74,11 +74,21 @@ def _redact(url: str) -> str:
         return url.split("@")[-1]
 
 
-def _load_files(paths: Sequence[str]) -> list[dict[str, Any]]:
+def _show(text: str | None) -> None:
+    """Progress of a long load on a terminal (one line, rewritten); none when piped."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\rhaystack-server: {text}\x1b[K" if text else "\n")
+        sys.stderr.flush()
+
+
+def _load_files(paths: Sequence[str], progress: bool = False) -> list[dict[str, Any]]:
     from projecthaystack.codecs import codec_for_name
 
     records: list[dict[str, Any]] = []
     for path in paths:
+        if progress:
+            size = Path(path).stat().st_size if Path(path).exists() else 0
+            _show(f"--load {path}: reading and decoding {size / 2**20:,.1f} MiB")
         suffix = Path(path).suffix.lower()
         if suffix not in _FORMATS:
             raise StartupError(
@@ -92,14 +102,19 @@ def _load_files(paths: Sequence[str]) -> list[dict[str, Any]]:
         except HaystackError as exc:
             raise StartupError(f"--load {path}: {_one_line(exc)}") from None
         records.extend(dict(r) for r in grid)
+        if progress:
+            _show(f"--load {path}: {len(grid):,} entities")
+    if progress and paths:
+        _show(None)
     return records
 
 
-def _hooks(opts: dict[str, Any]) -> list[StartupHook]:
-    """What fills the store at startup: ``--load`` files and the demo building."""
+def _hooks(opts: dict[str, Any], progress: bool = False) -> list[StartupHook]:
+    """What fills the store at startup: ``--load`` files and the demo building
+    (``progress`` on a terminal: the command's own check, not every worker's)."""
     hooks: list[StartupHook] = []
     if opts["load"]:
-        records = _load_files(opts["load"])
+        records = _load_files(opts["load"], progress)
 
         async def load(store: Store) -> None:
             await store.put_entities(records)
@@ -367,7 +382,7 @@ async def _preflight(opts: dict[str, Any], fill: bool) -> int:
         ) from None
     try:
         await ensure_admin(store, None, ServerConfig().scram_hash)
-        for hook in _hooks(opts) if fill else ():
+        for hook in _hooks(opts, progress=True) if fill else ():
             await hook(store)
         return await store.count_entities()
     finally:

@@ -156,9 +156,7 @@ class _Telemetry:
             ("haystack.server.sessions.active", self.sessions, "Sessions this process started"),
             ("haystack.server.handshakes.in_flight", self.handshakes, "Logins under way here"),
         ):
-            meter.create_observable_gauge(
-                name, callbacks=[self._gauge(registry)], description=what
-            )
+            meter.create_observable_gauge(name, callbacks=[self._gauge(registry)], description=what)
         self.lease = cfg.watch_lease.total_seconds()
         self.token_ttl = cfg.token_ttl.total_seconds()
         self.handshake_ttl = cfg.handshake_ttl.total_seconds()
