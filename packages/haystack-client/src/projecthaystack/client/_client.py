@@ -543,7 +543,10 @@ class AsyncClient(_Base):
         partial: bool = False,
     ) -> AsyncWatch:
         """An :class:`AsyncWatch` on ``ids`` (see :meth:`Client.watch`); open it with
-        ``async with`` or :meth:`AsyncWatch.open`."""
+        ``async with`` or :meth:`AsyncWatch.open`.  From an
+        :class:`AsyncWebSocketClient` its records follow the server's pushes (no polling
+        needed) and are refreshed after a reconnect; its changes go to the watch
+        (:meth:`AsyncWatch.changes`), not to ``updates()``."""
         return AsyncWatch(self, ids, dis=dis, lease=lease, partial=partial)
 
     # Whether the server pushes watch changes to this client (a WebSocket does).

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from projecthaystack.codecs import json as hjson
-from projecthaystack.kinds import Grid, Marker, Number, Ref
+from projecthaystack.kinds import Grid, Marker
 
 from ._client import AsyncClient, _ends_session
 from ._errors import CallError, ClientError, RequestNotSentError, ResponseError
@@ -319,19 +319,6 @@ class AsyncWebSocketClient(AsyncClient):
             self._watch_objects[new] = watch
             for grid in self._held.pop(new, ()):
                 self._push(new, grid)
-
-    def watch(
-        self,
-        ids: Iterable[Ref | str],
-        *,
-        dis: str | None = None,
-        lease: Number | None = None,
-        partial: bool = False,
-    ) -> AsyncWatch:
-        """An :class:`AsyncWatch` on ``ids`` whose records follow the server's pushes
-        (no polling needed) and are refreshed after a reconnect.  Its changes go to
-        the watch (:meth:`AsyncWatch.changes`), not to :meth:`updates`."""
-        return AsyncWatch(self, ids, dis=dis, lease=lease, partial=partial)
 
     _pushes_watches = True
 
