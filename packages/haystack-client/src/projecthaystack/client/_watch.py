@@ -210,7 +210,7 @@ class _WatchBase:
                 self._ids = {ref.id if k == key else k: None for k in self._ids}
             self._ids.setdefault(ref.id, None)
             seen[ref.id] = None
-            if self._replace(ref.id, row):
+            if self._set_record(ref.id, row):
                 updated[ref.id] = None
         removed: list[str] = []
         if whole:
@@ -237,9 +237,9 @@ class _WatchBase:
                 continue
             if self._partial and not refresh and key in self._records:
                 merged = {**self._records[key], **row}
-                changed = self._replace(key, merged)
+                changed = self._set_record(key, merged)
             else:
-                changed = self._replace(key, row)
+                changed = self._set_record(key, row)
             if changed or not refresh:
                 updated[key] = None
         if refresh:
@@ -249,7 +249,7 @@ class _WatchBase:
                     removed[key] = None
         return WatchChanges(tuple(updated), tuple(removed))
 
-    def _replace(self, key: str, row: Mapping[str, Any]) -> bool:
+    def _set_record(self, key: str, row: Mapping[str, Any]) -> bool:
         record = FrozenDict((k, v) for k, v in row.items() if v is not Remove and v is not None)
         old = self._records.get(key)
         self._records[key] = record
