@@ -18,13 +18,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import client_bench
 import codecs_bench
 import filter_bench
+import otel_bench
 import server_bench
+import ws_bench
 
 BENCHES = {
     "codecs": codecs_bench.main,
     "filter": filter_bench.main,
     "server": server_bench.main,
     "client": client_bench.main,
+    "ws": ws_bench.main,
+    "otel": otel_bench.main,
 }
 
 
