@@ -6,6 +6,8 @@
     python3 tools/dev.py lint      # ruff check and format check
     python3 tools/dev.py types     # mypy --strict
     python3 tools/dev.py bench     # the benchmarks under tools/bench
+    python3 tools/dev.py docs      # build the documentation site (strict) into site/
+    python3 tools/dev.py docs serve  # serve it on 127.0.0.1:8000, rebuilt on change
     python3 tools/dev.py hatch ... # any other hatch command
 
 The first run makes ``.tools-venv`` beside this repository's root with pinned hatch and
@@ -33,6 +35,7 @@ COMMANDS = {
     "lint": ["run", "lint:check"],
     "types": ["run", "types:check"],
     "bench": ["run", "bench:run"],
+    "docs": ["run", "docs:build"],
 }
 
 
@@ -83,6 +86,8 @@ def main(argv: list[str]) -> int:
         cmd = rest
     elif verb == "test":
         cmd = [*COMMANDS[verb], *_pythons(rest), *rest]
+    elif verb == "docs" and rest[:1] == ["serve"]:
+        cmd = ["run", "docs:serve", *rest[1:]]
     elif verb in COMMANDS:
         cmd = [*COMMANDS[verb], *rest]
     else:
