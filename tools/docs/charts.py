@@ -105,6 +105,7 @@ def draw(chart: Chart, caption: str) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     plt.rcParams["svg.hashsalt"] = "projecthaystack-docs"
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, no glyph paths
@@ -136,13 +137,14 @@ def draw(chart: Chart, caption: str) -> bytes:
     if biggest > 20:
         ax.set_xscale("log")
     ax.set_xlim(right=biggest * (1.6 if biggest > 20 else 1.15))
-    ax.set_xlabel(f"time as a multiple of {chart.floor} (shorter is faster)")
-    ax.set_title(f"{chart.title}\n{caption}", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.set_xlabel(f"time as a multiple of {chart.floor} (shorter is faster)\n{caption}")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    fig.savefig(
+        buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None}
+    )
     plt.close(fig)
     return buf.getvalue()
 

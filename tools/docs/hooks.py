@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import posixpath
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +32,7 @@ def _charts_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("projecthaystack_docs_charts", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
