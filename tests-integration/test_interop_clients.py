@@ -298,7 +298,8 @@ def test_rusty_haystack(url: str, op: str) -> None:
 # -- haystack-py (Python >= 3.13 only) --------------------------------------------------------
 
 needs_313 = pytest.mark.skipif(
-    sys.version_info < (3, 13), reason="haystack-py requires Python >= 3.13"
+    sys.version_info < (3, 13),
+    reason="haystack-py requires Python >= 3.13: run these on 3.13 (dev.py test -py 3.13)",
 )
 
 
@@ -414,7 +415,7 @@ def nclient_results(project_url: str) -> dict[str, str]:
     if node is None or npm is None:
         if os.environ.get("CI") == "true":
             pytest.fail("node and npm are needed for haystack-nclient (.ci/run installs them)")
-        pytest.skip("node and npm are not installed: haystack-nclient cannot run")
+        pytest.skip("node and npm are not installed: install them to run haystack-nclient")
     subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=NODE_DIR,

@@ -20,7 +20,8 @@ from projecthaystack.client import CallError, Client
 from projecthaystack.kinds import Number, Ref, tz_from_name
 
 needs_313 = pytest.mark.skipif(
-    sys.version_info < (3, 13), reason="haystack-py requires Python >= 3.13"
+    sys.version_info < (3, 13),
+    reason="haystack-py requires Python >= 3.13: run these on 3.13 (dev.py test -py 3.13)",
 )
 
 NY = tz_from_name("New_York")
@@ -95,7 +96,7 @@ OPS: dict[str, Callable[[Client], Any]] = {
         c.watch_poll(wid := c.watch_sub([Ref("p1")], dis="interop").meta["watchId"]) is not None
         and c.watch_unsub(wid, close=True) is not None
     ),
-    "close (the server wants GET)": lambda c: c.close() is not None and c.token is None,
+    "close (the server wants GET)": lambda c: c.close_session() is not None and c.token is None,
 }
 
 
@@ -194,7 +195,7 @@ RUSTY_OPS: dict[str, Callable[[Client], Any]] = {
         c.watch_poll(wid := c.watch_sub([Ref("p1")], dis="interop").meta["watchId"]) is not None
         and c.watch_unsub(wid, close=True) is not None
     ),
-    "close": lambda c: c.close() is not None and c.token is None,
+    "close": lambda c: c.close_session() is not None and c.token is None,
 }
 
 

@@ -2,24 +2,43 @@
 """One entry point for working on the monorepo with nothing but Python and pip.
 
     python3 tools/dev.py demo      # the main job (see the README)
-    python3 tools/dev.py test      # the tests, on every Python 3.11-3.13 found on PATH
+    python3 tools/dev.py test      # the tests, on every Python 3.11-3.13 found
     python3 tools/dev.py lint      # ruff check and format check
     python3 tools/dev.py types     # mypy --strict
     python3 tools/dev.py bench     # the benchmarks under tools/bench
+    python3 tools/dev.py wheels    # dist/wheels: a wheelhouse to pip install from
     python3 tools/dev.py docs      # build the documentation site (strict) into site/
     python3 tools/dev.py docs serve  # serve it on 127.0.0.1:8000, rebuilt on change
     python3 tools/dev.py hatch ... # any other hatch command
 
 The first run makes ``.tools-venv`` beside this repository's root with pinned hatch and
 uv, and hatch makes the project's environments from there; later runs reuse both.
+
+Pythons are found on ``PATH`` and, where pyenv is installed, among pyenv's versions (its
+shims run only the active one, so the newest patch release of each supported version is
+put on ``PATH`` by its own ``bin`` directory). ``test`` says which it tests and which it
+could not find; under ``CI=true`` a missing one is an error.
+
+The packages are not on PyPI yet, and PyPI's ``haystack-client`` is an unrelated project
+with a higher version number, so install ours from a wheelhouse and from nowhere else::
+
+    python3 tools/dev.py wheels       # our nine wheels and the libraries they need
+    pip install --no-index --find-links dist/wheels haystack-client
+
+``wheels --ours`` builds only our wheels (no download); ``--extras`` also fetches the
+libraries of every optional extra; ``--python X.Y`` fetches them for another Python than
+the one running dev.py; ``--dest DIR`` writes elsewhere.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -59,21 +78,179 @@ def ensure_tools() -> Path:
     return hatch
 
 
-def _runs(exe: str) -> bool:
+def _runs(exe: str, path: str) -> str | None:
+    """Where ``exe`` is on ``path``, if it is there and actually runs."""
     # A pyenv shim exists for every installed version but fails for inactive ones.
-    path = shutil.which(exe)
-    if path is None:
-        return False
-    probe = subprocess.run([path, "-c", "pass"], capture_output=True, check=False)
-    return probe.returncode == 0
+    found = shutil.which(exe, path=path)
+    if found is None:
+        return None
+    probe = subprocess.run([found, "-c", "pass"], capture_output=True, check=False)
+    return found if probe.returncode == 0 else None
 
 
-def _pythons(rest: list[str]) -> list[str]:
-    """``-py`` with every supported Python on PATH, unless the caller chose already."""
-    if any(a in ("-py", "--python", "-i", "--include", "--all", "-a") for a in rest):
-        return []
-    found = [v for v in SUPPORTED if _runs(f"python{v}")]
-    return ["-py", ",".join(found)] if found else []
+def _pyenv_bins() -> dict[str, Path]:
+    """The ``bin`` directory of pyenv's newest patch release of each supported version."""
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return {}
+
+    def ask(*args: str) -> str:
+        done = subprocess.run([pyenv, *args], capture_output=True, text=True, check=False)
+        return done.stdout if done.returncode == 0 else ""
+
+    root = Path(ask("root").strip())
+    bins: dict[str, Path] = {}
+    for version in SUPPORTED:
+        patches = [
+            int(m.group(1))
+            for line in ask("versions", "--bare").split()
+            if (m := re.fullmatch(re.escape(version) + r"\.(\d+)", line))
+        ]
+        if patches:
+            bins[version] = root / "versions" / f"{version}.{max(patches)}" / "bin"
+    return bins
+
+
+def find_pythons(path: str) -> tuple[str, dict[str, str], list[str]]:
+    """The ``PATH`` to give hatch, the supported Pythons found on it, those missing.
+
+    A version that does not run from ``path`` gets pyenv's ``bin`` directory in front.
+    """
+    extra: list[str] = []
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    bins = _pyenv_bins()
+    for version in SUPPORTED:
+        exe = f"python{version}"
+        where = _runs(exe, path)
+        if where is None and version in bins:
+            where = _runs(exe, str(bins[version]))
+            if where is not None:
+                extra.append(str(bins[version]))
+        if where is None:
+            missing.append(version)
+        else:
+            found[version] = where
+    return os.pathsep.join([*extra, path]), found, missing
+
+
+def _chosen(rest: list[str]) -> list[str] | None:
+    """The versions named by ``-py``/``--python`` before ``--``; None if none are named."""
+    options = rest[: rest.index("--")] if "--" in rest else rest
+    chosen: list[str] = []
+    for i, arg in enumerate(options):
+        value = None
+        if arg in ("-py", "--python") and i + 1 < len(options):
+            value = options[i + 1]
+        elif arg.startswith("--python="):
+            value = arg.split("=", 1)[1]
+        if value:
+            chosen += [v.strip() for v in value.split(",") if v.strip()]
+    return chosen or None
+
+
+def _names(versions: list[str] | dict[str, str]) -> str:
+    return ", ".join(versions) if versions else "none"
+
+
+def plan_tests(
+    rest: list[str], found: dict[str, str], missing: list[str]
+) -> tuple[list[str] | None, str]:
+    """The ``-py`` arguments for ``hatch test`` and the line saying what is tested on what.
+
+    The arguments are None when the caller chose the Pythons with hatch's own options.
+    """
+    chosen = _chosen(rest)
+    if chosen is not None:
+        absent = [v for v in chosen if v not in found]
+        line = f"Python {_names(chosen)} (chosen with -py)"
+        return None, line + (f"; not found: {_names(absent)}" if absent else "")
+    if any(a in ("-i", "--include", "--all", "-a") for a in rest):
+        return None, "the Pythons your hatch options select"
+    where = ", ".join(f"{v} ({exe})" for v, exe in found.items()) or "none"
+    line = f"Python {where}; not found: {_names(missing)}"
+    return (["-py", ",".join(found)] if found else []), line
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> int:
+    """Run a command from the root; Ctrl-C reaches it too, so wait for it, quietly."""
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        try:
+            process.wait(30)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+        return 130
+
+
+def _projects() -> dict[str, dict[str, object]]:
+    """Each package's ``[project]`` table by distribution name."""
+    projects: dict[str, dict[str, object]] = {}
+    for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        project["_dir"] = pyproject.parent
+        projects[str(project["name"])] = project
+    return projects
+
+
+def third_party(projects: dict[str, dict[str, object]], extras: bool = False) -> list[str]:
+    """The requirements of our packages on libraries that are not ours, each once."""
+    found: list[str] = []
+    for project in projects.values():
+        reqs = list(project.get("dependencies", []))  # type: ignore[call-overload]
+        if extras:
+            for group in dict(project.get("optional-dependencies", {})).values():  # type: ignore[call-overload]
+                reqs += group
+        for req in reqs:
+            name = re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]
+            if name not in projects and req not in found:
+                found.append(req)
+    return found
+
+
+def wheels(argv: list[str]) -> int:
+    """Build every package's wheel into a wheelhouse, with the libraries they need."""
+    parser = argparse.ArgumentParser(prog="dev.py wheels", description=wheels.__doc__)
+    parser.add_argument("--dest", type=Path, default=ROOT / "dist" / "wheels")
+    parser.add_argument("--ours", action="store_true", help="only our wheels, no download")
+    parser.add_argument("--extras", action="store_true", help="also every extra's libraries")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    parser.add_argument(
+        "--python",
+        default=here,
+        metavar="X.Y",
+        help=f"the Python the libraries are for (default {here}, the one running dev.py)",
+    )
+    args = parser.parse_args(argv)
+    ensure_tools()
+    python = str(_bin("python"))
+    dest: Path = args.dest.resolve()
+    dest.mkdir(parents=True, exist_ok=True)
+    projects = _projects()
+    # An older build of ours beside the new one would leave pip a choice to get wrong.
+    for name in projects:
+        for old in dest.glob(name.replace("-", "_") + "-*.whl"):
+            old.unlink()
+    for name, project in projects.items():
+        # hatchling comes with the pinned hatch: building needs no download.
+        build = [python, "-m", "hatchling", "build", "-t", "wheel", "-d", str(dest)]
+        done = subprocess.run(build, cwd=project["_dir"], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"dev.py wheels: building {name} failed:\n{done.stderr}", file=sys.stderr)
+            return 1
+    if not args.ours:
+        reqs = third_party(projects, extras=args.extras)
+        download = [python, "-m", "pip", "download", "--quiet", "--dest", str(dest)]
+        download += ["--python-version", args.python, "--only-binary", ":all:", *reqs]
+        if _run(download, dict(os.environ)) != 0:
+            print("dev.py wheels: downloading the libraries failed", file=sys.stderr)
+            return 1
+    print(f"{len(projects)} wheels of ours in {dest}. Install from a clone with:")
+    print(f"  pip install --no-index --find-links {dest} haystack-client")
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -82,24 +259,44 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0 if argv else 2
     verb, rest = argv[0], argv[1:]
-    if verb == "hatch":
-        cmd = rest
-    elif verb == "test":
-        cmd = [*COMMANDS[verb], *_pythons(rest), *rest]
-    elif verb == "docs" and rest[:1] == ["serve"]:
-        cmd = ["run", "docs:serve", *rest[1:]]
-    elif verb in COMMANDS:
-        cmd = [*COMMANDS[verb], *rest]
-    else:
+    if verb == "wheels":
+        return wheels(rest)
+    if verb != "hatch" and verb not in COMMANDS:
         print(f"unknown command {verb!r}\n{__doc__}", file=sys.stderr)
         return 2
     hatch = ensure_tools()
     env = dict(os.environ)
-    # hatch finds uv beside itself; keep the project's caches inside the tools venv.
-    env["PATH"] = str(_bin("hatch").parent) + os.pathsep + env.get("PATH", "")
+    # hatch finds uv beside itself; pyenv's other Pythons go on PATH for the test matrix
+    # and the 3.13 bench env; the project's caches stay inside the tools venv.
+    path, found, missing = find_pythons(env.get("PATH", ""))
+    env["PATH"] = str(_bin("hatch").parent) + os.pathsep + path
     env.setdefault("HATCH_DATA_DIR", str(TOOLS / "hatch-data"))
-    return subprocess.run([str(hatch), *cmd], cwd=ROOT, env=env, check=False).returncode
+    if verb == "hatch":
+        return _run([str(hatch), *rest], env)
+    if verb == "docs" and rest[:1] == ["serve"]:
+        return _run([str(hatch), "run", "docs:serve", *rest[1:]], env)
+    if verb != "test":
+        return _run([str(hatch), *COMMANDS[verb], *rest], env)
+    pythons, line = plan_tests(rest, found, missing)
+    print(f"dev.py test: testing on {line}", file=sys.stderr, flush=True)
+    if pythons is not None and not found:
+        print("dev.py test: no Python 3.11, 3.12 or 3.13 found", file=sys.stderr)
+        return 1
+    if pythons is not None and missing and env.get("CI") == "true":
+        print(f"dev.py test: CI tests every Python; missing {_names(missing)}", file=sys.stderr)
+        return 1
+    cmd = [str(hatch), *COMMANDS[verb], *(pythons or []), *rest]
+    code = _run(cmd, env)
+    outcome = "passed" if code == 0 else f"failed (exit {code})"
+    tested = line
+    if pythons is not None:
+        tested = f"Python {_names(list(found))}; not found: {_names(missing)}"
+    print(f"\ndev.py test: {outcome}; tested on {tested}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,36 +1,39 @@
 import base64
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 
 import pytest
 
 import projecthaystack.auth as auth
+import projecthaystack.auth.testing as testing
 from projecthaystack.auth import (
-    AuthenticationFailed,
     AuthHeader,
     AuthProtocolError,
     ClientHandshake,
+    CredentialsRejectedError,
     HandshakeTable,
     ScramClient,
     ScramCredentials,
     ScramServerExchange,
     ServerAuth,
     ServerSignatureError,
-    UnsupportedMechanism,
+    UnsupportedMechanismError,
     b64url_decode,
     b64url_encode,
     client_ssl_context,
     fake_credentials,
     format_auth_header,
     format_bearer,
-    generate_test_pki,
     identity_from_der,
     parse_auth_header,
     parse_bearer,
     saslprep,
     server_ssl_context,
 )
+from projecthaystack.auth.testing import generate_test_pki
 from projecthaystack.kinds import HaystackError
 
 # RFC 7677, section 3.
@@ -53,7 +56,7 @@ def test_public_names_are_pinned():
             "AuthError",
             "AuthHeader",
             "AuthProtocolError",
-            "AuthenticationFailed",
+            "CredentialsRejectedError",
             "CertIdentity",
             "ClientHandshake",
             "HandshakeTable",
@@ -63,15 +66,13 @@ def test_public_names_are_pinned():
             "ServerAuth",
             "ServerReply",
             "ServerSignatureError",
-            "TestPKI",
-            "UnsupportedMechanism",
+            "UnsupportedMechanismError",
             "b64url_decode",
             "b64url_encode",
             "client_ssl_context",
             "fake_credentials",
             "format_auth_header",
             "format_bearer",
-            "generate_test_pki",
             "identity_from_der",
             "identity_from_ssl",
             "parse_auth_header",
@@ -80,8 +81,35 @@ def test_public_names_are_pinned():
             "server_ssl_context",
         ]
     )
-    assert issubclass(AuthenticationFailed, HaystackError)
+    assert issubclass(CredentialsRejectedError, HaystackError)
     assert issubclass(AuthProtocolError, ValueError)
+    for name in auth.__all__:
+        obj = getattr(auth, name)
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__module__ == "projecthaystack.auth", name
+    assert sorted(testing.__all__) == ["TestPKI", "generate_test_pki"]
+    assert testing.TestPKI.__module__ == "projecthaystack.auth.testing"
+
+
+def test_a_bad_server_signature_is_not_a_wrong_password():
+    assert not issubclass(ServerSignatureError, CredentialsRejectedError)
+    assert not issubclass(CredentialsRejectedError, ServerSignatureError)
+
+
+def test_importing_auth_does_not_import_cryptography():
+    code = (
+        "import sys, projecthaystack.auth, projecthaystack.auth.testing;"
+        "assert 'cryptography' not in sys.modules, 'imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_reading_a_certificate_without_cryptography_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    with pytest.raises(ImportError, match=r"identity_from_der needs .*\[tls\] extra"):
+        identity_from_der(b"0")
+    with pytest.raises(ImportError, match=r"generate_test_pki needs .*\[tls\] extra"):
+        generate_test_pki()
 
 
 def test_rfc7677_vector_client_side():
@@ -109,16 +137,16 @@ def test_tampered_proofs_and_wrong_passwords_fail():
         + ("A" if RFC_CLIENT_FINAL[-10] != "A" else "B")
         + RFC_CLIENT_FINAL[-9:]
     )
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(CredentialsRejectedError):
         exchange.finish(tampered)
     wrong = ScramClient("user", "pencils", nonce=RFC_NONCE)
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(CredentialsRejectedError):
         exchange.finish(wrong.client_final(RFC_SERVER_FIRST))
-    with pytest.raises(AuthenticationFailed, match="nonce"):
+    with pytest.raises(CredentialsRejectedError, match="nonce"):
         exchange.finish(RFC_CLIENT_FINAL.replace(RFC_NONCE, "x" * len(RFC_NONCE)))
     with pytest.raises(AuthProtocolError, match="no proof"):
         exchange.finish("c=biws,r=abc")
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(CredentialsRejectedError):
         exchange.finish(RFC_CLIENT_FINAL[: RFC_CLIENT_FINAL.index(",p=")] + ",p=AAAA")
     assert proof
 
@@ -130,7 +158,7 @@ def test_wrong_server_signature_is_detected():
         client.verify_server_final("v=" + base64.b64encode(b"x" * 32).decode())
     with pytest.raises(ServerSignatureError, match="no signature"):
         client.verify_server_final("x=1")
-    with pytest.raises(AuthenticationFailed, match="other-error"):
+    with pytest.raises(CredentialsRejectedError, match="other-error"):
         client.verify_server_final("e=other-error")
     fresh = ScramClient("user", "pencil")
     with pytest.raises(AuthProtocolError):
@@ -161,7 +189,7 @@ def test_client_rejects_hostile_server_first(server_first, message):
     [
         ("x=user,r=abc", AuthProtocolError, "gs2"),
         ("user,r=abc", AuthProtocolError, "gs2"),
-        ("p=tls-unique,,n=user,r=abc", UnsupportedMechanism, "channel binding"),
+        ("p=tls-unique,,n=user,r=abc", UnsupportedMechanismError, "channel binding"),
         ("n,,r=abc", AuthProtocolError, "lacks n or r"),
         ("n,,n=user,r=a,b", AuthProtocolError, "malformed"),
         ("n,,n=us=3Xer,r=abc", AuthProtocolError, "escape"),
@@ -198,7 +226,7 @@ def test_credentials():
     assert creds.hash == "SHA-256" and len(creds.salt) == 16
     other = ScramCredentials.derive("pencil", iterations=4096)
     assert other.salt != creds.salt and other.stored_key != creds.stored_key
-    with pytest.raises(UnsupportedMechanism):
+    with pytest.raises(UnsupportedMechanismError):
         ScramCredentials.derive("x", hash="MD5")
     sha512 = ScramCredentials.derive("pencil", hash="sha-512", iterations=4096)
     assert sha512.hash == "SHA-512" and len(sha512.stored_key) == 64
@@ -306,7 +334,7 @@ class _Server:
                 reply = self.auth.plaintext(header, tls=tls)
             else:
                 return 400, {}
-        except (AuthenticationFailed, AuthProtocolError, UnsupportedMechanism):
+        except (CredentialsRejectedError, AuthProtocolError, UnsupportedMechanismError):
             return 403, {}
         if reply.handshake_token is not None:
             self.table.put(reply.handshake_token, reply.state or reply.hello_user, client=client)
@@ -426,9 +454,9 @@ def test_the_handshake_token_is_kept_through_the_exchange():
 
 def test_wrong_password_and_unknown_user_look_alike():
     server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(CredentialsRejectedError):
         _login(server, ClientHandshake("user", "wrong"))
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(CredentialsRejectedError):
         _login(server, ClientHandshake("nobody", "pencil"))
     known = server.request(ClientHandshake("user", "x").hello())
     unknown = server.request(ClientHandshake("nobody", "x").hello())
@@ -515,15 +543,15 @@ def test_client_tolerates_padding_and_quirks():
 def test_client_protocol_errors():
     hs = ClientHandshake("user", "pencil")
     hs.hello()
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(CredentialsRejectedError):
         hs.respond(403, {})
     with pytest.raises(AuthProtocolError, match="status 500"):
         hs.respond(500, {})
     with pytest.raises(AuthProtocolError, match="without a WWW-Authenticate"):
         hs.respond(401, {})
-    with pytest.raises(UnsupportedMechanism, match="NTLM"):
+    with pytest.raises(UnsupportedMechanismError, match="NTLM"):
         hs.respond(401, {"WWW-Authenticate": "NTLM"})
-    with pytest.raises(UnsupportedMechanism, match="MD5"):
+    with pytest.raises(UnsupportedMechanismError, match="MD5"):
         hs.respond(401, {"WWW-Authenticate": "SCRAM hash=MD5"})
     with pytest.raises(AuthProtocolError, match="without an Authentication-Info"):
         hs.respond(200, {})
@@ -536,9 +564,9 @@ def test_client_protocol_errors():
 def test_plaintext_only_over_tls_and_only_when_enabled():
     users = {"user": ScramCredentials.derive("password", iterations=4096)}
     challenge = {"WWW-Authenticate": "PLAINTEXT"}
-    with pytest.raises(UnsupportedMechanism, match="only over TLS"):
+    with pytest.raises(UnsupportedMechanismError, match="only over TLS"):
         ClientHandshake("user", "password").respond(401, challenge)
-    with pytest.raises(UnsupportedMechanism):
+    with pytest.raises(UnsupportedMechanismError):
         ClientHandshake("user", "password", allow_plaintext=True).respond(401, challenge)
     hs = ClientHandshake("user", "password", allow_plaintext=True, tls=True)
     value = hs.respond(401, challenge)

@@ -8,6 +8,7 @@ proven against HTTP, not against mocks.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import socket
 import threading
@@ -28,6 +29,7 @@ from projecthaystack.auth import (
     ScramCredentials,
     ScramServerExchange,
     ServerAuth,
+    b64url_encode,
     parse_auth_header,
     parse_bearer,
 )
@@ -93,6 +95,14 @@ class ServerState:
     refuse_get: bool = False
     refuse_post: set[str] = field(default_factory=set)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # Every login request, as (scheme, has data) pairs.
+    logins: list[tuple[str, bool]] = field(default_factory=list)
+    # Servers in the wild: "padded_only" answers unpadded base64 with 400; "hello_data"
+    # answers a plain HELLO with server-first data (both as rusty-haystack does);
+    # "bad_signature" sends a server signature that proves nothing (an impostor).
+    quirks: set[str] = field(default_factory=set)
+    # A canned answer to every login request: (status, headers, body).
+    login_answer: tuple[int, dict[str, str], bytes] | None = None
 
 
 def _error(dis: str) -> Grid:
@@ -133,7 +143,20 @@ def make_app(state: ServerState) -> Starlette:
         if not header:
             return Response(status_code=401, headers={"WWW-Authenticate": "HELLO"})
         parsed = parse_auth_header(header)
+        if parsed.scheme in ("HELLO", "SCRAM"):
+            state.logins.append((parsed.scheme, parsed.get("data") is not None))
+        if state.login_answer is not None:
+            status, canned, body = state.login_answer
+            return Response(body, status, canned)
         client = request.client.host if request.client else "?"
+        padded = any(v.endswith("=") for v in parsed.params.values())
+        if "padded_only" in state.quirks and parsed.scheme == "HELLO" and not padded:
+            return Response(b"bad base64", 400, media_type="text/plain")
+        if "hello_data" in state.quirks and parsed.scheme == "HELLO" and not parsed.get("data"):
+            # A server-first message of the server's own making: no client nonce in it.
+            first = b64url_encode("r=servernonce,s=c2FsdHNhbHRzYWx0,i=4096")
+            challenge = f"SCRAM handshakeToken=abc, hash=SHA-256, data={first}"
+            return Response(status_code=401, headers={"WWW-Authenticate": challenge})
         try:
             if parsed.scheme == "HELLO":
                 reply = auth.hello(parsed)
@@ -153,6 +176,9 @@ def make_app(state: ServerState) -> Starlette:
                 reply.handshake_token, reply.state or reply.hello_user, client=client
             )
         headers = dict(reply.headers)
+        if reply.username is not None and "bad_signature" in state.quirks:
+            wrong = b64url_encode("v=" + base64.b64encode(b"\0" * 32).decode())
+            headers["Authentication-Info"] = f"hash=SHA-256, data={wrong}"
         if reply.username is not None:
             new = f"tok{len(state.tokens)}x{time.monotonic_ns()}"
             state.tokens[new] = reply.username

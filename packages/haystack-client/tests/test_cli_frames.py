@@ -1,5 +1,7 @@
 import datetime as dt
+import io
 import json
+import sys
 
 import pytest
 
@@ -41,17 +43,85 @@ def test_queries_against_a_server(server, capsys):
     base = ["--url", server.url, "--user", "user", "--password", "pencil"]
     assert main([*base, "about"]) == 0
     assert "whoami" in capsys.readouterr().out
-    assert main([*base, "--output", "json", "read", "point and temp", "--limit", "5"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["id"] == "t1" and rows[0]["curVal"] == 55.0
     assert main([*base, "--output", "csv", "nav"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("@s1 HQ")
     assert main([*base, "--output", "zinc", "his", "@t1", "today"]) == 0
     assert capsys.readouterr().out.startswith('ver:"3.0"')
     assert main(["--url", server.url, "--user", "user", "--password", "wrong", "about"]) == 1
-    assert "haystack:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("haystack: login at ") and "refused user 'user'" in err
     with pytest.raises(SystemExit):
         main(["about"])
+
+
+def test_options_go_before_or_after_the_command(server, capsys):
+    # The README's own example: options after the subcommand.
+    opts = ["--url", server.url, "--user", "user", "--password", "pencil"]
+    assert main(["read", "point and temp", "--limit", "10", "-o", "csv", *opts]) == 0
+    after = capsys.readouterr().out
+    assert main([*opts, "-o", "csv", "read", "point and temp", "--limit", "10"]) == 0
+    assert capsys.readouterr().out == after and after.startswith("id,")
+    # Given on both sides, the one after the command wins.
+    assert main(["--output", "zinc", *opts, "about", "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["whoami"] == "user"
+
+
+def _write_his(server) -> None:
+    ts = [dt.datetime(2024, 1, 1, h, tzinfo=NY) for h in range(3)]
+    with Client(server.url, "user", "pencil") as c:
+        c.his_write("t1", [(t, Number(70 + i, "°F")) for i, t in enumerate(ts)])
+
+
+def test_csv_that_pandas_reads_without_help(server, capsys):
+    pd = pytest.importorskip("pandas", reason="the [pandas] extra is not installed")
+    _write_his(server)
+    opts = ["--url", server.url, "--user", "user", "--password", "pencil", "-o", "csv"]
+    assert main(["his", "@t1", "2024-01-01", *opts]) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    # Numbers without units, the unit in the header; ISO 8601 timestamps.
+    assert list(frame.columns) == ["ts", "val [°F]"]
+    assert frame["val [°F]"].dtype.kind in "if" and list(frame["val [°F]"]) == [70, 71, 72]
+    assert frame["ts"][0] == "2024-01-01T00:00:00-05:00"
+    stamps = pd.to_datetime(frame["ts"])
+    assert stamps[1] - stamps[0] == pd.Timedelta(hours=1)
+    assert main(["read", "point", *opts]) == 0
+    points = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert "curVal [°F]" in points.columns and points["curVal [°F]"].dropna().tolist() == [55]
+    # A column whose Numbers have different units keeps each unit in its cell.
+    server.state.records.append(
+        {"id": Ref("x1"), "point": Marker, "curVal": Number(40, "%"), "kind": "Number"}
+    )
+    assert main(["read", "point", *opts]) == 0
+    mixed = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert "curVal" in mixed.columns and sorted(mixed["curVal"].dropna()) == ["40%", "55°F"]
+
+
+def test_json_keeps_units_and_iso_timestamps(server, capsys):
+    _write_his(server)
+    opts = ["--url", server.url, "--user", "user", "--password", "pencil", "-o", "json"]
+    assert main(["his", "@t1", "2024-01-01", *opts]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0] == {"ts": "2024-01-01T00:00:00-05:00", "val": {"val": 70, "unit": "°F"}}
+    assert main(["read", "point and temp", "--limit", "5", *opts]) == 0
+    point = json.loads(capsys.readouterr().out)[0]
+    assert point["id"] == "t1" and point["temp"] is True
+    assert point["curVal"] == {"val": 55.0, "unit": "°F"}
+    server.state.records.append({"id": Ref("n1"), "n": Number(float("nan")), "k": Number(2)})
+    assert main(["read", "n", *opts]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"id": "n1", "n": "NaN", "k": 2}]
+
+
+def test_table_never_cuts_ids(server, capsys):
+    long_id = "a-building-with-a-very-long-identifier-indeed.ahu-1.discharge-air-temp"
+    server.state.records.append(
+        {"id": Ref(long_id, "A display name long enough to be cut " * 2), "long": Marker}
+    )
+    opts = ["--url", server.url, "--user", "user", "--password", "pencil"]
+    assert main(["read", "long", *opts]) == 0
+    out = capsys.readouterr().out
+    assert f"@{long_id}" in out
+    assert main(["read", "site", *opts]) == 0
+    assert "@s1 HQ" in capsys.readouterr().out
 
 
 def _his_grid(server) -> Grid:
@@ -62,7 +132,7 @@ def _his_grid(server) -> Grid:
 
 
 def test_pandas_frames(server):
-    pytest.importorskip("pandas", reason="the [pandas] extra is not installed")
+    pytest.importorskip("pandas", reason="pandas is not installed: install the [pandas] extra")
     frame = his_frame(_his_grid(server))
     # The point's column is named by its id (or its dis, when the server sends one).
     assert list(frame.columns) == ["t1"] and list(frame["t1"]) == [70.0, 71.0, 72.0]
@@ -87,8 +157,14 @@ def test_pandas_frames(server):
 
 
 def test_polars_frames(server):
-    pytest.importorskip("polars", reason="the [polars] extra is not installed")
+    pytest.importorskip("polars", reason="polars is not installed: install the [polars] extra")
     frame = his_frame(_his_grid(server), library="polars")
     assert frame.columns == ["ts", "t1"] and frame["t1"].to_list() == [70.0, 71.0, 72.0]
     flat = to_polars(Grid.from_rows([{"dis": "x", "n": Number(2)}]))
     assert flat.to_dicts() == [{"dis": "x", "n": 2.0}]
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "polars", None)
+    with pytest.raises(ImportError, match=r"\[polars\] extra of haystack-client"):
+        to_polars(Grid.from_rows([{"a": 1}]))

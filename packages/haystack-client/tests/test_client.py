@@ -1,20 +1,30 @@
 import datetime as dt
+import email.utils
+import subprocess
+import sys
 
 import anyio
 import httpx
 import pytest
 
+import projecthaystack.auth as auth
 import projecthaystack.client as client_pkg
 from projecthaystack.client import (
     AsyncClient,
     AuthenticationError,
     CallError,
     Client,
+    ClientError,
+    CredentialsRejectedError,
+    CredentialsRequiredError,
     RequestNotSentError,
     ResponseError,
+    ServerSignatureError,
+    TooManyRequestsError,
+    UnknownRecError,
     format_range,
 )
-from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
+from projecthaystack.kinds import Grid, HaystackError, Marker, Number, Ref, tz_from_name
 
 NY = tz_from_name("New_York")
 FORMATS = ["zinc", "json", "json3"]
@@ -25,14 +35,21 @@ def test_public_names_are_pinned():
         [
             "AsyncClient",
             "AsyncWebSocketClient",
+            "AuthProtocolError",
             "AuthenticationError",
             "CallError",
             "Client",
             "ClientCore",
             "ClientError",
+            "CredentialsRejectedError",
+            "CredentialsRequiredError",
             "HisRange",
             "RequestNotSentError",
             "ResponseError",
+            "ServerSignatureError",
+            "TooManyRequestsError",
+            "UnknownRecError",
+            "UnsupportedMechanismError",
             "WatchUpdate",
             "format_range",
             "his_frame",
@@ -40,6 +57,40 @@ def test_public_names_are_pinned():
             "to_polars",
         ]
     )
+    for name in client_pkg.__all__:
+        obj = getattr(client_pkg, name)
+        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__module__")):
+            assert obj.__module__ == "projecthaystack.client", name
+
+
+def test_the_error_tree():
+    for name in client_pkg.__all__:
+        obj = getattr(client_pkg, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert name.endswith("Error") and issubclass(obj, ClientError), name
+    assert issubclass(ClientError, HaystackError)
+    # A server that cannot prove itself is not a wrong password; both are login failures,
+    # and each is also the auth layer's error of the same name.
+    assert not issubclass(ServerSignatureError, CredentialsRejectedError)
+    assert not issubclass(CredentialsRejectedError, ServerSignatureError)
+    for cls in (ServerSignatureError, CredentialsRejectedError, CredentialsRequiredError):
+        assert issubclass(cls, AuthenticationError)
+    assert issubclass(ServerSignatureError, auth.ServerSignatureError)
+    assert issubclass(CredentialsRejectedError, auth.CredentialsRejectedError)
+    assert issubclass(AuthenticationError, auth.AuthError)
+    assert issubclass(TooManyRequestsError, ResponseError)
+    assert issubclass(UnknownRecError, LookupError)
+    assert not issubclass(RequestNotSentError, ResponseError)
+
+
+def test_importing_the_client_is_light():
+    # cryptography comes with the [tls] extra; httpx-ws only with a WebSocket client.
+    code = (
+        "import sys, projecthaystack.client;"
+        "loaded = {'cryptography', 'httpx_ws', 'wsproto'} & set(sys.modules);"
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_format_range():
@@ -88,7 +139,7 @@ def test_every_op_sync(server, fmt):
         for op in (c.defs, c.libs, c.ops, c.filetypes):
             assert len(op()) == 1
         assert len(c.defs("x", limit=5)) == 1
-        c.close()
+        c.close_session()
         assert c.token is None
 
 
@@ -116,7 +167,7 @@ def test_uses_get_when_a_server_refuses_post(server):
     server.state.refuse_post = {"close"}
     with Client(server.url, "user", "pencil") as c:
         c.about()
-        c.close()
+        c.close_session()
         assert c.token is None
     closes = [m for m, op in server.state.requests if op == "close"]
     assert closes == ["POST", "GET"]
@@ -152,22 +203,197 @@ def test_call_errors_carry_the_error_grid(server):
     assert "unknown action" in info.value.dis
     assert info.value.err_trace and info.value.err_trace.startswith("trace:")
     assert info.value.grid.is_error
+    # str() is the URL and the server's message, not the grid's Zinc.
+    assert str(info.value) == f"{server.url}/invokeAction: {info.value.dis}"
+    assert info.value.url == f"{server.url}/invokeAction"
 
 
 def test_wrong_password_and_missing_credentials(server):
-    with Client(server.url, "user", "wrong") as c, pytest.raises(AuthenticationError):
+    with Client(server.url, "user", "wrong") as c, pytest.raises(CredentialsRejectedError) as bad:
         c.about()
-    with Client(server.url, "nobody", "pencil") as c, pytest.raises(AuthenticationError):
+    assert f"{server.url}/about" in str(bad.value) and "'user'" in str(bad.value)
+    with Client(server.url, "nobody", "pencil") as c, pytest.raises(CredentialsRejectedError):
         c.about()
-    with Client(server.url) as c, pytest.raises(ResponseError) as info:
+    with Client(server.url) as c, pytest.raises(CredentialsRequiredError) as info:
         c.about()
-    assert info.value.status == 401
+    assert "no user name and password" in str(info.value)
+    assert info.value.url == f"{server.url}/about"
+    with Client(server.url, "user") as c, pytest.raises(CredentialsRequiredError):
+        c.about()
+
+
+def test_a_server_that_cannot_prove_itself_is_not_a_wrong_password(server):
+    server.state.quirks.add("bad_signature")
+    with Client(server.url, "user", "pencil") as c, pytest.raises(ServerSignatureError) as info:
+        c.about()
+    assert not isinstance(info.value, CredentialsRejectedError)
+    assert isinstance(info.value, auth.ServerSignatureError)
+    assert "impostor" in str(info.value) and info.value.url == f"{server.url}/about"
+    assert c.token is None
+
+
+def test_login_takes_the_three_round_trips_of_the_spec(server):
+    with Client(server.url, "user", "pencil") as c:
+        c.login()
+    # HELLO, SCRAM client-first, SCRAM client-final: nothing abandoned, nothing repeated.
+    assert server.state.logins == [("HELLO", False), ("SCRAM", True), ("SCRAM", True)]
+
+
+HELLO, HELLO_DATA, SCRAM = ("HELLO", False), ("HELLO", True), ("SCRAM", True)
+
+
+@pytest.mark.parametrize(
+    ("quirks", "first", "again"),
+    [
+        # Unpadded base64 refused with 400: the HELLO again, padded.
+        ({"padded_only"}, [HELLO, HELLO, SCRAM, SCRAM], [HELLO, SCRAM, SCRAM]),
+        # Server data for a plain HELLO: the client-first message goes in the HELLO.
+        ({"hello_data"}, [HELLO, HELLO_DATA, SCRAM], [HELLO_DATA, SCRAM]),
+        ({"padded_only", "hello_data"}, [HELLO, HELLO, HELLO_DATA, SCRAM], [HELLO_DATA, SCRAM]),
+    ],
+)
+def test_deviating_servers_get_a_fallback_only_after_the_standard_form_fails(
+    server, quirks, first, again
+):
+    server.state.quirks |= quirks
+    with Client(server.url, "user", "pencil") as c:
+        c.login()
+        assert server.state.logins == first
+        # What was learned holds: the next login goes straight to the form that works.
+        server.state.logins.clear()
+        server.state.tokens.clear()
+        assert c.about()[0]["whoami"] == "user"
+        assert server.state.logins == again
+
+
+def test_a_429_carries_retry_after_and_the_servers_message(server):
+    grid = b'ver:"3.0" err dis:"too many failed logins; try again later"\nempty\n'
+    server.state.login_answer = (429, {"Retry-After": "900", "Content-Type": "text/zinc"}, grid)
+    with Client(server.url, "user", "pencil") as c, pytest.raises(TooManyRequestsError) as info:
+        c.about()
+    err = info.value
+    assert err.retry_after == 900 and err.status == 429
+    assert err.server_message == "too many failed logins; try again later"
+    assert "too many failed logins" in str(err) and "900" in str(err)
+    assert err.url == f"{server.url}/about" and err.url in str(err)
+    assert 'ver:"3.0"' not in str(err)
+    # Retry-After may also be an HTTP date; a missing one is None.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    server.state.login_answer = (429, {"Retry-After": email.utils.format_datetime(later)}, b"")
+    with Client(server.url, "user", "pencil") as c, pytest.raises(TooManyRequestsError) as info:
+        c.about()
+    assert info.value.retry_after is not None and 500 < info.value.retry_after <= 600
+    server.state.login_answer = (429, {}, b"slow down")
+    with Client(server.url, "user", "pencil") as c, pytest.raises(TooManyRequestsError) as info:
+        c.about()
+    assert info.value.retry_after is None
+    assert info.value.server_message == "slow down"
+
+
+def test_a_404_at_login_hints_at_the_api_path(server):
+    root = server.url.removesuffix("/api")
+    with Client(root, "user", "pencil") as c, pytest.raises(ResponseError) as info:
+        c.about()
+    assert info.value.status == 404 and info.value.url == f"{root}/about"
+    assert "/api" in str(info.value) and f"{root}/about" in str(info.value)
+
+
+def test_other_login_failures_say_what_the_server_said(server):
+    server.state.login_answer = (500, {"Content-Type": "text/html"}, b"<html>oops</html>")
+    with Client(server.url, "user", "pencil") as c, pytest.raises(ResponseError) as info:
+        c.about()
+    assert str(info.value) == f"HTTP 500 from {server.url}/about"
+    assert not isinstance(info.value, AuthenticationError)
+
+
+def test_read_ids_can_be_checked(server):
+    with Client(server.url, "user", "pencil") as c:
+        # By default a missing id gives a row of nulls in its place, as the spec says.
+        rows = c.read_ids(["t1", "@nope", "s1"])
+        assert len(rows) == 3 and dict(rows[1]) == {}
+        assert [r["id"] for r in c.read_ids(["t1", "s1"], checked=True)] == [Ref("t1"), Ref("s1")]
+        with pytest.raises(UnknownRecError) as info:
+            c.read_ids(["t1", "@nope", Ref("gone"), "s1"], checked=True)
+    assert info.value.ids == (Ref("nope"), Ref("gone"))
+    assert str(info.value) == "unknown ids: @nope, @gone"
+    assert len(info.value.grid) == 4 and info.value.url == f"{server.url}/read"
+
+
+def test_close_releases_connections_and_close_session_logs_out(server):
+    c = Client(server.url, "user", "pencil")
+    c.about()
+    token = c.token
+    c.close()  # the connections, not the session
+    assert token in server.state.tokens
+    with pytest.raises(RequestNotSentError, match="closed"):
+        c.about()
+    c.close()  # twice is fine
+
+    with Client(server.url, "user", "pencil") as c:
+        c.about()
+        second = c.token
+        c.close_session()
+        assert c.token is None and second not in server.state.tokens
+        assert len(c.close_session()) == 0  # not logged in: nothing sent
+        assert c.about()[0]["whoami"] == "user"  # logs in again
+    assert ("POST", "close") in server.state.requests
+
+
+def test_leaving_the_with_block_logs_out_and_releases(server):
+    with Client(server.url, "user", "pencil") as c:
+        c.about()
+        assert len(server.state.tokens) == 1
+    assert not server.state.tokens
+    with pytest.raises(RequestNotSentError, match="closed"):
+        c.about()
+
+    # On an error too (the error is not hidden), and not at all when never logged in.
+    def fail_inside() -> None:
+        with Client(server.url, "user", "pencil") as c:
+            c.about()
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        fail_inside()
+    assert not server.state.tokens
+    before = len(server.state.requests)
+    with Client(server.url, "user", "pencil"):
+        pass
+    assert len(server.state.requests) == before
+
+
+def test_leaving_the_with_block_ignores_a_failed_logout(server):
+    with Client(server.url, "user", "pencil") as c:
+        c.about()
+        server.state.refuse_post = {"close"}
+        server.state.refuse_get = True
+    assert c.token is not None  # the logout failed; leaving the block did not raise
+
+
+def test_a_logout_with_an_expired_session_does_not_log_in_again(server):
+    with Client(server.url, "user", "pencil") as c:
+        c.about()
+        server.state.tokens.clear()
+        logins = len(server.state.logins)
+        c.close_session()
+        assert c.token is None and len(server.state.logins) == logins
+
+
+def test_a_given_http_client_is_left_open(server):
+    http = httpx.Client()
+    with Client(server.url, "user", "pencil", http=http) as c:
+        c.about()
+    assert not http.is_closed
+    http.close()
 
 
 def test_request_not_sent_versus_sent_then_failed(server, free_port):
     url = f"http://127.0.0.1:{free_port}/api"
-    with Client(url, "user", "pencil", timeout=2) as c, pytest.raises(RequestNotSentError):
+    with Client(url, "user", "pencil", timeout=2) as c, pytest.raises(RequestNotSentError) as info:
         c.about()
+    assert info.value.url == f"{url}/about" and f"request to {url}/about not sent" in str(
+        info.value
+    )
 
     def slow(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
@@ -229,9 +455,37 @@ async def test_async_client(server, fmt):
             assert len(await op()) == 1
         server.state.tokens.clear()
         assert (await c.about())[0]["whoami"] == "user"  # re-login after the 401
-        await c.close()
+        with pytest.raises(UnknownRecError):
+            await c.read_ids(["t1", "nope"], checked=True)
+        await c.close_session()
+        assert c.token is None and not server.state.tokens
         with pytest.raises(CallError):
             await c.invoke_action("ahu1", "explode")
+    assert not server.state.tokens  # the with block logged out again
+    with pytest.raises(RequestNotSentError, match="closed"):
+        await c.about()
+
+
+@pytest.mark.anyio
+async def test_async_close_and_the_with_block(server):
+    c = AsyncClient(server.url, "user", "pencil")
+    await c.about()
+    await c.aclose()
+    assert c.token in server.state.tokens  # aclose releases connections only
+    async with AsyncClient(server.url, "user", "pencil") as c:
+        await c.about()
+        assert len(server.state.tokens) == 2
+    assert len(server.state.tokens) == 1
+    # A cancelled block sends nothing on the way out, but still releases the connections.
+    c = AsyncClient(server.url, "user", "pencil")
+    with anyio.CancelScope() as scope:
+        async with c:
+            await c.about()
+            scope.cancel()
+            await anyio.sleep(10)
+    assert c.token in server.state.tokens and len(server.state.tokens) == 2
+    with pytest.raises(RequestNotSentError, match="closed"):
+        await c.about()
 
 
 @pytest.mark.anyio
@@ -240,7 +494,7 @@ async def test_async_errors(server, free_port):
         with pytest.raises(RequestNotSentError):
             await c.about()
     async with AsyncClient(server.url, "user", "bad") as c:
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(CredentialsRejectedError):
             await c.login()
 
 

@@ -150,6 +150,47 @@ def test_v3_datetime():
     assert v == dt.datetime(2015, 6, 8, 15, 47, 41, tzinfo=tz_from_name("New_York"))
 
 
+@pytest.mark.parametrize(
+    "val",
+    [
+        "2021-03-22T17:56:05",  # no offset: the host's zone would be a guess
+        "2021-03-22T17:56:05.411",
+        "2021-03-22 17:56:05Z",  # not the ISO form Haystack writes
+        "20210322T175605Z",
+        "2021-W12-1T17:56:05Z",
+    ],
+)
+def test_a_datetime_without_an_offset_or_in_another_form_is_refused(val):
+    v4 = '{"_kind":"grid","cols":[{"name":"t"}],"rows":[{"t":{"_kind":"dateTime","val":"%s","tz":"New_York"}}]}'
+    with pytest.raises(DecodeError, match="dateTime") as info:
+        json.decode_grid(v4 % val)
+    assert info.value.path == "rows[0].t"
+    v3 = '{"meta":{"ver":"3.0"},"cols":[{"name":"t"}],"rows":[{"t":"t:%s New_York"}]}'
+    with pytest.raises(DecodeError, match="dateTime") as info:
+        json.decode_grid(v3 % val, version=3)
+    assert info.value.path == "rows[0].t"
+    with pytest.raises(DecodeError, match="dateTime"):
+        json.decode_value('{"_kind":"dateTime","val":"' + val + '"}')
+
+
+def test_a_datetime_past_the_calendar_edge_in_its_zone_is_a_decode_error():
+    v4 = '{"_kind":"dateTime","val":"9999-12-31T23:00:00Z","tz":"Tokyo"}'
+    with pytest.raises(DecodeError, match="outside the years 1 to 9999"):
+        json.decode_value(v4)
+    with pytest.raises(DecodeError, match="outside the years 1 to 9999"):
+        json.decode_value('"t:0001-01-01T00:00:00+09:00 Tokyo"', version=3)
+
+
+@pytest.mark.parametrize("text", ["http://x", "a:b", "12:30", "ends:", ":", "x : y"])
+def test_v3_writes_every_str_with_a_colon_with_the_s_prefix(text):
+    assert json.encode_value(text, version=3) == '"s:' + text + '"'
+    grid = Grid.from_rows([{"s": text}], {"dis": text})
+    out = json.encode_grid(grid, version=3)
+    assert out.count('"s:' + text + '"') == 2
+    assert json.decode_grid(out, version=3) == grid
+    assert json.encode_value("no colon", version=3) == '"no colon"'
+
+
 def test_encode_v4_shapes():
     assert json.encode_value(Number(72.0)) == "72"
     assert json.encode_value(Number(72.5)) == "72.5"

@@ -17,6 +17,7 @@ from projecthaystack.kinds import (
     Coord,
     DecodeError,
     EncodeError,
+    FrozenDict,
     Grid,
     Marker,
     Number,
@@ -54,6 +55,9 @@ def test_public_names_are_pinned():
             "codec_for_name",
             "csv",
             "json",
+            "negotiate",
+            "parse_datetime",
+            "parse_range",
             "trio",
             "zinc",
         ]
@@ -108,7 +112,6 @@ tz: New_York
 dis: AHU-1 Discharge Temp
 nested:Trio:
   a:1
-  ---
   b:2
 -----
 """
@@ -126,7 +129,27 @@ nested:Trio:
     assert last["ref"].dis == "A One"
     assert last["tz"] == "New_York"
     assert last["dis"] == "AHU-1 Discharge Temp"
-    assert last["nested"].rows == ({"a": Number(1)}, {"b": Number(2)})
+    assert last["nested"] == {"a": Number(1), "b": Number(2)}
+    assert type(last["nested"]) is FrozenDict
+
+
+def test_a_nested_trio_value_is_one_dict_and_the_writer_uses_it_for_dicts_that_span_lines():
+    grid = Grid.from_rows([{"a": Number(1)}])
+    rec = {
+        "id": Ref("x"),
+        "spec": {"dis": "two\nlines", "site": Marker, "inner": {"g": grid}, "g": grid},
+        "flat": {"a": Number(1)},
+    }
+    text = trio.encode_dicts([rec])
+    assert "spec:Trio:\n" in text and "flat:{a:1}\n" in text
+    assert trio.decode_dicts(text) == [rec]
+    assert trio.decode_dicts("a:Trio:\nb:1\n") == [{"a": {}, "b": Number(1)}]
+
+
+def test_a_nested_trio_value_with_several_records_is_refused():
+    with pytest.raises(DecodeError, match="one record") as info:
+        trio.decode_dicts("x:1\nnested:Trio:\n  a:1\n  ---\n  b:2\n")
+    assert info.value.line == 2
 
 
 @pytest.mark.parametrize(
@@ -262,3 +285,26 @@ def test_codecs_round_trip_through_bytes():
     assert codec_for_name("zinc").content_type == "text/zinc; charset=utf-8"
     with pytest.raises(UnknownFormatError):
         codec_for_name("xml")
+
+
+@pytest.mark.parametrize(
+    ("accept", "name"),
+    [
+        (None, "zinc"),
+        ("", "zinc"),
+        ("*/*", "zinc"),
+        ("application/json, text/zinc;q=0.5", "json"),
+        ("text/zinc;q=0.5, application/json", "json"),
+        ("text/html, */*;q=0.1", "zinc"),
+        ("text/csv;q=0.2, application/vnd.haystack+json;version=3;q=0.9", "json3"),
+        ("text/trio;q=oops, text/csv", "csv"),
+    ],
+)
+def test_negotiate_follows_q_then_order(accept: str | None, name: str) -> None:
+    assert codecs.negotiate(accept).name == name
+
+
+@pytest.mark.parametrize("accept", ["text/html, image/*", "text/zinc;q=0", "x" * 10_000])
+def test_negotiate_refuses_what_no_codec_writes(accept: str) -> None:
+    with pytest.raises(codecs.UnknownFormatError, match="none of the accepted types"):
+        codecs.negotiate(accept)

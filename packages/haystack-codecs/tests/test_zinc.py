@@ -121,6 +121,30 @@ def test_datetime_keeps_the_instant_when_offset_and_zone_disagree():
     assert val.hour == 8
 
 
+def test_a_timezone_name_starts_upper_case_so_a_marker_may_follow_a_datetime():
+    # Zinc: a timezone name starts with an upper-case letter; 'foo' is the next tag.
+    val = zinc.decode_value("{a:2009-02-03T04:05:06Z foo}")
+    assert val == {"a": dt.datetime(2009, 2, 3, 4, 5, 6, tzinfo=dt.UTC), "foo": Marker}
+    assert val["a"].tzinfo.key == "Etc/UTC"
+    meta = zinc.decode_grid('ver:"3.0" ts:2009-02-03T04:05:06-05:00 New_York hisOk\na\nN\n').meta
+    assert meta["ts"].tzinfo.key == "America/New_York" and meta["hisOk"] is Marker
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00+09:00 Tokyo",
+        "9999-12-31T23:59:59-05:00 New_York",
+        "9999-12-31T23:00:00Z Tokyo",
+    ],
+)
+def test_a_datetime_past_the_calendar_edge_in_its_zone_is_a_decode_error(text):
+    with pytest.raises(DecodeError, match="outside the years 1 to 9999"):
+        zinc.decode_value(text)
+    with pytest.raises(DecodeError, match="outside the years 1 to 9999"):
+        zinc.decode_grid(f'ver:"3.0"\nts\n{text}\n')
+
+
 def test_spec_grid_example():
     text = (
         'ver:"3.0" database:"test" dis:"Site Energy Summary"\n'

@@ -167,6 +167,53 @@ def test_timezones_both_ways():
     assert {"New_York", "UTC", "GMT+5", "Denver", "Taipei"} <= haystack_tz_names()
 
 
+# The zones of the Haystack timezone database that sit outside any region.
+TOP_LEVEL = [
+    "PST8PDT",
+    "EST5EDT",
+    "CST6CDT",
+    "MST7MDT",
+    "CET",
+    "EET",
+    "MET",
+    "WET",
+    "EST",
+    "MST",
+    "HST",
+]
+
+
+@pytest.mark.parametrize("name", TOP_LEVEL)
+def test_top_level_zones_of_the_haystack_database(name):
+    tz = tz_from_name(name)
+    assert tz.key == name
+    assert tz_name(tz) == name
+    assert name in haystack_tz_names()
+
+
+@pytest.mark.parametrize("hours", range(-14, 13))
+def test_etc_zones_both_ways_with_the_sign_inverted(hours):
+    name = "GMT" if hours == 0 else f"GMT{hours:+d}"
+    tz = tz_from_name(name)
+    assert tz.key == f"Etc/{name}"
+    assert tz.utcoffset(None) == dt.timedelta(hours=-hours)
+    assert tz_name(tz) == name
+    assert tz_from_name(f"Etc/{name}") is tz
+
+
+def test_every_haystack_name_reads_back_from_its_zone():
+    utc_aliases = {"UTC", "UCT", "Universal", "Zulu"}
+    for name in haystack_tz_names():
+        back = tz_name(tz_from_name(name))
+        assert back == name or (name in utc_aliases and back == "UTC"), name
+
+
+def test_tz_name_refuses_a_zone_whose_name_haystack_would_not_read():
+    # 'Eastern' is no Haystack name: writing it would make data nobody can read back.
+    with pytest.raises(InvalidValueError, match="US/Eastern"):
+        tz_name(zoneinfo.ZoneInfo("US/Eastern"))
+
+
 @pytest.mark.parametrize("bad", ["Nowhere", "", "US/Eastern", "../etc/passwd"])
 def test_unknown_timezone(bad):
     with pytest.raises(InvalidValueError, match="unknown timezone"):

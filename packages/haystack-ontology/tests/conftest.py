@@ -15,17 +15,17 @@ BUILDINGS = Path(
 )
 
 
-def _need(path: Path, what: str) -> Path:
+def _need(path: Path, what: str, variable: str) -> Path:
     if not path.exists():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing: CI must have the {what}")
-        pytest.skip(f"the {what} are not at {path} (set the environment variable)")
+            pytest.fail(f"{path} is missing: CI must have the {what} (set {variable})")
+        pytest.skip(f"the {what} are not at {path}: set {variable} to where they are")
     return path
 
 
 @pytest.fixture(scope="session")
 def defs_dir() -> Path:
-    return _need(DEFS, "standard Haystack defs")
+    return _need(DEFS, "standard Haystack defs", "HAYSTACK_DEFS")
 
 
 @pytest.fixture(scope="session")
@@ -37,5 +37,5 @@ def ns(defs_dir: Path) -> Namespace:
 def alpha() -> list:
     from projecthaystack.codecs import json
 
-    path = _need(BUILDINGS / "alpha.json", "example buildings")
+    path = _need(BUILDINGS / "alpha.json", "example buildings", "HAYSTACK_BUILDINGS")
     return list(json.decode_grid(path.read_bytes()).rows)

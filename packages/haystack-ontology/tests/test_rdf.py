@@ -3,7 +3,7 @@ import pytest
 from projecthaystack.kinds import Marker, Number, Ref
 from projecthaystack.ontology import to_graph, to_jsonld, to_turtle
 
-rdflib = pytest.importorskip("rdflib", reason="the [rdf] extra is not installed")
+rdflib = pytest.importorskip("rdflib", reason="rdflib is not installed: install the [rdf] extra")
 
 
 def test_turtle_follows_the_rdf_chapter(ns):

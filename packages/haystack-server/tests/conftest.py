@@ -183,7 +183,7 @@ def make_live() -> Iterator[Callable[..., Live]]:
     yield make
     for server, thread, live in running:
         for c in live.clients:
-            c.shutdown()
+            c.close()
         server.should_exit = True
         thread.join(10)
 

@@ -18,13 +18,20 @@ from projecthaystack.auth import (
     b64url_decode,
     b64url_encode,
     client_ssl_context,
-    generate_test_pki,
     parse_auth_header,
 )
+from projecthaystack.auth.testing import generate_test_pki
 from projecthaystack.client import AuthenticationError
 from projecthaystack.kinds import Number, Ref
-from projecthaystack.server import MemoryStore, Role, ServerConfig, ServerLimits, User, create_app
-from projecthaystack.server._errors import StartupError
+from projecthaystack.server import (
+    MemoryStore,
+    Role,
+    ServerConfig,
+    ServerLimits,
+    StartupError,
+    User,
+    create_app,
+)
 
 from .conftest import ADMIN, Live, free_port, run_server
 
@@ -117,7 +124,7 @@ def test_close_revokes_the_token(live: Live) -> None:
     c = live.client("viewer")
     c.about()
     token = c.token
-    c.close()
+    c.close_session()
     with httpx.Client(base_url=live.url + "/") as http:
         resp = http.get("about", headers={"Authorization": f"BEARER authToken={token}"})
     assert resp.status_code == 401
@@ -254,7 +261,7 @@ def test_admin_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_admin_password_must_be_sensible() -> None:
     app = create_app(MemoryStore(), admin=("admin", "short"))
-    with pytest.raises(ValueError, match="8 to 1024"):
+    with pytest.raises(StartupError, match="password: a password must be 8 to 1024"):
         anyio.run(app.state.haystack.start)
 
 

@@ -14,9 +14,8 @@ import pytest
 from projecthaystack.client import Client, RequestNotSentError
 from projecthaystack.codecs import zinc
 from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
-from projecthaystack.server import demo_building
+from projecthaystack.server import StartupError, demo_building
 from projecthaystack.server._cli import main, open_store
-from projecthaystack.server._errors import StartupError
 
 from .conftest import free_port
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from projecthaystack.codecs import codec_for_mime, zinc
 from projecthaystack.codecs import json as hjson
-from projecthaystack.kinds import Grid, Ref
-from projecthaystack.server import ServerConfig, ServerLimits, negotiate
-from projecthaystack.server._errors import HttpError
+from projecthaystack.kinds import Grid, Ref, Uri
+from projecthaystack.server import ServerConfig, ServerLimits
 
 from .conftest import Live
 
@@ -191,17 +191,6 @@ def test_root_of_the_prefix_answers_about(live: Live) -> None:
     assert zinc.decode_grid(resp.content)[0]["haystackVersion"] == "4.0"
 
 
-def test_negotiate_unit() -> None:
-    assert negotiate(None).name == "zinc"
-    assert negotiate("application/json, text/zinc;q=0.5").name == "json"
-    assert negotiate("text/html, */*;q=0.1").name == "zinc"
-    with pytest.raises(HttpError) as err:
-        negotiate("text/html, image/*")
-    assert err.value.status == 406
-    with pytest.raises(HttpError):
-        negotiate("text/zinc;q=0")
-
-
 def test_json_bodies_decode_to_the_same_grid(live: Live) -> None:
     grid = Grid.from_rows([{"id": Ref("t1")}, {"id": Ref("nope")}])
     with live.http() as http:
@@ -212,3 +201,43 @@ def test_json_bodies_decode_to_the_same_grid(live: Live) -> None:
         )
     got = hjson.decode_grid(resp.content)
     assert got[0]["dis"] == "DAT" and dict(got[1]) == {}
+
+
+@pytest.mark.parametrize("path", ["about/", "read/", "admin/users/", "ws/", "nosuchop/x"])
+@pytest.mark.parametrize("user", [None, "viewer"])
+def test_no_redirect_on_a_trailing_slash(live: Live, path: str, user: str | None) -> None:
+    with live.http(user) as http:
+        resp = http.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+    assert resp.status_code == 404
+    assert "location" not in resp.headers
+    assert b"evil.example" not in resp.content
+    err = zinc.decode_grid(resp.content)
+    assert err.is_error and err.meta["dis"] == "not found"
+
+
+def test_starlettes_405_is_an_error_grid(live: Live) -> None:
+    with live.http() as http:
+        resp = http.put("")
+    assert resp.status_code == 405
+    assert "GET" in resp.headers["allow"]
+    assert zinc.decode_grid(resp.content).is_error
+
+
+def test_the_prefix_without_its_slash_answers_like_the_root(live: Live) -> None:
+    with httpx.Client(timeout=30) as http:
+        resp = http.get(live.url, follow_redirects=False)  # ".../api", no slash
+    assert resp.status_code == 401 and resp.headers["www-authenticate"] == "HELLO"
+    with live.http() as http:
+        resp = http.get(live.url, follow_redirects=False)
+    assert resp.status_code == 200
+    assert zinc.decode_grid(resp.content)[0]["haystackVersion"] == "4.0"
+
+
+def test_home_says_where_the_api_is(live: Live) -> None:
+    home = live.url.removesuffix("/api") + "/"
+    with httpx.Client(timeout=30) as http:
+        grid = zinc.decode_grid(http.get(home).content)
+        page = http.get(home, headers={"Accept": "text/html,*/*;q=0.8"})
+    assert grid[0]["api"] == Uri("/api/") and grid[0]["websocket"] == Uri("/api/ws")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "/api/" in page.text and "password" not in page.text.lower()

@@ -8,8 +8,10 @@ import time
 import pytest
 
 from projecthaystack.client import CallError, Client
+from projecthaystack.codecs import codec_for_mime, zinc
 from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
 from projecthaystack.server import ServerConfig, ServerLimits
+from projecthaystack.server import __version__ as server_version
 
 from .conftest import Live
 
@@ -31,6 +33,15 @@ def test_about(live: Live) -> None:
     assert about["haystackVersion"] == "4.0"
     assert about["whoami"] == "viewer" and about["userRole"] == "viewer"
     assert isinstance(about["serverTime"], dt.datetime)
+    # The Ops chapter's columns, every one of them filled in.
+    spec_cols = {
+        "haystackVersion", "tz", "serverName", "serverTime", "serverBootTime",
+        "productName", "productUri", "productVersion", "vendorName", "vendorUri",
+        "moduleName", "moduleVersion",
+    }  # fmt: skip
+    assert spec_cols <= set(about.keys())
+    assert about["productVersion"] == about["moduleVersion"] == server_version
+    assert about["moduleName"] == "projecthaystack.server"
 
 
 def test_read_by_filter_and_limit(live: Live) -> None:
@@ -155,6 +166,42 @@ def test_his_read_today_and_yesterday(op: Client) -> None:
 def test_his_read_bad_ranges(op: Client, range_text: str, message: str) -> None:
     with pytest.raises(CallError, match=message):
         op.call("hisRead", Grid.from_rows([{"id": Ref("t1"), "range": range_text}]))
+
+
+@pytest.mark.parametrize(
+    "range_text",
+    [
+        "9999-12-31",
+        "9999-12-30,9999-12-31",
+        "0001-01-01T00:00:00Z UTC",
+        "0001-01-01T00:00:00+09:00 Tokyo",
+        "9999-12-31T23:00:00-10:00 Honolulu",
+        "0001-01-01T00:00:00Z UTC,9999-12-31T23:59:59Z UTC",
+    ],
+)
+@pytest.mark.parametrize("accept", ["text/zinc", "application/json"])
+def test_his_read_at_the_calendar_edges_is_a_clear_error(
+    live: Live, range_text: str, accept: str
+) -> None:
+    single = Grid.from_rows([{"id": Ref("t1"), "range": range_text}])
+    batch = Grid(["id"], [{"id": Ref("t1")}, {"id": Ref("t2")}], {"range": range_text})
+    with live.http("op") as http:
+        for req in (single, batch):
+            resp = http.post(
+                "hisRead",
+                content=zinc.encode_grid(req).encode(),
+                headers={"Content-Type": "text/zinc", "Accept": accept},
+            )
+            assert resp.status_code == 200
+            err = codec_for_mime(accept).decode(resp.content)
+            assert err.is_error
+            assert "outside the years 1 to 9999" in err.meta["dis"]
+
+
+@pytest.mark.parametrize("range_text", ["0001-01-01", "0001-01-01,0001-01-02"])
+def test_his_read_of_the_first_days_is_empty(op: Client, range_text: str) -> None:
+    grid = op.call("hisRead", Grid.from_rows([{"id": Ref("t1"), "range": range_text}]))
+    assert len(grid) == 0 and grid.meta["hisStart"].year == 1
 
 
 def test_his_read_needs_a_his_point(op: Client) -> None:

@@ -105,7 +105,7 @@ async def test_not_open_is_request_not_sent(live: Live) -> None:
     ws = ws_client(live)
     with pytest.raises(RequestNotSentError):
         await ws.about()
-    await ws.shutdown()
+    await ws.aclose()
 
 
 # -- raw frames -----------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 allowed) written without I/O, so the client, the server and the WebSocket share it, plus
 TLS and mutual-TLS helpers.
 
+Reading certificates (:func:`identity_from_der`, :func:`identity_from_ssl`) needs the
+``[tls]`` extra (``cryptography``); nothing else does.  Helpers for tests (a throwaway
+PKI) are in :mod:`projecthaystack.auth.testing`.
+
 >>> from projecthaystack.auth import ClientHandshake
 >>> hs = ClientHandshake("user", "pencil")
 >>> hs.hello()
@@ -11,11 +15,11 @@ TLS and mutual-TLS helpers.
 from .__about__ import __version__ as __version__
 from ._b64 import b64url_decode as b64url_decode
 from ._b64 import b64url_encode as b64url_encode
-from ._errors import AuthenticationFailed as AuthenticationFailed
 from ._errors import AuthError as AuthError
 from ._errors import AuthProtocolError as AuthProtocolError
+from ._errors import CredentialsRejectedError as CredentialsRejectedError
 from ._errors import ServerSignatureError as ServerSignatureError
-from ._errors import UnsupportedMechanism as UnsupportedMechanism
+from ._errors import UnsupportedMechanismError as UnsupportedMechanismError
 from ._handshakes import HandshakeTable as HandshakeTable
 from ._http import AuthHeader as AuthHeader
 from ._http import ClientHandshake as ClientHandshake
@@ -33,9 +37,7 @@ from ._scram import ScramCredentials as ScramCredentials
 from ._scram import ScramServerExchange as ScramServerExchange
 from ._scram import fake_credentials as fake_credentials
 from ._tls import CertIdentity as CertIdentity
-from ._tls import TestPKI as TestPKI
 from ._tls import client_ssl_context as client_ssl_context
-from ._tls import generate_test_pki as generate_test_pki
 from ._tls import identity_from_der as identity_from_der
 from ._tls import identity_from_ssl as identity_from_ssl
 from ._tls import server_ssl_context as server_ssl_context
@@ -46,9 +48,9 @@ __all__ = [
     "AuthError",
     "AuthHeader",
     "AuthProtocolError",
-    "AuthenticationFailed",
     "CertIdentity",
     "ClientHandshake",
+    "CredentialsRejectedError",
     "HandshakeTable",
     "ScramClient",
     "ScramCredentials",
@@ -56,15 +58,13 @@ __all__ = [
     "ServerAuth",
     "ServerReply",
     "ServerSignatureError",
-    "TestPKI",
-    "UnsupportedMechanism",
+    "UnsupportedMechanismError",
     "b64url_decode",
     "b64url_encode",
     "client_ssl_context",
     "fake_credentials",
     "format_auth_header",
     "format_bearer",
-    "generate_test_pki",
     "identity_from_der",
     "identity_from_ssl",
     "parse_auth_header",
@@ -72,3 +72,10 @@ __all__ = [
     "saslprep",
     "server_ssl_context",
 ]
+
+# Show the public module in tracebacks and reprs rather than the private one.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type | type(saslprep)):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -16,10 +16,10 @@ from typing import Final
 
 from ._b64 import b64url_decode, b64url_encode
 from ._errors import (
-    AuthenticationFailed,
     AuthProtocolError,
+    CredentialsRejectedError,
     ServerSignatureError,
-    UnsupportedMechanism,
+    UnsupportedMechanismError,
 )
 from ._saslprep import saslprep
 from ._scram import HASHES, ScramClient, ScramCredentials, ScramServerExchange, fake_credentials
@@ -190,7 +190,7 @@ class ClientHandshake:
             self._finish(lower.get("authentication-info"))
             return None
         if status == 403:
-            raise AuthenticationFailed(f"the server refused {self.username!r}")
+            raise CredentialsRejectedError(f"the server refused {self.username!r}")
         if status != 401:
             raise AuthProtocolError(f"unexpected HTTP status {status} during authentication")
         challenge = lower.get("www-authenticate")
@@ -201,7 +201,7 @@ class ClientHandshake:
             return self._scram_step(header)
         if header.scheme in ("PLAINTEXT", "BASIC"):
             if not self._plaintext_ok:
-                raise UnsupportedMechanism(
+                raise UnsupportedMechanismError(
                     f"the server offers only {header.scheme}, which this client allows "
                     "only over TLS with allow_plaintext=True"
                 )
@@ -216,13 +216,13 @@ class ClientHandshake:
                 username=self._b64(self.username),
                 password=self._b64(self._password),
             )
-        raise UnsupportedMechanism(f"unsupported auth scheme {header.scheme!r}")
+        raise UnsupportedMechanismError(f"unsupported auth scheme {header.scheme!r}")
 
     def _scram_step(self, header: AuthHeader) -> str:
         self.mechanism = "SCRAM"
         hash_name = (header.get("hash") or "SHA-256").upper()
         if hash_name not in HASHES:
-            raise UnsupportedMechanism(f"unsupported SCRAM hash {hash_name!r}")
+            raise UnsupportedMechanismError(f"unsupported SCRAM hash {hash_name!r}")
         params: dict[str, str] = {}
         token = header.get("handshakeToken")
         if token is not None:
@@ -395,7 +395,7 @@ class ServerAuth:
     def plaintext(self, header: AuthHeader, *, tls: bool) -> ServerReply:
         """Answer ``PLAINTEXT username=..., password=...`` (only if enabled, only on TLS)."""
         if not self._plaintext or not tls:
-            raise UnsupportedMechanism("PLAINTEXT is not enabled on this connection")
+            raise UnsupportedMechanismError("PLAINTEXT is not enabled on this connection")
         user_b64, pass_b64 = header.get("username"), header.get("password")
         if not user_b64 or pass_b64 is None:
             raise AuthProtocolError("PLAINTEXT needs username and password")
@@ -404,5 +404,5 @@ class ServerAuth:
         creds = self._credentials(username)
         # The check costs the same for unknown users: their fake keys match nothing.
         if not creds.verify_password(password) or self._lookup(username) is None:
-            raise AuthenticationFailed("wrong user or password")
+            raise CredentialsRejectedError("wrong user or password")
         return ServerReply(200, {}, username=username)

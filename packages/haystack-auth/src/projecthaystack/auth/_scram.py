@@ -10,10 +10,10 @@ from typing import Any, Final
 
 from ._b64 import b64url_decode, b64url_encode
 from ._errors import (
-    AuthenticationFailed,
     AuthProtocolError,
+    CredentialsRejectedError,
     ServerSignatureError,
-    UnsupportedMechanism,
+    UnsupportedMechanismError,
 )
 from ._saslprep import saslprep
 
@@ -39,7 +39,7 @@ def _hashlib_name(hash_name: str) -> str:
     try:
         return HASHES[hash_name.upper()]
     except KeyError:
-        raise UnsupportedMechanism(f"unsupported SCRAM hash {hash_name!r}") from None
+        raise UnsupportedMechanismError(f"unsupported SCRAM hash {hash_name!r}") from None
 
 
 def _hmac(name: str, key: bytes, msg: bytes) -> bytes:
@@ -250,7 +250,7 @@ class ScramClient:
             raise AuthProtocolError("server-final message before client-final")
         attrs = _attrs(server_final, "server-final message")
         if "e" in attrs:
-            raise AuthenticationFailed(f"server refused: {attrs['e']}")
+            raise CredentialsRejectedError(f"server refused: {attrs['e']}")
         given = attrs.get("v")
         if given is None:
             raise ServerSignatureError("server-final message has no signature")
@@ -290,7 +290,7 @@ class ScramServerExchange:
         gs2 = next((h for h in _GS2_HEADERS if client_first.startswith(h)), None)
         if gs2 is None:
             if client_first.startswith("p="):
-                raise UnsupportedMechanism("SCRAM channel binding is not supported")
+                raise UnsupportedMechanismError("SCRAM channel binding is not supported")
             if not client_first.startswith("n="):
                 raise AuthProtocolError("client-first message lacks the gs2 header 'n,,'")
             # pyhaystack sends the bare message alone; a missing gs2 header can only mean
@@ -321,14 +321,14 @@ class ScramServerExchange:
     def finish(self, client_final: str) -> str:
         """Check the client's proof and return the server-final message.
 
-        ``AuthenticationFailed`` for a wrong proof (and for a fake user's exchange).
+        ``CredentialsRejectedError`` for a wrong proof (and for a fake user's exchange).
         """
         without_proof, sep, proof_part = client_final.rpartition(",p=")
         if not sep:
             raise AuthProtocolError("client-final message has no proof")
         attrs = _attrs(without_proof, "client-final message")
         if attrs.get("r") != self.nonce:
-            raise AuthenticationFailed("nonce mismatch")
+            raise CredentialsRejectedError("nonce mismatch")
         if attrs.get("c") != _std_b64(self.gs2_header.encode()) and attrs.get("c") != b64url_encode(
             self.gs2_header
         ):
@@ -336,16 +336,16 @@ class ScramServerExchange:
         try:
             proof = b64url_decode(proof_part)
         except AuthProtocolError:
-            raise AuthenticationFailed("malformed proof") from None
+            raise CredentialsRejectedError("malformed proof") from None
         creds = self.credentials
         name = _hashlib_name(creds.hash)
         auth_message = f"{self.client_first_bare},{self.server_first},{without_proof}".encode()
         signature = _hmac(name, creds.stored_key, auth_message)
         if len(proof) != len(signature):
-            raise AuthenticationFailed("wrong password")
+            raise CredentialsRejectedError("wrong password")
         client_key = _xor(proof, signature)
         if not hmac.compare_digest(_h(name, client_key), creds.stored_key):
-            raise AuthenticationFailed("wrong password")
+            raise CredentialsRejectedError("wrong password")
         server_signature = _hmac(name, creds.server_key, auth_message)
         return f"v={_std_b64(server_signature)}"
 

@@ -1,10 +1,12 @@
-"""TLS and mutual TLS: SSL contexts with safe defaults, the identity in a client
-certificate, and a throwaway CA with server and client certificates for tests."""
+"""TLS and mutual TLS: SSL contexts with safe defaults and the identity in a client
+certificate.
+
+The SSL contexts need only the standard library.  Reading a certificate needs the
+``cryptography`` package, which comes with the ``[tls]`` extra and is imported only when
+a certificate is read, so that a client that never looks at one does not pay for it."""
 
 from __future__ import annotations
 
-import datetime as _dt
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +14,24 @@ from typing import Any
 
 __all__ = [
     "CertIdentity",
-    "TestPKI",
     "client_ssl_context",
-    "generate_test_pki",
     "identity_from_der",
     "identity_from_ssl",
+    "require_cryptography",
     "server_ssl_context",
 ]
+
+
+def require_cryptography(feature: str) -> None:
+    """Raise a clear ``ImportError`` naming the ``[tls]`` extra when ``cryptography`` is
+    missing; ``feature`` says what needed it."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"{feature} needs the 'cryptography' package, which is not installed: it comes "
+            "with the [tls] extra of haystack-auth (or: python -m pip install cryptography)"
+        ) from exc
 
 
 def _harden(ctx: ssl.SSLContext) -> ssl.SSLContext:
@@ -80,7 +93,11 @@ class CertIdentity:
 
 
 def identity_from_der(der: bytes) -> CertIdentity:
-    """The identity in a DER certificate (as ``getpeercert(binary_form=True)`` gives)."""
+    """The identity in a DER certificate (as ``getpeercert(binary_form=True)`` gives).
+
+    Needs the ``[tls]`` extra (``cryptography``).
+    """
+    require_cryptography("identity_from_der")
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
@@ -103,136 +120,3 @@ def identity_from_ssl(ssl_object: Any) -> CertIdentity | None:
     """The verified client's identity on a server-side ``SSLObject``/``SSLSocket``."""
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     return identity_from_der(der) if der else None
-
-
-@dataclass(frozen=True, slots=True)
-class TestPKI:
-    """PEM bytes of a throwaway CA and of a server and a client certificate it signed."""
-
-    __test__ = False  # not a pytest test class, whatever its name
-
-    ca_cert: bytes
-    server_cert: bytes
-    server_key: bytes
-    client_cert: bytes
-    client_key: bytes
-
-    def write(self, directory: str | Path) -> dict[str, Path]:
-        """Write the PEM files; returns their paths by name (``ca``, ``server_cert``, ...)."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        files = {
-            "ca": ("ca.pem", self.ca_cert),
-            "server_cert": ("server.pem", self.server_cert),
-            "server_key": ("server.key", self.server_key),
-            "client_cert": ("client.pem", self.client_cert),
-            "client_key": ("client.key", self.client_key),
-        }
-        paths: dict[str, Path] = {}
-        for name, (filename, data) in files.items():
-            path = out / filename
-            path.write_bytes(data)
-            if filename.endswith(".key"):
-                path.chmod(0o600)
-            paths[name] = path
-        return paths
-
-
-def generate_test_pki(
-    *,
-    hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1"),
-    client_name: str = "operator",
-    days: int = 7,
-) -> TestPKI:
-    """A fresh CA and a server certificate for ``hosts`` and a client certificate whose
-    CN (and email SAN) is ``client_name``: for tests and development, never production.
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = _dt.datetime.now(_dt.UTC)
-
-    def key() -> ec.EllipticCurvePrivateKey:
-        return ec.generate_private_key(ec.SECP256R1())
-
-    def pem_key(k: ec.EllipticCurvePrivateKey) -> bytes:
-        return k.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    ca_key = key()
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("projecthaystack test CA"))
-        .issuer_name(name("projecthaystack test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _dt.timedelta(minutes=5))
-        .not_valid_after(now + _dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        # Key identifiers: Python 3.13's strict verification requires them.
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def leaf(
-        cn: str, sans: list[x509.GeneralName], usage: x509.ObjectIdentifier
-    ) -> tuple[bytes, bytes]:
-        k = key()
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name(cn))
-            .issuer_name(ca.subject)
-            .public_key(k.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(minutes=5))
-            .not_valid_after(now + _dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(k.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        return cert.public_bytes(serialization.Encoding.PEM), pem_key(k)
-
-    server_sans: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            server_sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            server_sans.append(x509.DNSName(host))
-    server_cert, server_key = leaf(hosts[0], server_sans, ExtendedKeyUsageOID.SERVER_AUTH)
-    client_cert, client_key = leaf(
-        client_name, [x509.RFC822Name(f"{client_name}@localhost")], ExtendedKeyUsageOID.CLIENT_AUTH
-    )
-    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
-    return TestPKI(ca_pem, server_cert, server_key, client_cert, client_key)

@@ -1,9 +1,13 @@
 """A Project Haystack client over HTTP: ``Client`` (blocking) and ``AsyncClient``
-(awaitable, asyncio or trio), one sans-I/O core underneath, every standard op.
+(awaitable, asyncio or trio), one sans-I/O core underneath, every standard op; and
+``AsyncWebSocketClient`` for the ops over one WebSocket with pushed watch changes.
 
 >>> from projecthaystack.client import Client
->>> client = Client("http://localhost:8080/api", "user", "secret")  # doctest: +SKIP
->>> client.read("point and temp and sensor").to_python()            # doctest: +SKIP
+>>> with Client("http://localhost:8080/api", "user", "secret") as client:  # doctest: +SKIP
+...     client.read("point and temp and sensor").to_python()
+
+Every error derives from ``ClientError``; which ones are safe to retry is drawn in the
+docstring of the private ``_errors`` module and in the README's "Errors" section.
 """
 
 from .__about__ import __version__ as __version__
@@ -13,10 +17,17 @@ from ._core import ClientCore as ClientCore
 from ._core import HisRange as HisRange
 from ._core import format_range as format_range
 from ._errors import AuthenticationError as AuthenticationError
+from ._errors import AuthProtocolError as AuthProtocolError
 from ._errors import CallError as CallError
 from ._errors import ClientError as ClientError
+from ._errors import CredentialsRejectedError as CredentialsRejectedError
+from ._errors import CredentialsRequiredError as CredentialsRequiredError
 from ._errors import RequestNotSentError as RequestNotSentError
 from ._errors import ResponseError as ResponseError
+from ._errors import ServerSignatureError as ServerSignatureError
+from ._errors import TooManyRequestsError as TooManyRequestsError
+from ._errors import UnknownRecError as UnknownRecError
+from ._errors import UnsupportedMechanismError as UnsupportedMechanismError
 from ._frames import his_frame as his_frame
 from ._frames import to_pandas as to_pandas
 from ._frames import to_polars as to_polars
@@ -26,17 +37,31 @@ from ._ws import WatchUpdate as WatchUpdate
 __all__ = [
     "AsyncClient",
     "AsyncWebSocketClient",
+    "AuthProtocolError",
     "AuthenticationError",
     "CallError",
     "Client",
     "ClientCore",
     "ClientError",
+    "CredentialsRejectedError",
+    "CredentialsRequiredError",
     "HisRange",
     "RequestNotSentError",
     "ResponseError",
+    "ServerSignatureError",
+    "TooManyRequestsError",
+    "UnknownRecError",
+    "UnsupportedMechanismError",
     "WatchUpdate",
     "format_range",
     "his_frame",
     "to_pandas",
     "to_polars",
 ]
+
+# Show the public module in tracebacks and reprs rather than the private one.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type | type(format_range)):
+        _obj.__module__ = __name__
+del _name, _obj

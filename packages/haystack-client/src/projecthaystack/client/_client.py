@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+import anyio
 import httpx
 
 from projecthaystack.filter import Filter
 from projecthaystack.kinds import Grid, Number, Ref
 
 from ._core import ClientCore, Flow, HisRange, Reply, Request, url_join
-from ._errors import RequestNotSentError, ResponseError
+from ._errors import ClientError, RequestNotSentError, ResponseError
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -27,10 +29,21 @@ _NOT_SENT: Final = (
 )
 
 
-def _translate(exc: httpx.HTTPError, op: str) -> Exception:
+def _translate(exc: httpx.HTTPError, url: str) -> ClientError:
     if isinstance(exc, _NOT_SENT):
-        return RequestNotSentError(f"{op}: request not sent: {exc}")
-    return ResponseError(f"{op}: request sent, then failed: {type(exc).__name__}: {exc}")
+        return RequestNotSentError(
+            f"request to {url} not sent: {type(exc).__name__}: {exc}", url=url
+        )
+    return ResponseError(
+        f"request to {url} sent, then failed: {type(exc).__name__}: {exc}", url=url
+    )
+
+
+def _ends_session(et: type[BaseException] | None) -> bool:
+    """Whether leaving a ``with`` block should end the server session: on a normal exit
+    or an ordinary exception, but not on cancellation, Ctrl-C or exit, where no network
+    call should be made."""
+    return et is None or issubclass(et, Exception)
 
 
 class _Base:
@@ -49,6 +62,7 @@ class _Base:
         self._core = ClientCore(
             username,
             password,
+            base_url=self.base_url,
             fmt=fmt,
             use_get=use_get,
             tls=self.base_url.startswith("https:"),
@@ -63,6 +77,9 @@ class _Base:
         if req.body is not None:
             kwargs["content"] = req.body
         return req.method, url_join(self.base_url, req.path), kwargs
+
+    def _closed_error(self, url: str) -> RequestNotSentError:
+        return RequestNotSentError(f"request to {url} not sent: the client is closed", url=url)
 
     @property
     def token(self) -> str | None:
@@ -80,6 +97,12 @@ class Client(_Base):
     ``fmt`` is the wire format (``"zinc"`` or ``"json"``); any other keyword goes to
     ``httpx.Client`` (``timeout``, ``verify`` with an SSL context for mTLS, ``proxy``,
     ``limits``, ...).  The login happens on first use and again, once, on a 401.
+
+    :meth:`close` releases the connections, as with httpx; :meth:`close_session` is the
+    Haystack ``close`` op (log out).  Leaving a ``with`` block does both: it ends the
+    session if the client is logged in (best effort: a failure there is ignored, and
+    nothing is sent when the block is left by Ctrl-C or cancellation), then releases
+    the connections.  A client given its own ``http=`` leaves that one open.
     """
 
     def __init__(
@@ -105,6 +128,7 @@ class Client(_Base):
             hello_with_data=hello_with_data,
         )
         self._own_http = http is None
+        self._closed = False
         self._http = http if http is not None else httpx.Client(**httpx_options)
 
     def __enter__(self) -> Client:
@@ -113,36 +137,48 @@ class Client(_Base):
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.shutdown()
+        try:
+            if _ends_session(et) and self.token is not None:
+                with contextlib.suppress(ClientError):
+                    self.close_session()
+        finally:
+            self.close()
 
-    def shutdown(self) -> None:
-        """Close the HTTP connections (the ``close`` op ends the server session)."""
+    def close(self) -> None:
+        """Release the HTTP connections (not those of an ``http=`` client you gave).
+
+        The server session stays valid until it expires: :meth:`close_session` ends it.
+        Calls after this raise :class:`RequestNotSentError`.
+        """
+        self._closed = True
         if self._own_http:
             self._http.close()
 
-    def _send(self, req: Request, op: str) -> httpx.Response:
+    def _send(self, req: Request) -> httpx.Response:
         method, url, kwargs = self._build(req)
+        if self._closed or self._http.is_closed:
+            raise self._closed_error(url)
         try:
             return self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
-            raise _translate(exc, op) from exc
+            raise _translate(exc, url) from exc
 
-    def _drive(self, flow: Flow[T], op: str) -> T:
+    def _drive(self, flow: Flow[T]) -> T:
         try:
             request = next(flow)
             while True:
-                resp = self._send(request, op)
+                resp = self._send(request)
                 request = flow.send(Reply(resp.status_code, resp.headers, resp.content))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
     def login(self) -> str:
         """Authenticate now (it happens by itself on first use); returns the token."""
-        return self._drive(self._core.login_flow(), "login")
+        return self._drive(self._core.login_flow())
 
     def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op, standard or vendor (``eval``, ...), with a request grid."""
-        return self._drive(self._core.call_flow(op, grid if grid is not None else Grid.empty()), op)
+        return self._drive(self._core.call_flow(op, grid if grid is not None else Grid.empty()))
 
     # ------------------------------------------------------------------ the standard ops
 
@@ -150,8 +186,12 @@ class Client(_Base):
         """The ``about`` op: the server's name, version, product and time."""
         return self.call("about")
 
-    def close(self) -> Grid:
-        """The ``close`` op: end the session on the server (the token stops working)."""
+    def close_session(self) -> Grid:
+        """The Haystack ``close`` op: log out, ending the session on the server (the
+        token stops working; the next call logs in again).  Sends nothing when the
+        client is not logged in.  :meth:`close` is what releases the connections."""
+        if self.token is None:
+            return Grid.empty()
         return self.call("close")
 
     def defs(self, query: Filter | str | None = None, limit: int | None = None) -> Grid:
@@ -174,9 +214,15 @@ class Client(_Base):
         """The ``read`` op by filter."""
         return self.call("read", self._core.filter_grid(query, limit))
 
-    def read_ids(self, ids: Sequence[Ref | str]) -> Grid:
-        """The ``read`` op by ids; a missing id gives a row of nulls in its place."""
-        return self.call("read", self._core.ids_grid(ids))
+    def read_ids(self, ids: Sequence[Ref | str], *, checked: bool = False) -> Grid:
+        """The ``read`` op by ids: one row per id, in order.
+
+        By default an id with no record gives a row of nulls in its place, as the spec
+        says; with ``checked=True`` it raises :class:`UnknownRecError`, whose ``ids``
+        are the missing ones.
+        """
+        grid = self.call("read", self._core.ids_grid(ids))
+        return self._core.check_ids(ids, grid) if checked else grid
 
     def nav(self, nav_id: Ref | str | None = None) -> Grid:
         """The ``nav`` op: the children of ``nav_id``, or the roots."""
@@ -249,6 +295,10 @@ class AsyncClient(_Base):
 
     >>> async with AsyncClient("http://localhost:8080/api", "user", "pass") as c:  # doctest: +SKIP
     ...     sites = await c.read("site")
+
+    :meth:`aclose` releases the connections, as with httpx; :meth:`close_session` is the
+    Haystack ``close`` op.  Leaving an ``async with`` block ends the session (best
+    effort, and not when cancelled) and then releases the connections.
     """
 
     def __init__(
@@ -274,6 +324,7 @@ class AsyncClient(_Base):
             hello_with_data=hello_with_data,
         )
         self._own_http = http is None
+        self._closed = False
         self._http = http if http is not None else httpx.AsyncClient(**httpx_options)
 
     async def __aenter__(self) -> AsyncClient:
@@ -282,45 +333,59 @@ class AsyncClient(_Base):
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.shutdown()
+        try:
+            if _ends_session(et) and self.token is not None:
+                with contextlib.suppress(ClientError):
+                    await self.close_session()
+        finally:
+            # Closing local sockets is quick; done even when the block was cancelled.
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
 
-    async def shutdown(self) -> None:
-        """Close the HTTP connections."""
+    async def aclose(self) -> None:
+        """Release the HTTP connections (not those of an ``http=`` client you gave).
+        The server session stays valid until it expires: :meth:`close_session` ends it."""
+        self._closed = True
         if self._own_http:
             await self._http.aclose()
 
-    async def _send(self, req: Request, op: str) -> httpx.Response:
+    async def _send(self, req: Request) -> httpx.Response:
         method, url, kwargs = self._build(req)
+        if self._closed or self._http.is_closed:
+            raise self._closed_error(url)
         try:
             return await self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
-            raise _translate(exc, op) from exc
+            raise _translate(exc, url) from exc
 
-    async def _drive(self, flow: Flow[T], op: str) -> T:
+    async def _drive(self, flow: Flow[T]) -> T:
         try:
             request = next(flow)
             while True:
-                resp = await self._send(request, op)
+                resp = await self._send(request)
                 request = flow.send(Reply(resp.status_code, resp.headers, resp.content))
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
     async def login(self) -> str:
         """Authenticate now; returns the token."""
-        return await self._drive(self._core.login_flow(), "login")
+        return await self._drive(self._core.login_flow())
 
     async def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op with a request grid."""
         return await self._drive(
-            self._core.call_flow(op, grid if grid is not None else Grid.empty()), op
+            self._core.call_flow(op, grid if grid is not None else Grid.empty())
         )
 
     async def about(self) -> Grid:
         """The ``about`` op."""
         return await self.call("about")
 
-    async def close(self) -> Grid:
-        """The ``close`` op."""
+    async def close_session(self) -> Grid:
+        """The Haystack ``close`` op: log out (nothing is sent when not logged in).
+        :meth:`aclose` is what releases the connections."""
+        if self.token is None:
+            return Grid.empty()
         return await self.call("close")
 
     async def defs(self, query: Filter | str | None = None, limit: int | None = None) -> Grid:
@@ -343,9 +408,11 @@ class AsyncClient(_Base):
         """The ``read`` op by filter."""
         return await self.call("read", self._core.filter_grid(query, limit))
 
-    async def read_ids(self, ids: Sequence[Ref | str]) -> Grid:
-        """The ``read`` op by ids."""
-        return await self.call("read", self._core.ids_grid(ids))
+    async def read_ids(self, ids: Sequence[Ref | str], *, checked: bool = False) -> Grid:
+        """The ``read`` op by ids; ``checked=True`` raises :class:`UnknownRecError` for
+        ids with no record instead of giving rows of nulls (see :meth:`Client.read_ids`)."""
+        grid = await self.call("read", self._core.ids_grid(ids))
+        return self._core.check_ids(ids, grid) if checked else grid
 
     async def nav(self, nav_id: Ref | str | None = None) -> Grid:
         """The ``nav`` op."""

@@ -4,15 +4,18 @@ responses, and the login state.  ``Client`` and ``AsyncClient`` only move bytes.
 from __future__ import annotations
 
 import datetime as _dt
+import email.utils
 import urllib.parse
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
+from projecthaystack import auth
 from projecthaystack.auth import (
     AuthError,
     ClientHandshake,
     format_bearer,
+    parse_auth_header,
 )
 from projecthaystack.codecs import Codec, UnknownFormatError, codec_for_mime, codec_for_name
 from projecthaystack.codecs.zinc import encode_value
@@ -27,11 +30,32 @@ from projecthaystack.kinds import (
     tz_name,
 )
 
-from ._errors import AuthenticationError, CallError, ResponseError
+from ._errors import (
+    AuthenticationError,
+    AuthProtocolError,
+    CallError,
+    CredentialsRejectedError,
+    CredentialsRequiredError,
+    ResponseError,
+    ServerSignatureError,
+    TooManyRequestsError,
+    UnknownRecError,
+    UnsupportedMechanismError,
+)
 
 __all__ = ["ClientCore", "Flow", "HisRange", "Reply", "Request", "format_range"]
 
 MAX_LOGIN_STEPS: Final = 6
+LOGIN_PATH: Final = "about"
+# Error bodies are read for their message only up to this size.
+_MAX_ERROR_BODY: Final = 64 * 1024
+# The auth layer's errors and the client's of the same name, most specific first.
+_AUTH_ERRORS: Final[tuple[tuple[type[AuthError], type[AuthenticationError]], ...]] = (
+    (auth.CredentialsRejectedError, CredentialsRejectedError),
+    (auth.ServerSignatureError, ServerSignatureError),
+    (auth.UnsupportedMechanismError, UnsupportedMechanismError),
+    (auth.AuthProtocolError, AuthProtocolError),
+)
 
 # The ops the standard defs mark noSideEffects: a GET may carry them.
 NO_SIDE_EFFECTS: Final = frozenset(
@@ -106,6 +130,7 @@ def _ref(value: Ref | str) -> Ref:
 class ClientCore:
     """Everything a client does but the I/O.
 
+    ``base_url`` is the API root (``http://host/api``), used to name the URL in errors;
     ``fmt`` picks the wire format (``zinc`` or ``json``; ``json3`` and ``trio`` work too).
     ``use_get`` lets side-effect-free ops go as GET with the request in the query, as
     the HTTP API allows; a server that answers 405 gets POST from then on.
@@ -116,6 +141,7 @@ class ClientCore:
         username: str | None = None,
         password: str | None = None,
         *,
+        base_url: str = "",
         fmt: str = "zinc",
         use_get: bool = True,
         tls: bool = False,
@@ -123,6 +149,7 @@ class ClientCore:
         hello_with_data: bool = False,
     ) -> None:
         self.codec: Codec = codec_for_name(fmt)
+        self.base_url = base_url
         self.username = username
         self._password = password
         self.use_get = use_get
@@ -134,6 +161,10 @@ class ClientCore:
         self.post_refused: set[str] = set()
         self._pad_base64 = False
 
+    def url(self, path: str) -> str:
+        """The full URL of an op (or any path under the API root)."""
+        return url_join(self.base_url, path) if self.base_url else path
+
     # ------------------------------------------------------------------ auth
 
     @property
@@ -144,7 +175,11 @@ class ClientCore:
     def handshake(self) -> ClientHandshake:
         """A fresh login state machine for the configured user."""
         if self.username is None or self._password is None:
-            raise AuthenticationError("the server wants a login and no credentials were given")
+            url = self.url(LOGIN_PATH)
+            raise CredentialsRequiredError(
+                f"{url} wants a login and this client has no user name and password",
+                url=url,
+            )
         return ClientHandshake(
             self.username,
             self._password,
@@ -156,16 +191,21 @@ class ClientCore:
 
     def auth_request(self, authorization: str) -> Request:
         """One step of the login: a GET of ``about`` with the given Authorization."""
-        return Request("GET", "about", {"Authorization": authorization})
+        return Request("GET", LOGIN_PATH, {"Authorization": authorization})
 
     def auth_step(
         self, handshake: ClientHandshake, status: int, headers: Mapping[str, str]
     ) -> str | None:
-        """Feed one login response; the next Authorization value, or None when done."""
+        """Feed one login response; the next Authorization value, or None when done.
+
+        The auth layer's errors come out as the client's of the same name (each also a
+        subclass of the auth layer's), with the URL."""
         try:
             nxt = handshake.respond(status, headers)
         except AuthError as exc:
-            raise AuthenticationError(str(exc)) from exc
+            url = self.url(LOGIN_PATH)
+            kind = next((c for a, c in _AUTH_ERRORS if isinstance(exc, a)), AuthenticationError)
+            raise kind(f"login at {url} failed: {exc}", url=url) from exc
         if nxt is None:
             self.token = handshake.token
         return nxt
@@ -174,37 +214,57 @@ class ClientCore:
 
     def login_flow(self) -> Flow[str]:
         """The login as a generator: it yields requests, is sent each ``Reply``, and
-        returns the token."""
+        returns the token.
+
+        The Auth chapter's three round trips: HELLO, client-first, client-final.  Two
+        deviations are tolerated, each only where the standard exchange has failed, on
+        the reply to a HELLO: a 400 (the server cannot read unpadded base64url, as
+        rusty-haystack) starts again with padding, and server-first data in answer to a
+        plain HELLO (the server wants the client-first message inside the HELLO, as
+        rusty-haystack) starts again that way.  What was learned holds for later logins.
+        """
         handshake = self.handshake()
         value: str | None = handshake.hello()
-        for step in range(MAX_LOGIN_STEPS):
+        answers_hello = True  # the next reply answers a HELLO
+        for _ in range(MAX_LOGIN_STEPS):
             assert value is not None
             reply = yield self.auth_request(value)
-            if reply.status == 400 and step == 0 and not self._pad_base64:
-                # Servers that cannot read unpadded base64url (rusty-haystack) answer
-                # the HELLO with 400: start again with padding, once.
+            if answers_hello and reply.status == 400 and not self._pad_base64:
                 self._pad_base64 = True
                 handshake = self.handshake()
                 value = handshake.hello()
                 continue
-            challenge = _header(reply.headers, "www-authenticate") or ""
             if (
-                step < 2
+                answers_hello
                 and reply.status == 401
                 and not self._hello_with_data
-                and "data=" in challenge
+                and _challenge_data(reply.headers) is not None
             ):
-                # The server answered a plain HELLO with server-first data (rusty-haystack
-                # wants the client-first message inside the HELLO): start again that way.
+                # A plain HELLO carries no client nonce, so server-first data in answer
+                # to it cannot continue this exchange.
                 self._hello_with_data = True
                 handshake = self.handshake()
                 value = handshake.hello()
                 continue
+            answers_hello = False
+            if reply.status == 403:
+                url = self.url(LOGIN_PATH)
+                said = _server_message(reply.headers, reply.body)
+                raise CredentialsRejectedError(
+                    f"login at {url} failed: the server refused user {self.username!r}"
+                    + (f" ({said})" if said else ""),
+                    url=url,
+                )
+            if reply.status not in (200, 401):
+                raise self.status_error(LOGIN_PATH, reply, login=True)
             value = self.auth_step(handshake, reply.status, reply.headers)
             if value is None:
                 assert self.token is not None
                 return self.token
-        raise AuthenticationError("the login did not finish")
+        url = self.url(LOGIN_PATH)
+        raise AuthProtocolError(
+            f"login at {url} did not finish in {MAX_LOGIN_STEPS} round trips", url=url
+        )
 
     def call_flow(self, op: str, grid: Grid) -> Flow[Grid]:
         """One op as a generator: login first if needed, one re-login on a 401, POST
@@ -214,10 +274,22 @@ class ClientCore:
         for attempt in range(3):
             sent = self.request(op, grid)
             reply = yield sent
-            if reply.status == 401 and attempt == 0 and self.username is not None:
-                self.token = None
-                yield from self.login_flow()
-                continue
+            if reply.status == 401:
+                if op == "close":
+                    # The session is already over: logging in to log out would be absurd.
+                    self.token = None
+                    return Grid.empty()
+                if self.username is None:
+                    url = self.url(op)
+                    raise CredentialsRequiredError(
+                        f"{url} wants a login and this client has no user name and "
+                        "password (give them to the client)",
+                        url=url,
+                    )
+                if attempt == 0:
+                    self.token = None
+                    yield from self.login_flow()
+                    continue
             if reply.status in (404, 405) and sent.method == "GET" and op not in self.get_refused:
                 # 405 is the spec's refusal of GET; some servers route only POST and
                 # answer 404 (rusty-haystack): either way, POST once before giving up.
@@ -237,7 +309,39 @@ class ClientCore:
             if op == "close":
                 self.token = None
             return result
-        raise ResponseError(f"{op}: no usable answer")
+        raise ResponseError(f"{self.url(op)}: no usable answer", url=self.url(op))
+
+    def status_error(self, op: str, reply: Reply, *, login: bool = False) -> ResponseError:
+        """The error for an HTTP error status: the URL, the status, what the server said
+        (the ``dis`` of an error grid), ``Retry-After`` for a 429, and a hint when a
+        login finds nothing at the URL."""
+        url = self.url(op)
+        said = _server_message(reply.headers, reply.body)
+        if reply.status == 429:
+            retry = _retry_after(_header(reply.headers, "retry-after"))
+            wait = f"; retry after {retry:g} s" if retry is not None else ""
+            return TooManyRequestsError(
+                f"HTTP 429 Too Many Requests from {url}: {said or 'no reason given'}{wait}",
+                retry_after=retry,
+                url=url,
+                server_message=said,
+            )
+        text = f"HTTP {reply.status} from {url}" + (f": {said}" if said else "")
+        if reply.status == 404 and (login or op == LOGIN_PATH):
+            text += (
+                " (no Haystack API answers at this URL: is the API path, such as /api, "
+                "missing from the base URL?)"
+            )
+        return ResponseError(text, reply.status, url=url, server_message=said)
+
+    def check_ids(self, ids: Sequence[Ref | str], grid: Grid) -> Grid:
+        """``grid`` (a read by ids) when every id has a record; else
+        :class:`UnknownRecError` with the missing ids, in the order asked."""
+        found = {row["id"].id for row in grid if isinstance(row.get("id"), Ref)}
+        missing = tuple(ref for ref in map(_ref, ids) if ref.id not in found)
+        if missing:
+            raise UnknownRecError(missing, grid, url=self.url("read"))
+        return grid
 
     # ------------------------------------------------------------------ requests
 
@@ -268,20 +372,24 @@ class ClientCore:
 
     def decode(self, op: str, status: int, headers: Mapping[str, str], body: bytes) -> Grid:
         """The result grid of a response; ``CallError`` for an error grid."""
+        url = self.url(op)
         if status != 200:
-            text = body[:200].decode("utf-8", "replace").strip()
-            raise ResponseError(f"HTTP {status} from {op}: {text}", status)
+            raise self.status_error(op, Reply(status, headers, body))
         content_type = _header(headers, "content-type") or self.codec.mime
         try:
             codec = codec_for_mime(content_type)
         except UnknownFormatError:
-            raise ResponseError(f"{op}: unexpected content type {content_type!r}", status) from None
+            raise ResponseError(
+                f"{url}: unexpected content type {content_type!r}", status, url=url
+            ) from None
         try:
             grid = codec.decode(body)
         except DecodeError as exc:
-            raise ResponseError(f"{op}: the response does not decode: {exc}", status) from exc
+            raise ResponseError(
+                f"{url}: the response does not decode: {exc}", status, url=url
+            ) from exc
         if grid.is_error:
-            raise CallError(grid)
+            raise CallError(grid, url=url)
         return grid
 
     # ------------------------------------------------------------------ op grids
@@ -424,6 +532,57 @@ class ClientCore:
 
 def _plain_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _challenge_data(headers: Mapping[str, str]) -> str | None:
+    """The ``data`` of a SCRAM challenge in ``WWW-Authenticate``, if there is one."""
+    challenge = _header(headers, "www-authenticate")
+    if not challenge:
+        return None
+    try:
+        header = parse_auth_header(challenge)
+    except AuthError:
+        return None
+    return header.get("data") if header.scheme == "SCRAM" else None
+
+
+def _server_message(headers: Mapping[str, str], body: bytes) -> str | None:
+    """What the server said in an error response: the ``dis`` of an error grid, or a
+    short plain-text body; never raw Zinc or an HTML page."""
+    if not body or len(body) > _MAX_ERROR_BODY:
+        return None
+    content_type = (_header(headers, "content-type") or "").lower()
+    try:
+        grid = codec_for_mime(content_type).decode(body)
+    except (UnknownFormatError, DecodeError, RecursionError):
+        grid = None
+    if grid is not None:
+        dis = grid.meta.get("dis") if grid.is_error else None
+        return _shorten(dis) if isinstance(dis, str) and dis else None
+    if not content_type or content_type.startswith("text/plain"):
+        return _shorten(body.decode("utf-8", "replace")) or None
+    return None
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (seconds or an HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.UTC)
+    return max(0.0, (when - _dt.datetime.now(_dt.UTC)).total_seconds())
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

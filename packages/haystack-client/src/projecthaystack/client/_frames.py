@@ -14,7 +14,8 @@ def _need(module: str, extra: str) -> Any:
         return __import__(module)
     except ImportError as exc:
         raise ImportError(
-            f"{module} is not installed: pip install 'haystack-client[{extra}]'"
+            f"{module} is not installed: it comes with the [{extra}] extra of "
+            f"haystack-client (or: python -m pip install {module})"
         ) from exc
 
 

@@ -34,21 +34,23 @@ import contextlib
 import json
 import math
 from collections.abc import AsyncIterator, Sequence
-from types import TracebackType
-from typing import Any
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from httpx_ws import AsyncWebSocketSession, HTTPXWSException, aconnect_ws
 
 from projecthaystack.codecs import json as hjson
 from projecthaystack.kinds import Grid, Marker
 
-from ._client import AsyncClient
-from ._errors import CallError, RequestNotSentError, ResponseError
+from ._client import AsyncClient, _ends_session
+from ._errors import CallError, ClientError, RequestNotSentError, ResponseError
+
+if TYPE_CHECKING:
+    from httpx_ws import AsyncWebSocketSession
 
 __all__ = ["AsyncWebSocketClient", "WatchUpdate"]
 
@@ -80,6 +82,10 @@ class AsyncWebSocketClient(AsyncClient):
 
     A request in flight when the connection drops raises :class:`ResponseError` (it may
     have run); requests made while reconnecting wait for the new connection.
+
+    Leaving the ``async with`` block ends the server session (best effort, over HTTP,
+    not when cancelled), closes the socket and releases the connections;
+    :meth:`close_session` does the same at once.
     """
 
     def __init__(
@@ -94,7 +100,12 @@ class AsyncWebSocketClient(AsyncClient):
         max_message_size: int = 64 * 1024 * 1024,
         **options: Any,
     ) -> None:
+        # httpx-ws (and wsproto under it) loads only once a WebSocket client is made.
+        import httpx_ws
+
         super().__init__(base_url, username, password, fmt="json", **options)
+        self._httpx_ws: ModuleType = httpx_ws
+        self._retryable = (*_RETRYABLE, httpx_ws.HTTPXWSException)
         self.ws_url = self.base_url.replace("http", "ws", 1) + "ws"
         self._reconnect = reconnect
         self._max_delay = max_reconnect_delay
@@ -132,11 +143,32 @@ class AsyncWebSocketClient(AsyncClient):
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        try:
+            if _ends_session(et) and self.token is not None:
+                with contextlib.suppress(ClientError):
+                    await self.close_session()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the socket (pending calls fail) and release the HTTP connections; the
+        server session stays valid until it expires."""
         self._closing = True
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
         await self._exit.aclose()
-        await self.shutdown()
+        await super().aclose()
+
+    async def close_session(self) -> Grid:
+        """Log out (the Haystack ``close`` op, sent over HTTP) and close the socket: the
+        server would end it anyway, and it must not come back with a new login."""
+        self._closing = True
+        try:
+            if self.token is None:
+                return Grid.empty()
+            return await AsyncClient.call(self, "close")
+        finally:
+            await self.aclose()
 
     # -- connection ----------------------------------------------------------------------
     async def _run(self, first: anyio.Event) -> None:
@@ -146,7 +178,7 @@ class AsyncWebSocketClient(AsyncClient):
                 token = self.token or await self.login()
                 headers = {"Authorization": f"BEARER authToken={token}"}
                 session: AsyncWebSocketSession
-                async with aconnect_ws(
+                async with self._httpx_ws.aconnect_ws(
                     self.ws_url,
                     self._http,
                     headers=headers,
@@ -163,9 +195,11 @@ class AsyncWebSocketClient(AsyncClient):
                     await self._read(session)
             except Exception as exc:
                 leaves = _leaves(exc)
-                fatal = next((e for e in leaves if not isinstance(e, _RETRYABLE)), None)
+                fatal = next((e for e in leaves if not isinstance(e, self._retryable)), None)
                 if fatal is None and not first.is_set():  # reconnecting is for lost connections
-                    fatal = RequestNotSentError(f"WebSocket: cannot connect: {leaves[0]}")
+                    fatal = RequestNotSentError(
+                        f"WebSocket {self.ws_url}: cannot connect: {leaves[0]}", url=self.ws_url
+                    )
                 if fatal is not None:  # a refused login, a protocol error: retrying won't help
                     self._fatal = fatal
                     first.set()
@@ -174,7 +208,10 @@ class AsyncWebSocketClient(AsyncClient):
             self._session = None
             self._connected = anyio.Event()
             self._fail_pending(
-                ResponseError("WebSocket: connection lost; the request may have run")
+                ResponseError(
+                    f"WebSocket {self.ws_url}: connection lost; the request may have run",
+                    url=self.ws_url,
+                )
             )
             if self._closing or not self._reconnect:
                 first.set()
@@ -187,7 +224,7 @@ class AsyncWebSocketClient(AsyncClient):
         while True:
             msg = _DECODER.decode(await session.receive_text())
             if msg.watch is not None:
-                grid = _grid(msg.grid)
+                grid = _grid(msg.grid, self.ws_url)
                 if grid.is_error:
                     self._watches.pop(msg.watch, None)
                 self._updates_in.send_nowait(WatchUpdate(msg.watch, grid))
@@ -228,7 +265,10 @@ class AsyncWebSocketClient(AsyncClient):
     # -- requests ------------------------------------------------------------------------
     async def _exchange(self, message: dict[str, Any], raw: dict[str, bytes]) -> _Reply:
         if self._closing or self._tg is None:
-            raise RequestNotSentError("the WebSocket client is not open (use 'async with')")
+            raise RequestNotSentError(
+                f"WebSocket {self.ws_url}: the client is not open (use 'async with')",
+                url=self.ws_url,
+            )
         self._next_id += 1
         rid = self._next_id
         message["id"] = rid
@@ -237,15 +277,19 @@ class AsyncWebSocketClient(AsyncClient):
         with anyio.fail_after(self._timeout):
             while self._session is None:
                 if self._fatal is not None:
-                    raise RequestNotSentError(f"WebSocket: {self._fatal}")
+                    raise RequestNotSentError(
+                        f"WebSocket {self.ws_url}: {self._fatal}", url=self.ws_url
+                    )
                 assert self._connected is not None
                 await self._connected.wait()
             self._pending[rid] = (event, box)
             try:
                 await self._session.send_text(_splice(message, raw))
-            except (HTTPXWSException, OSError) as exc:
+            except (self._httpx_ws.HTTPXWSException, OSError) as exc:
                 self._pending.pop(rid, None)
-                raise RequestNotSentError(f"WebSocket: send failed: {exc}") from exc
+                raise RequestNotSentError(
+                    f"WebSocket {self.ws_url}: send failed: {exc}", url=self.ws_url
+                ) from exc
             await event.wait()
         if isinstance(box[0], BaseException):
             raise box[0]
@@ -256,9 +300,9 @@ class AsyncWebSocketClient(AsyncClient):
         """Call any op over the WebSocket."""
         req = grid if grid is not None else Grid.empty()
         reply = await self._exchange({"op": op}, {"grid": hjson.encode_grid_bytes(req)})
-        result = _grid(reply.grid)
+        result = _grid(reply.grid, self.ws_url)
         if result.is_error:
-            raise CallError(result)
+            raise CallError(result, url=f"{self.ws_url} ({op})")
         self._track(op, req, result)
         return result
 
@@ -274,9 +318,9 @@ class AsyncWebSocketClient(AsyncClient):
             for op, g in calls
         )
         reply = await self._exchange({}, {"batch": b"[" + items + b"]"})
-        grids = [_grid(g) for g in reply.batch or ()]
+        grids = [_grid(g, self.ws_url) for g in reply.batch or ()]
         if len(grids) != len(calls):
-            raise CallError(_grid(reply.grid))
+            raise CallError(_grid(reply.grid, self.ws_url), url=f"{self.ws_url} (batch)")
         for (op, g), result in zip(calls, grids, strict=True):
             if not result.is_error:
                 self._track(op, g if g is not None else Grid.empty(), result)
@@ -309,7 +353,13 @@ class AsyncWebSocketClient(AsyncClient):
             return await self._updates_out.receive()
 
 
-_RETRYABLE = (HTTPXWSException, httpx.HTTPError, RequestNotSentError, ResponseError, OSError)
+# With httpx-ws's own error, added when a client is made: failures worth reconnecting for.
+_RETRYABLE: tuple[type[BaseException], ...] = (
+    httpx.HTTPError,
+    RequestNotSentError,
+    ResponseError,
+    OSError,
+)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -328,12 +378,12 @@ class _Reply(msgspec.Struct):
     auth: str | None = None
 
 
-_DECODER = msgspec.json.Decoder(_Reply)
+_DECODER: msgspec.json.Decoder[_Reply] = msgspec.json.Decoder(_Reply)
 
 
-def _grid(raw: msgspec.Raw) -> Grid:
+def _grid(raw: msgspec.Raw, url: str) -> Grid:
     if bytes(raw) in (b"", b"null"):
-        raise ResponseError("WebSocket: a reply without a grid")
+        raise ResponseError(f"WebSocket {url}: a reply without a grid", url=url)
     return hjson.decode_grid(bytes(raw))
 
 

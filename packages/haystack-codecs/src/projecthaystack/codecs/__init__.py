@@ -22,11 +22,14 @@ from . import zinc as zinc
 from .__about__ import __version__ as __version__
 from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ._limits import Limits as Limits
+from ._range import parse_datetime as parse_datetime
+from ._range import parse_range as parse_range
 from ._registry import CODECS as CODECS
 from ._registry import Codec as Codec
 from ._registry import UnknownFormatError as UnknownFormatError
 from ._registry import codec_for_mime as codec_for_mime
 from ._registry import codec_for_name as codec_for_name
+from ._registry import negotiate as negotiate
 
 __all__ = [
     "CODECS",
@@ -38,10 +41,22 @@ __all__ = [
     "codec_for_name",
     "csv",
     "json",
+    "negotiate",
+    "parse_datetime",
+    "parse_range",
     "trio",
     "zinc",
 ]
 
-for _name in ("Codec", "Limits", "UnknownFormatError", "codec_for_mime", "codec_for_name"):
+for _name in (
+    "Codec",
+    "Limits",
+    "UnknownFormatError",
+    "codec_for_mime",
+    "codec_for_name",
+    "negotiate",
+    "parse_datetime",
+    "parse_range",
+):
     globals()[_name].__module__ = __name__
 del _name

@@ -781,8 +781,8 @@ def _v3_ref(r: Ref) -> str:
 
 
 def _e3_str(s: str) -> str:
-    # Only a colon in second place would read back as a type prefix.
-    return "s:" + s if s[1:2] == ":" else s
+    # The Json chapter: a Str that holds a colon *must* carry the prefix.
+    return "s:" + s if ":" in s else s
 
 
 def _e3_dict(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -799,7 +799,7 @@ def _e3_grid(g: Grid) -> dict[str, Any]:
     for row in g.rows:
         try:
             out = {
-                k: (v if v[1:2] != ":" else "s:" + v)
+                k: (v if ":" not in v else "s:" + v)
                 if type(v) is str
                 else "m:"
                 if v is Marker

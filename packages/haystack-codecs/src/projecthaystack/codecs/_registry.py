@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -11,7 +12,14 @@ from projecthaystack.kinds import Grid, HaystackError
 from . import _csv, _json, _trio, _zinc
 from ._limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["CODECS", "Codec", "UnknownFormatError", "codec_for_mime", "codec_for_name"]
+__all__ = [
+    "CODECS",
+    "Codec",
+    "UnknownFormatError",
+    "codec_for_mime",
+    "codec_for_name",
+    "negotiate",
+]
 
 
 class UnknownFormatError(HaystackError, LookupError):
@@ -130,3 +138,51 @@ def codec_for_mime(mime: str) -> Codec:
     if base in ("text/trio", "text/csv"):
         return _BY_NAME[base[5:]]
     raise UnknownFormatError(f"no codec for MIME type {mime!r}")
+
+
+def negotiate(accept: str | None) -> Codec:
+    """The codec to answer an HTTP ``Accept`` header with: the most preferred type
+    (by ``q``, then by order) that a codec writes; Zinc, the HTTP API's default, when
+    the header is absent, empty or ``*/*``.  Raises :class:`UnknownFormatError` when
+    no accepted type has a codec (an HTTP server answers 406).
+
+    >>> negotiate("application/json;q=0.5, text/zinc").name
+    'zinc'
+    >>> negotiate(None).name
+    'zinc'
+    """
+    if not accept or not accept.strip():
+        return _BY_NAME["zinc"]
+    codec = _NEGOTIATED.get(accept)
+    if codec is None:
+        codec = _negotiate(accept)
+        if len(_NEGOTIATED) < 1024:  # bounded: the header is the client's to choose
+            _NEGOTIATED[accept] = codec
+    return codec
+
+
+# Accept headers seen and their codecs: clients send the same one on every request.
+_NEGOTIATED: dict[str, Codec] = {}
+
+
+def _negotiate(accept: str) -> Codec:
+    choices: list[tuple[float, int, str]] = []
+    for i, item in enumerate(accept.split(",")[:32]):
+        parts = [p.strip() for p in item.split(";")]
+        q = 1.0
+        kept = [parts[0]]
+        for param in parts[1:]:
+            key, _, val = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(val)
+                except ValueError:
+                    q = 0.0
+            else:
+                kept.append(param)
+        if q > 0:
+            choices.append((-q, i, ";".join(kept)))
+    for _, _, mime in sorted(choices):
+        with contextlib.suppress(UnknownFormatError):
+            return codec_for_mime(mime)
+    raise UnknownFormatError(f"none of the accepted types is supported: {accept[:200]}")

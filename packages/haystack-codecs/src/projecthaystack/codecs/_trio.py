@@ -1,4 +1,11 @@
-"""Trio: records of ``name:value`` lines separated by dashes; values in Zinc syntax."""
+"""Trio: records of ``name:value`` lines separated by dashes; values in Zinc syntax.
+
+Nested values: a tag line ``name:Zinc:`` starts an indented Zinc grid, and
+``name:Trio:`` an indented Trio *record*, read as one dict (as Haxall reads it; a
+block of several records is an error).  The writer uses ``Zinc:`` for a grid and
+``Trio:`` for a dict that holds a grid (its Zinc form would span lines); other
+dicts are written inline as ``{...}``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from projecthaystack.kinds import DecodeError, EncodeError, FrozenDict, Grid, Ma
 from ._limits import DEFAULT_LIMITS, Limits
 from ._names import check_names
 from ._zinc import ZincParser, encode_value, read_text
+from ._zinc import encode_grid as zinc_grid
 
 __all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid"]
 
@@ -138,9 +146,14 @@ class _Reader:
                 return grid
             inner = _Reader(nested, self.limits)
             try:
-                return Grid.from_rows(inner.records())
+                records = inner.records()
             except DecodeError as exc:
                 raise DecodeError(exc.reason, line=start + (exc.line or 1), col=exc.col) from None
+            if len(records) > 1:
+                raise self.error(
+                    f"a nested Trio: value holds one record, found {len(records)}", line_index
+                )
+            return records[0] if records else FrozenDict()
         if raw[0] in "[{" and self.i + 1 < len(self.lines) and self.lines[self.i + 1][:1] in " \t":
             first = self.i
             block = [ln for ln in self.indented_block() if not ln.strip().startswith("//")]
@@ -227,14 +240,14 @@ def _value_text(val: Any) -> str:
         if _is_bare_str(val) and val[-1] != " " and val not in ("true", "false"):
             return val
     elif isinstance(val, Grid):
-        from ._zinc import encode_grid as zinc_grid
-
         return "Zinc:\n" + _indent(zinc_grid(val).rstrip("\n"))
     text = encode_value(val)
     if "\n" in text:
-        # Only a tag's own grid can take the indented Zinc: form; Trio has no way to
-        # write a grid that sits inside a list or dict.
-        raise EncodeError("Trio cannot carry a grid inside a list or dict")
+        if isinstance(val, Mapping):
+            return "Trio:\n" + _indent(encode_dicts([val]).rstrip("\n"))
+        # A tag's own grid takes the indented Zinc: form, a dict the Trio: form; Trio
+        # has no way to write a grid that sits inside a list.
+        raise EncodeError("Trio cannot carry a grid inside a list")
     return text
 
 

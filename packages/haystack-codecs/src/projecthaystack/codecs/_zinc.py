@@ -68,9 +68,10 @@ _KEYWORD = re.compile(r"[A-Z][A-Za-z0-9_]*")
 _UNIT_CHARS = r"[A-Za-z%_/$\u0080-\U0010ffff]"
 _NUMERIC = re.compile(
     # dateTime: offset required (seconds only in historic local mean times), timezone
-    # name optional after 'Z'
+    # name optional after 'Z'.  A zone name starts upper-case, as every name of the
+    # timezone database does, so that in {ts:...Z foo} 'foo' is the next tag.
     r"(?P<dt>(?P<dtv>\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d(?::\d\d)?))"
-    r"(?: (?P<tz>[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*))?)"
+    r"(?: (?P<tz>[A-Z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*))?)"
     r"|(?P<date>\d{4}-\d\d-\d\d)"
     r"|(?P<time>\d\d:\d\d(?::\d\d(?:\.\d+)?)?)"
     # underbars only between digits, so that a unit may start with one ("0_x")
@@ -148,20 +149,39 @@ def _unescape_uri(body: str) -> str:
     return _ESC_RE.sub(repl, body)
 
 
+# The one ISO 8601 form Haystack writes: an offset always, seconds of the offset only in
+# the local mean times of old dates.
+_ISO_DATETIME = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d(?::\d\d)?)"
+)
+
+
 def make_datetime(text: str, tz: str | None) -> _dt.datetime:
     """A ``datetime`` from ISO 8601 text with offset and a Haystack timezone name.
 
     The instant is the one the offset gives; the zone is the named one (``UTC`` when
-    the name is missing, as Zinc allows after ``Z``).
+    the name is missing, as Zinc allows after ``Z``).  Text without an offset, or in
+    another ISO form (compact, week dates, a space for ``T``), is a ``ValueError``:
+    reading it in the host's zone would give each machine its own instant.
 
     >>> make_datetime("2020-07-17T16:55:42.977-04:00", "New_York").isoformat()
     '2020-07-17T16:55:42.977000-04:00'
     """
-    if text[-1] == "Z":
-        text = text[:-1] + "+00:00"
-    dt = _dt.datetime.fromisoformat(text)
+    if _ISO_DATETIME.fullmatch(text) is None:
+        raise ValueError(f"invalid dateTime {text!r}: expected ISO 8601 with an offset")
+    return _datetime(text, tz)
+
+
+def _datetime(text: str, tz: str | None) -> _dt.datetime:
+    """:func:`make_datetime` on text already known to be of the right form."""
+    dt = _dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] == "Z" else text)
     zone = tz_from_name(tz) if tz else _UTC_ZONE
-    return dt.astimezone(zone)
+    try:
+        return dt.astimezone(zone)
+    except OverflowError:  # the same instant's date in that zone is before 1 or after 9999
+        raise ValueError(
+            f"dateTime {text} in {tz or 'UTC'} is outside the years 1 to 9999"
+        ) from None
 
 
 def _number(text: str, unit: str | None) -> Number:
@@ -332,7 +352,7 @@ class ZincParser:
             if kind == "unit":
                 return _number(m.group("num"), m.group("unit"))
             if kind == "dt" or kind == "tz" or kind == "dtv":
-                return make_datetime(m.group("dtv"), m.group("tz"))
+                return _datetime(m.group("dtv"), m.group("tz"))
             if kind == "date":
                 return _dt.date.fromisoformat(m.group("date"))
             if kind == "time":

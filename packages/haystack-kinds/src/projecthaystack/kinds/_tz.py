@@ -2,7 +2,8 @@
 
 Haystack names a zone by the last part of its IANA id (``New_York`` for
 ``America/New_York``).  The ``GMT+5`` style names are IANA's ``Etc/GMT+5`` zones and
-share their inverted sign: ``GMT+5`` is five hours *behind* UTC.
+share their inverted sign: ``GMT+5`` is five hours *behind* UTC.  The few zones that
+sit outside any region (``PST8PDT``, ``CET``, ``EST``, ...) keep their whole id.
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ _REGIONS: Final = (
     "Pacific",
     "Etc",
 )
+# Zones of the Haystack timezone database (the tzdata source files it is built from)
+# that belong to no region.  The other top-level ids (Japan, GB, US/...) are aliases.
+_TOP_LEVEL: Final = (
+    "CET",
+    "CST6CDT",
+    "EET",
+    "EST",
+    "EST5EDT",
+    "HST",
+    "MET",
+    "MST",
+    "MST7MDT",
+    "PST8PDT",
+    "WET",
+)
+_UTC_KEYS: Final = frozenset({"Etc/UTC", "UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu"})
 
 
 @functools.cache
@@ -43,6 +60,10 @@ def _city_map() -> dict[str, str]:
         if region not in _REGIONS or not rest:
             continue
         cities.setdefault(rest.rsplit("/", 1)[-1], key)
+    available = zoneinfo.available_timezones()
+    for key in _TOP_LEVEL:
+        if key in available:  # every tzdata since 1993 has them; a trimmed one may not
+            cities.setdefault(key, key)
     cities["UTC"] = "Etc/UTC"
     cities["GMT"] = "Etc/GMT"
     return cities
@@ -56,10 +77,14 @@ UTC: Final = zoneinfo.ZoneInfo("Etc/UTC")
 def tz_from_name(name: str) -> zoneinfo.ZoneInfo:
     """The zone for a Haystack timezone name.
 
-    Accepts the city name (``New_York``) or, for tolerance, a full IANA id.
+    Accepts every name of the Haystack timezone database: a city (``New_York``), a
+    ``GMT±N`` zone, a zone outside any region (``PST8PDT``); and, for tolerance, a full
+    IANA id of a region (``America/New_York``, ``Etc/GMT+5``).
 
     >>> tz_from_name("New_York").key
     'America/New_York'
+    >>> tz_from_name("PST8PDT").key
+    'PST8PDT'
     >>> tz_from_name("GMT+5").utcoffset(None)
     datetime.timedelta(days=-1, seconds=68400)
     """
@@ -80,6 +105,8 @@ def tz_name(tz: _dt.tzinfo | None) -> str:
 
     ``ZoneInfo`` zones give their city; ``datetime.timezone.utc`` gives ``UTC``; a fixed
     whole-hour offset gives the matching ``GMT±N`` zone (sign inverted, as in IANA).
+    A zone whose name Haystack would not read back (an alias such as ``US/Eastern``)
+    raises ``InvalidValueError``: use its canonical id (``America/New_York``).
 
     >>> tz_name(tz_from_name("Denver"))
     'Denver'
@@ -89,10 +116,14 @@ def tz_name(tz: _dt.tzinfo | None) -> str:
     """
     if isinstance(tz, zoneinfo.ZoneInfo):
         key = tz.key
-        city = key.rsplit("/", 1)[-1]
-        if key in ("Etc/UTC", "UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu"):
+        if key in _UTC_KEYS:
             return "UTC"
-        return city
+        city = key.rsplit("/", 1)[-1] if key else ""
+        if city in _city_map():
+            return city
+        raise InvalidValueError(
+            f"zone {key!r} has no Haystack timezone name; use its canonical IANA id"
+        )
     if isinstance(tz, _dt.timezone):
         offset = tz.utcoffset(None)
         if not offset:

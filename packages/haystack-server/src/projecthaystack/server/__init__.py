@@ -11,11 +11,11 @@ True
 Run it with any ASGI server (``uvicorn module:app``), or with ``haystack-server serve``.
 """
 
+from projecthaystack.codecs import parse_range as parse_range
+
 from .__about__ import __version__ as __version__
 from ._app import HaystackServer as HaystackServer
-from ._app import create_app as create_app
-from ._app import error_grid as error_grid
-from ._app import negotiate as negotiate
+from ._app import StartupHook as StartupHook
 from ._config import ServerConfig as ServerConfig
 from ._config import ServerLimits as ServerLimits
 from ._demo import DemoBuilding as DemoBuilding
@@ -24,13 +24,14 @@ from ._errors import HttpError as HttpError
 from ._errors import OpError as OpError
 from ._errors import ServerError as ServerError
 from ._errors import StartupError as StartupError
-from ._his import parse_range as parse_range
+from ._factory import create_app as create_app
 from ._memory import MemoryStore as MemoryStore
+from ._opapi import Action as Action
+from ._opapi import Op as Op
+from ._opapi import OpContext as OpContext
+from ._opapi import OpHandler as OpHandler
 from ._ops import STANDARD_OPS as STANDARD_OPS
-from ._ops import Action as Action
-from ._ops import Op as Op
-from ._ops import OpContext as OpContext
-from ._ops import OpHandler as OpHandler
+from ._responses import error_grid as error_grid
 from ._store import PRIORITY_LEVELS as PRIORITY_LEVELS
 from ._store import PriorityLevel as PriorityLevel
 from ._store import Role as Role
@@ -38,6 +39,9 @@ from ._store import Session as Session
 from ._store import Store as Store
 from ._store import User as User
 from ._store import Watch as Watch
+from ._users import MAX_PASSWORD as MAX_PASSWORD
+from ._users import MIN_PASSWORD as MIN_PASSWORD
+from ._users import check_password as check_password
 
 __all__ = [
     "PRIORITY_LEVELS",
@@ -46,6 +50,8 @@ __all__ = [
     "DemoBuilding",
     "HaystackServer",
     "HttpError",
+    "MAX_PASSWORD",
+    "MIN_PASSWORD",
     "MemoryStore",
     "Op",
     "OpContext",
@@ -58,13 +64,14 @@ __all__ = [
     "ServerLimits",
     "Session",
     "StartupError",
+    "StartupHook",
     "Store",
     "User",
     "Watch",
+    "check_password",
     "create_app",
     "demo_building",
     "error_grid",
-    "negotiate",
     "parse_range",
 ]
 

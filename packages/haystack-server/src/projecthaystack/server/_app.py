@@ -1,98 +1,60 @@
-"""The ASGI application: HTTP rules of the HTTP API chapter around the ops."""
+"""The server behind an app: the HTTP API chapter's rules around the ops, auth, and the
+state every endpoint shares (:class:`HaystackServer`)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import html
 import logging
-import os
 import secrets
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import HTMLResponse, Response
 
-from projecthaystack.auth import CertIdentity, ScramCredentials, identity_from_der, saslprep
-from projecthaystack.codecs import Codec, Limits, UnknownFormatError, codec_for_mime, zinc
-from projecthaystack.kinds import Grid, HaystackError, Marker
+from projecthaystack.auth import CertIdentity, identity_from_der
+from projecthaystack.codecs import (
+    Codec,
+    Limits,
+    UnknownFormatError,
+    codec_for_mime,
+    negotiate,
+    zinc,
+)
+from projecthaystack.kinds import Grid, HaystackError, Uri
 
 from ._auth import Authenticated, Authenticator, LoginStep
 from ._config import ServerConfig
-from ._errors import HttpError, OpError, StartupError
-from ._memory import MemoryStore
-from ._ops import STANDARD_OPS, Action, Op, OpContext
-from ._store import Role, Store, User
+from ._errors import HttpError, OpError
+from ._opapi import Action, Op, OpContext
+from ._ops import STANDARD_OPS
+from ._responses import error_grid, login_response
+from ._store import Store
+from ._users import ensure_admin
 
 if TYPE_CHECKING:
     from projecthaystack.ontology import Namespace
 
-__all__ = ["HaystackServer", "create_app", "error_grid", "negotiate"]
+__all__ = ["HaystackServer", "StartupHook"]
 
 log = logging.getLogger("projecthaystack.server")
 
 ZINC = codec_for_mime("text/zinc")
+
 StartupHook = Callable[[Store], Awaitable[None]]
+"""A coroutine run with the opened store when the app starts (to load entities, say)."""
 
 
-def error_grid(dis: str, trace: str | None = None) -> Grid:
-    """An error grid as the HTTP API chapter defines it.
-
-    >>> error_grid("unknown id @x").meta["dis"]
-    'unknown id @x'
-    """
-    meta: dict[str, Any] = {"err": Marker, "dis": dis}
-    if trace:
-        meta["errTrace"] = trace
-    return Grid.empty(meta)
-
-
-def negotiate(accept: str | None) -> Codec:
-    """The codec for an ``Accept`` header: the most preferred type we write, Zinc when
-    the header is absent or ``*/*``; :class:`HttpError` 406 when we write none of them.
-
-    >>> negotiate("application/json;q=0.5, text/zinc").name
-    'zinc'
-    """
-    if not accept or not accept.strip():
-        return ZINC
-    codec = _NEGOTIATED.get(accept)
-    if codec is None:
-        codec = _negotiate(accept)
-        if len(_NEGOTIATED) < 1024:  # bounded: the header is the client's to choose
-            _NEGOTIATED[accept] = codec
-    return codec
-
-
-# Accept headers seen and their codecs: clients send the same one on every request.
-_NEGOTIATED: dict[str, Codec] = {}
-
-
-def _negotiate(accept: str) -> Codec:
-    choices: list[tuple[float, int, str]] = []
-    for i, item in enumerate(accept.split(",")[:32]):
-        parts = [p.strip() for p in item.split(";")]
-        q = 1.0
-        kept = [parts[0]]
-        for param in parts[1:]:
-            key, _, val = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(val)
-                except ValueError:
-                    q = 0.0
-            else:
-                kept.append(param)
-        if q > 0:
-            choices.append((-q, i, ";".join(kept)))
-    for _, _, mime in sorted(choices):
-        with contextlib.suppress(UnknownFormatError):
-            return codec_for_mime(mime)
-    raise HttpError(406, f"none of the accepted types is supported: {accept[:200]}")
+def _accepted(accept: str | None) -> Codec:
+    """The codec for an ``Accept`` header, or 406."""
+    try:
+        return negotiate(accept)
+    except UnknownFormatError as exc:
+        raise HttpError(406, str(exc)) from None
 
 
 def _sniff(body: bytes) -> Codec:
@@ -138,33 +100,13 @@ class HaystackServer:
     async def start(self) -> None:
         """Open the store, make sure an admin exists, run the startup hooks."""
         await self.store.open()
-        await self._bootstrap_admin()
+        await ensure_admin(self.store, self._admin, self.config.scram_hash)
         for hook in self._on_startup:
             await hook(self.store)
 
     async def stop(self) -> None:
         """Close the store."""
         await self.store.close()
-
-    async def _bootstrap_admin(self) -> None:
-        admin = self._admin
-        if admin is None:
-            name = os.environ.get("HAYSTACK_ADMIN_USER", "admin")
-            password = os.environ.get("HAYSTACK_ADMIN_PASSWORD")
-            admin = (name, password) if password else None
-        if admin is not None:
-            name = saslprep(admin[0])
-            existing = await self.store.get_user(name)
-            if existing is None:
-                check_password(admin[1])
-                creds = ScramCredentials.derive(admin[1], hash=self.config.scram_hash)
-                await self.store.put_user(User(name, Role.ADMIN, creds))
-                log.info("created admin user %r", name)
-        if not any(u.role is Role.ADMIN and u.enabled for u in await self.store.list_users()):
-            raise StartupError(
-                "no admin user: set HAYSTACK_ADMIN_USER and HAYSTACK_ADMIN_PASSWORD "
-                "(or pass admin=(name, password) to create_app)"
-            )
 
     # -- per request ---------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -309,7 +251,7 @@ class HaystackServer:
             who = await self.identify(request, now)
             if isinstance(who, LoginStep):
                 return login_response(who)
-            codec = negotiate(request.headers.get("accept"))
+            codec = _accepted(request.headers.get("accept"))
             op_name = request.path_params["op"]
             op = self.ops.get(op_name)
             if op is None:
@@ -346,86 +288,43 @@ class HaystackServer:
         return Response(status_code=200)
 
     async def handle_root(self, request: Request) -> Response:
-        """``{prefix}/``: where clients that log in before any op start their handshake."""
+        """``{prefix}/`` (and ``{prefix}``): where clients that log in before any op start
+        their handshake; answered as ``about``."""
         request.path_params["op"] = "about"
         return await self.handle_op(request)
 
-
-def login_response(step: LoginStep) -> Response:
-    """The HTTP response of an auth step, header names in their usual case.
-
-    Names are case-insensitive, but pyhaystack looks ``WWW-Authenticate`` up in a plain
-    dict, as SkySpark spells it, and Starlette would send it lower-cased.
-    """
-    response = Response(status_code=step.status)
-    response.raw_headers.extend(
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in step.headers.items()
-    )
-    return response
-
-
-def check_password(password: str) -> None:
-    """Refuse passwords too short or too long to be sensible."""
-    if not 8 <= len(password) <= 1024:
-        raise ValueError("a password must be 8 to 1024 characters long")
-
-
-def create_app(
-    store: Store | None = None,
-    *,
-    config: ServerConfig | None = None,
-    namespace: Namespace | None = None,
-    ops: Iterable[Op] = (),
-    actions: Mapping[str, Action] | None = None,
-    admin: tuple[str, str] | None = None,
-    on_startup: Sequence[StartupHook] = (),
-) -> Starlette:
-    """A Starlette application serving the Haystack HTTP API, a WebSocket and the user API.
-
-    ``store`` defaults to a fresh :class:`MemoryStore`; ``admin`` (or the environment
-    variables ``HAYSTACK_ADMIN_USER``/``HAYSTACK_ADMIN_PASSWORD``) creates the first admin
-    when the store has none, and the app refuses to start without one; ``on_startup``
-    hooks run with the opened store (to load entities, say).
-
-    >>> app = create_app(admin=("admin", "correct horse"))
-    >>> app.state.haystack.config.prefix
-    '/api'
-    """
-    from ._users import user_routes
-    from ._ws import websocket_endpoint
-
-    server = HaystackServer(
-        store if store is not None else MemoryStore(),
-        config or ServerConfig(),
-        namespace=namespace,
-        ops=ops,
-        actions=actions or {},
-        admin=admin,
-        on_startup=on_startup,
-    )
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await server.start()
+    async def handle_home(self, request: Request) -> Response:
+        """``/`` when the ops live under a prefix: where the API is, without auth and
+        without secrets (a page for browsers, a grid for everyone else)."""
+        prefix = self.config.prefix.rstrip("/")
+        links = {"api": f"{prefix}/", "websocket": f"{prefix}/ws", "users": f"{prefix}/users/"}
+        accept = request.headers.get("accept") or ""
+        if "text/html" in accept:
+            items = "".join(
+                f'<li>{name}: <a href="{html.escape(path)}">{html.escape(path)}</a></li>'
+                for name, path in links.items()
+            )
+            page = (
+                "<!doctype html><title>Project Haystack server</title>"
+                "<h1>Project Haystack server</h1>"
+                f"<p>The Haystack HTTP API is at <code>{html.escape(prefix)}/{{op}}</code>; "
+                f"log in with a Haystack client.</p><ul>{items}</ul>"
+            )
+            return HTMLResponse(page)
         try:
-            yield
-        finally:
-            await server.stop()
+            codec = _accepted(accept)
+        except HttpError as exc:
+            return self._http_error(exc, ZINC)
+        row = {name: Uri(path) for name, path in links.items()}
+        grid = Grid.from_rows([{"dis": "Project Haystack server", **row}])
+        return Response(codec.encode(grid), media_type=codec.content_type)
 
-    prefix = server.config.prefix.rstrip("/")
-    # The ops first: they are what most requests are for.  {op} is one path segment,
-    # so it shadows neither the user API nor the WebSocket (a different scope type).
-    routes = [
-        Route(
-            f"{prefix}/{{op}}",
-            server.handle_op,
-            methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"],
-        ),
-        WebSocketRoute(f"{prefix}/ws", websocket_endpoint),
-        *user_routes(server, prefix),
-        Route(f"{prefix}/", server.handle_root, methods=["GET", "POST"]),
-        *(Route(path, server.handle_login) for path in server.config.login_paths),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.haystack = server
-    return app
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        """Starlette's own 404 and 405 (no route, or a route without the method) as error
+        grids; nothing of the request (path, ``Host``) is echoed back."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        dis = "not found" if status == 404 else f"HTTP {status}"
+        if status == 405:
+            dis = f"method {request.method} is not allowed here"
+        return self._http_error(HttpError(status, dis, headers), ZINC)

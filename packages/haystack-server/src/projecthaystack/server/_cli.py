@@ -21,10 +21,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from ._app import create_app
 from ._config import ServerConfig
 from ._demo import DEMO_ACTIONS, demo_building
 from ._errors import StartupError
+from ._factory import create_app
 from ._memory import MemoryStore
 from ._store import Store
 

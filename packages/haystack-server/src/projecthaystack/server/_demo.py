@@ -16,7 +16,8 @@ from typing import Any
 
 from projecthaystack.kinds import Coord, Grid, Marker, Number, Ref, tz_from_name
 
-from ._ops import Action, OpContext, point_write
+from ._opapi import Action, OpContext
+from ._ops import point_write
 from ._store import Store
 
 __all__ = ["DEMO_ACTIONS", "DemoBuilding", "demo_building"]

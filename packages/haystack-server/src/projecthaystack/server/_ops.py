@@ -1,16 +1,15 @@
-"""The ops: what each standard op does, and how a deployment adds its own."""
+"""The standard ops: what each op of the Ops chapter does (the extension API, ``Op`` and
+its friends, is in ``_opapi``)."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import platform
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from projecthaystack.codecs import CODECS, zinc
+from projecthaystack.codecs import CODECS, parse_range, zinc
 from projecthaystack.filter import Filter, FilterError, FilterSyntaxError, parse, select
 from projecthaystack.kinds import (
     NA,
@@ -29,63 +28,12 @@ from projecthaystack.kinds import (
 )
 
 from .__about__ import __version__
-from ._errors import HttpError, OpError
-from ._his import check_sample, check_value, parse_range
-from ._store import PRIORITY_LEVELS, PriorityLevel, Role, Store, User, Watch
+from ._errors import OpError
+from ._his import check_sample, check_value
+from ._opapi import Op, OpContext
+from ._store import PRIORITY_LEVELS, PriorityLevel, Role, Watch
 
-if TYPE_CHECKING:
-    from projecthaystack.ontology import Namespace
-
-    from ._config import ServerConfig
-
-__all__ = ["STANDARD_OPS", "Action", "Op", "OpContext", "OpHandler"]
-
-
-@dataclass(slots=True)
-class OpContext:
-    """What an op handler gets besides the request grid."""
-
-    store: Store
-    config: ServerConfig
-    user: User
-    token: str | None
-    now: dt.datetime
-    ops: Mapping[str, Op]
-    actions: Mapping[str, Action]
-    namespace: Namespace | None = None
-    boot_time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-
-    def require(self, role: Role, what: str) -> None:
-        """Refuse (HTTP 403) unless the user has at least ``role``."""
-        if self.user.role < role:
-            raise HttpError(403, f"{what} needs the {role.label} role")
-
-
-OpHandler = Callable[[OpContext, Grid], Awaitable[Grid]]
-"""An op's implementation: the request grid in, the response grid out."""
-
-Action = Callable[[OpContext, Mapping[str, Any], Mapping[str, Any]], Awaitable[Grid | None]]
-"""An action for ``invokeAction``: (context, target entity, arguments) → a grid, or
-``None`` for an empty one."""
-
-
-@dataclass(frozen=True, slots=True)
-class Op:
-    """One op of the HTTP API.
-
-    ``no_side_effects`` allows GET; ``role`` is the least role that may call it.
-
-    >>> async def hello(ctx, req):
-    ...     return Grid.from_rows([{"hello": ctx.user.username}])
-    >>> Op("hello", hello, no_side_effects=True, doc="Greets the caller").name
-    'hello'
-    """
-
-    name: str
-    handler: OpHandler
-    no_side_effects: bool = False
-    role: Role = Role.VIEWER
-    doc: str = ""
+__all__ = ["STANDARD_OPS"]
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -228,10 +176,14 @@ _ABOUT_COLS: tuple[Col, ...] = tuple(
         "moduleName",
         "moduleVersion",
         "vendorName",
+        "vendorUri",
         "whoami",
         "userRole",
     )
 )
+
+
+_PROJECT_URI = Uri("https://project-haystack.org/")
 
 
 async def about(ctx: OpContext, req: Grid) -> Grid:
@@ -247,10 +199,11 @@ async def about(ctx: OpContext, req: Grid) -> Grid:
                 ctx.boot_time.replace(microsecond=0),
                 "haystack-server",
                 __version__,
-                Uri("https://project-haystack.org/"),
+                _PROJECT_URI,
                 "projecthaystack.server",
-                platform.python_version(),
+                __version__,
                 "projecthaystack",
+                _PROJECT_URI,
                 ctx.user.username,
                 ctx.user.role.label,
             ),
@@ -390,6 +343,15 @@ async def nav(ctx: OpContext, req: Grid) -> Grid:
 # -- history -----------------------------------------------------------------------------
 
 
+def _his_span(text: str, tz: ZoneInfo, now: dt.datetime) -> tuple[dt.datetime, dt.datetime | None]:
+    """The span of a hisRead range; every way the text can fail is an error grid."""
+    try:
+        return parse_range(text, tz, now)
+    except (HaystackError, ValueError) as exc:
+        # parse_range's errors (DecodeError) already quote the range and say what is wrong.
+        raise OpError(str(exc)) from None
+
+
 async def his_read(ctx: OpContext, req: Grid) -> Grid:
     """Samples of one point, or of many joined on ``ts`` (the ``hisRead`` op)."""
     if "range" in req.meta:
@@ -404,7 +366,7 @@ async def his_read(ctx: OpContext, req: Grid) -> Grid:
     text = row.get("range")
     if not isinstance(text, str):
         raise OpError("'range' must be a Str")
-    start, end = parse_range(text, tz, ctx.now)
+    start, end = _his_span(text, tz, ctx.now)
     cap = ctx.config.limits.max_his_read
     samples = await ctx.store.his_read(point["id"].id, start, end, limit=cap + 1, tz=tz)
     meta: dict[str, Any] = {
@@ -441,7 +403,7 @@ async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:
     text = req.meta["range"]
     if not isinstance(text, str):
         raise OpError("'range' must be a Str")
-    start, end = parse_range(text, tz, ctx.now)
+    start, end = _his_span(text, tz, ctx.now)
     cap = ctx.config.limits.max_his_read
     joined: dict[dt.datetime, dict[str, Any]] = {}
     total = 0

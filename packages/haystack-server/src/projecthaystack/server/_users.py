@@ -1,181 +1,92 @@
-"""The user-management REST API, for admins: ``{prefix}/admin/users[/{name}]``.
+"""The rules of user accounts, apart from any transport: what a username and a password
+must be, and the first admin.
 
-Plain JSON in and out (this is not a Haystack op)::
-
-    GET    /api/admin/users              [{"username", "role", "enabled", "created"}, ...]
-    POST   /api/admin/users              {"username", "password", "role"?, "enabled"?} -> 201
-    GET    /api/admin/users/{name}       {"username", "role", "enabled", "created"}
-    PATCH  /api/admin/users/{name}       {"password"?, "role"?, "enabled"?}
-    DELETE /api/admin/users/{name}       204
-
-Passwords are never returned.  Changing a password, disabling or deleting a user
-revokes every token of theirs.  An admin cannot delete, disable or demote themself.
+The password rule: 8 to 1024 characters (after nothing is stripped; any characters).
+Short passwords fall to guessing however they are stored, and the upper bound keeps one
+SCRAM derivation cheap enough that a login cannot be used to burn the server's CPU.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from typing import Any
-
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+import logging
+import os
 
 from projecthaystack.auth import ScramCredentials, saslprep
 
-from ._app import HaystackServer, check_password, login_response
-from ._auth import LoginStep
-from ._errors import HttpError
-from ._store import Role, User
+from ._errors import StartupError
+from ._store import Role, Store, User
 
-__all__ = ["user_routes"]
+__all__ = [
+    "ADMIN_PASSWORD_ENV",
+    "ADMIN_USER_ENV",
+    "MAX_PASSWORD",
+    "MIN_PASSWORD",
+    "check_password",
+    "check_username",
+    "ensure_admin",
+]
 
-_MAX_BODY = 16 * 1024
+log = logging.getLogger("projecthaystack.server")
+
+MIN_PASSWORD = 8
+"""The fewest characters a password may have."""
+MAX_PASSWORD = 1024
+"""The most characters a password may have."""
+ADMIN_USER_ENV = "HAYSTACK_ADMIN_USER"
+"""The environment variable naming the first admin (``admin`` when unset)."""
+ADMIN_PASSWORD_ENV = "HAYSTACK_ADMIN_PASSWORD"
+"""The environment variable holding the first admin's password."""
 
 
-def _public(user: User) -> dict[str, Any]:
-    return {
-        "username": user.username,
-        "role": user.role.label,
-        "enabled": user.enabled,
-        "created": user.created.isoformat(),
-    }
+def check_password(password: str) -> str:
+    """``password`` if the rule allows it (8 to 1024 characters), else ``ValueError``.
+
+    >>> check_password("correct-horse-battery")
+    'correct-horse-battery'
+    """
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ValueError(
+            f"a password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long "
+            f"(this one has {len(password)})"
+        )
+    return password
 
 
-def _username(raw: Any) -> str:
-    if not isinstance(raw, str):
-        raise HttpError(400, "'username' must be a string")
-    try:
-        name = saslprep(raw)
-    except ValueError as exc:
-        raise HttpError(400, f"bad username: {exc}") from None
+def check_username(raw: str) -> str:
+    """The SASLprep form of a username if it is 1 to 64 printable characters without
+    ``,`` or ``=`` (SCRAM's separators), else ``ValueError``.
+
+    >>> check_username("alice")
+    'alice'
+    """
+    name = saslprep(raw)
     if not 1 <= len(name) <= 64 or any(c in name for c in ",=") or not name.isprintable():
-        raise HttpError(400, "a username is 1 to 64 printable characters, without ',' or '='")
+        raise ValueError("a username is 1 to 64 printable characters, without ',' or '='")
     return name
 
 
-def _password(raw: Any) -> str:
-    if not isinstance(raw, str):
-        raise HttpError(400, "'password' must be a string")
-    try:
-        check_password(raw)
-    except ValueError as exc:
-        raise HttpError(400, str(exc)) from None
-    return raw
-
-
-def _role(raw: Any) -> Role:
-    if not isinstance(raw, str):
-        raise HttpError(400, "'role' must be a string")
-    try:
-        return Role.parse(raw)
-    except ValueError as exc:
-        raise HttpError(400, str(exc)) from None
-
-
-def _enabled(raw: Any) -> bool:
-    if not isinstance(raw, bool):
-        raise HttpError(400, "'enabled' must be true or false")
-    return raw
-
-
-async def _json(request: Request, allowed: set[str]) -> dict[str, Any]:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_BODY:
-            raise HttpError(413, "request body too large")
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        raise HttpError(400, "the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise HttpError(400, "the body must be a JSON object")
-    unknown = set(data) - allowed
-    if unknown:
-        raise HttpError(400, f"unknown fields: {', '.join(sorted(unknown))}")
-    return data
-
-
-def user_routes(server: HaystackServer, prefix: str) -> list[Route]:
-    """The routes of the user API under ``prefix``."""
-    store = server.store
-
-    async def admin(request: Request) -> User | Response:
-        now = server.now()
-        who = await server.identify(request, now)
-        if isinstance(who, LoginStep):
-            return login_response(who)
-        if who.user.role < Role.ADMIN:
-            raise HttpError(403, "managing users needs the admin role")
-        return who.user
-
-    async def collection(request: Request) -> Response:
+async def ensure_admin(store: Store, admin: tuple[str, str] | None, scram_hash: str) -> None:
+    """Create the first admin (from ``admin``, else the environment) when the store has
+    no such user; raise :class:`StartupError` when no enabled admin exists after that."""
+    if admin is None:
+        name = os.environ.get(ADMIN_USER_ENV, "admin")
+        password = os.environ.get(ADMIN_PASSWORD_ENV)
+        admin = (name, password) if password else None
+    if admin is not None:
         try:
-            me = await admin(request)
-            if isinstance(me, Response):
-                return me
-            if request.method == "GET":
-                return JSONResponse([_public(u) for u in await store.list_users()])
-            data = await _json(request, {"username", "password", "role", "enabled"})
-            name = _username(data.get("username"))
-            password = _password(data.get("password"))
-            role = _role(data.get("role", "viewer"))
-            enabled = _enabled(data.get("enabled", True))
-            if await store.get_user(name) is not None:
-                raise HttpError(409, f"user {name!r} already exists")
-            creds = ScramCredentials.derive(password, hash=server.config.scram_hash)
-            user = User(name, role, creds, enabled)
-            await store.put_user(user)
-            return JSONResponse(_public(user), 201)
-        except HttpError as exc:
-            return JSONResponse({"error": str(exc)}, exc.status, exc.headers)
-
-    async def item(request: Request) -> Response:
-        try:
-            me = await admin(request)
-            if isinstance(me, Response):
-                return me
-            name = request.path_params["name"]
-            user = await store.get_user(name)
-            if user is None:
-                raise HttpError(404, f"no user {name!r}")
-            if request.method == "GET":
-                return JSONResponse(_public(user))
-            if request.method == "DELETE":
-                if user.username == me.username:
-                    raise HttpError(409, "an admin cannot delete themself")
-                await store.delete_user(user.username)
-                await store.delete_sessions_of(user.username)
-                return Response(status_code=204)
-            data = await _json(request, {"password", "role", "enabled"})
-            changes: dict[str, Any] = {}
-            revoke = False
-            if "role" in data:
-                changes["role"] = _role(data["role"])
-                if user.username == me.username and changes["role"] < Role.ADMIN:
-                    raise HttpError(409, "an admin cannot demote themself")
-            if "enabled" in data:
-                changes["enabled"] = _enabled(data["enabled"])
-                if user.username == me.username and not changes["enabled"]:
-                    raise HttpError(409, "an admin cannot disable themself")
-                revoke = revoke or not changes["enabled"]
-            if "password" in data:
-                changes["credentials"] = ScramCredentials.derive(
-                    _password(data["password"]), hash=server.config.scram_hash
-                )
-                revoke = True
-            updated = dataclasses.replace(user, **changes)
-            await store.put_user(updated)
-            if revoke:
-                await store.delete_sessions_of(user.username)
-            return JSONResponse(_public(updated))
-        except HttpError as exc:
-            return JSONResponse({"error": str(exc)}, exc.status, exc.headers)
-
-    base = f"{prefix}/admin/users"
-    return [
-        Route(base, collection, methods=["GET", "POST"]),
-        Route(base + "/{name}", item, methods=["GET", "PATCH", "DELETE"]),
-    ]
+            name = check_username(admin[0])
+        except ValueError as exc:
+            raise StartupError(f"the admin user's name: {exc}") from None
+        if await store.get_user(name) is None:
+            try:
+                password = check_password(admin[1])
+            except ValueError as exc:
+                raise StartupError(f"the admin user's password: {exc}") from None
+            creds = ScramCredentials.derive(password, hash=scram_hash)
+            await store.put_user(User(name, Role.ADMIN, creds))
+            log.info("created admin user %r", name)
+    if not any(u.role is Role.ADMIN and u.enabled for u in await store.list_users()):
+        raise StartupError(
+            f"no admin user: set {ADMIN_USER_ENV} and {ADMIN_PASSWORD_ENV} "
+            "(or pass admin=(name, password) to create_app)"
+        )

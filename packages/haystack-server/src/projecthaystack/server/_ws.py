@@ -30,9 +30,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from projecthaystack.codecs import json as hjson
 from projecthaystack.kinds import Grid, HaystackError
 
-from ._app import HaystackServer, error_grid
+from ._app import HaystackServer
 from ._auth import Authenticated
 from ._errors import HttpError
+from ._responses import error_grid
 
 __all__ = ["websocket_endpoint"]
 
@@ -58,7 +59,7 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
     auth: str | None = None
 
 
-_DECODER = msgspec.json.Decoder(_Message)
+_DECODER: msgspec.json.Decoder[_Message] = msgspec.json.Decoder(_Message)
 
 
 def _frame(head: dict[str, Any], grids: Grid | list[Grid], key: str) -> str:

@@ -1,0 +1,115 @@
+"""tools/dev.py: how it finds the Pythons it tests on, and what it says about them."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(
+    os.name == "nt", reason="the fake interpreters are shell scripts: run these on POSIX"
+)
+
+
+def _load_dev() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dev_under_test", ROOT / "tools" / "dev.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+dev = _load_dev()
+
+
+def _script(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+@pytest.fixture
+def fake_pyenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A pyenv with 3.11.2 (no interpreter in it), 3.12.1, 3.12.10 and 3.13.0rc1 installed,
+    whose shims fail as pyenv's do for an inactive version."""
+    root = tmp_path / "pyenv"
+    versions = "2.7.18 3.11.2 3.12.1 3.12.10 3.13.0rc1"
+    _script(
+        tmp_path / "bin" / "pyenv",
+        f'case "$1" in root) echo "{root}";; versions) for v in {versions}; do echo $v; done;;'
+        " *) exit 1;; esac",
+    )
+    _script(root / "versions" / "3.12.1" / "bin" / "python3.12", "exit 0")
+    _script(root / "versions" / "3.12.10" / "bin" / "python3.12", "exit 0")
+    _script(root / "versions" / "3.13.0rc1" / "bin" / "python3.13", "exit 0")
+    for version in ("3.11", "3.12", "3.13"):
+        _script(tmp_path / "shims" / f"python{version}", "exit 1")
+    path = os.pathsep.join([str(tmp_path / "shims"), str(tmp_path / "bin")])
+    monkeypatch.setenv("PATH", path)
+    return tmp_path
+
+
+def test_pyenv_versions_behind_failing_shims_are_found(fake_pyenv: Path) -> None:
+    path, found, missing = dev.find_pythons(os.environ["PATH"])
+    newest = fake_pyenv / "pyenv" / "versions" / "3.12.10" / "bin"
+    assert found == {"3.12": str(newest / "python3.12")}
+    assert missing == ["3.11", "3.13"]  # 3.11.2 has no interpreter; rc releases are not used
+    assert path.split(os.pathsep)[0] == str(newest)
+    assert path.endswith(os.environ["PATH"])
+
+
+def test_a_python_already_on_path_is_used_as_it_is(
+    fake_pyenv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = _script(fake_pyenv / "own" / "python3.12", "exit 0")
+    monkeypatch.setenv("PATH", str(own.parent) + os.pathsep + os.environ["PATH"])
+    path, found, _ = dev.find_pythons(os.environ["PATH"])
+    assert found["3.12"] == str(own)
+    assert path == os.environ["PATH"]
+
+
+def test_without_pyenv_only_path_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    own = _script(tmp_path / "bin" / "python3.13", "exit 0")
+    monkeypatch.setenv("PATH", str(own.parent))
+    path, found, missing = dev.find_pythons(str(own.parent))
+    assert found == {"3.13": str(own)}
+    assert missing == ["3.11", "3.12"]
+    assert path == str(own.parent)
+
+
+def test_the_plan_names_what_is_tested_and_what_is_missing() -> None:
+    found = {"3.11": "/x/python3.11", "3.13": "/y/python3.13"}
+    args, line = dev.plan_tests(["--", "-k", "zinc"], found, ["3.12"])
+    assert args == ["-py", "3.11,3.13"]
+    assert line == "Python 3.11 (/x/python3.11), 3.13 (/y/python3.13); not found: 3.12"
+
+
+def test_pythons_chosen_by_the_caller_are_left_alone() -> None:
+    found = {"3.11": "/x/python3.11"}
+    assert dev.plan_tests(["-py", "3.11", "--", "-py"], found, []) == (
+        None,
+        "Python 3.11 (chosen with -py)",
+    )
+    args, line = dev.plan_tests(["--python=3.11,3.12"], found, ["3.12"])
+    assert args is None
+    assert line.endswith("not found: 3.12")
+    # After "--" the arguments are pytest's, not a choice of Python.
+    assert dev.plan_tests(["--", "-py", "3.12"], found, [])[0] == ["-py", "3.11"]
+
+
+def test_dev_py_runs_on_the_standard_library_alone() -> None:
+    imported = {
+        line.split()[1].split(".")[0]
+        for line in (ROOT / "tools" / "dev.py").read_text().splitlines()
+        if line.startswith(("import ", "from "))
+    }
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
