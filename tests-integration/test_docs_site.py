@@ -250,7 +250,8 @@ def test_api_page_renders_and_search_works(browser: Browser, base_url: str) -> N
     heading = browser.evaluate(
         "document.getElementById('projecthaystack.client.Client')?.textContent ?? null"
     )
-    assert heading is not None and "Client" in heading
+    assert heading is not None
+    assert "Client" in heading
     # Rendered from the docstrings: signatures and the doctest examples as code.
     assert browser.evaluate("document.querySelectorAll('.doc-signature').length") > 5
     assert browser.evaluate("document.querySelectorAll('.doc-contents .highlight').length") > 0

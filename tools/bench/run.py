@@ -60,8 +60,8 @@ def tables(text: str) -> list[dict[str, Any]]:
     """Every Markdown table in ``text``, with the last heading line (``#``) above it."""
     found: list[dict[str, Any]] = []
     heading, current = "", None
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line.startswith("#"):
             heading, current = line.lstrip("#").strip(), None
         elif line.startswith("|") and line.endswith("|"):
@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
         printed[name] = tee.copy.getvalue()
     if report is not None:
         data = {
-            "date": dt.datetime.now(dt.timezone.utc).date().isoformat(),
+            "date": dt.datetime.now(dt.UTC).date().isoformat(),
             "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "haystack_py": _version("haystack-py"),

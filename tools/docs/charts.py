@@ -2,7 +2,7 @@
 
 ``python3 tools/dev.py bench --json docs/benchmarks/results.json`` records every table the
 benchmarks print. This module draws one SVG chart per table: a bar per operation and
-per ratio column (ours, haystack-py), the floor at 1× and each target as a mark. The
+per ratio column (ours, haystack-py), the floor at 1 and each target as a mark. The
 documentation build calls :func:`render` (see ``tools/docs/hooks.py``); from the shell,
 
     python tools/docs/charts.py docs/benchmarks/results.json OUTDIR
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RATIO = re.compile(r"^\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*[×x](?![a-z])")
-TARGET = re.compile(r"≤\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*[×x]")
+X = "\u00d7"  # the multiplication sign the benchmarks print
+RATIO = re.compile(r"^\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*[\u00d7x](?![a-z])")
+TARGET = re.compile(r"≤\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*[\u00d7x]")
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Chart:
     labels: list[str]
     series: dict[str, list[float | None]] = field(default_factory=dict)
     targets: list[float | None] = field(default_factory=list)
-    floor: str = "1×"
+    floor: str = "the floor"
 
     @property
     def slug(self) -> str:
@@ -43,9 +44,9 @@ class Chart:
 
 
 def ratio(cell: str) -> float | None:
-    """The ratio a cell starts with (``"2.28× ✗"`` is 2.28), or None.
+    """The ratio a cell starts with (``"2.28\u00d7 ✗"`` is 2.28), or None.
 
-    >>> ratio("2.28× ✗"), ratio("1.70x"), ratio("3.8 µs"), ratio("n/a")
+    >>> ratio("2.28\u00d7 ✗"), ratio("1.70x"), ratio("3.8 µs"), ratio("n/a")
     (2.28, 1.7, None, None)
     """
     match = RATIO.match(cell)
@@ -60,7 +61,7 @@ def _series_name(column: str) -> str:
 def charts(report: dict[str, Any]) -> list[Chart]:
     """The charts of a report written by ``tools/bench/run.py --json``.
 
-    A table gets a chart when some column holds ratios (cells like ``1.25×``); the first
+    A table gets a chart when some column holds ratios (cells like ``1.25x``); the first
     column names the operations and a column headed ``target`` gives the marks.
     """
     out: list[Chart] = []
@@ -124,20 +125,20 @@ def draw(chart: Chart, caption: str) -> bytes:
             color=colors[k % len(colors)],
             label=name,
         )
-        ax.bar_label(bars, fmt="%.2f×", padding=2, fontsize=8)
+        ax.bar_label(bars, fmt=f"%.2f{X}", padding=2, fontsize=8)
     for i, target in enumerate(chart.targets):
         if target is not None:
             ax.plot([target, target], [i - 0.45, i + 0.45], color="#d32f2f", lw=2)
     if any(t is not None for t in chart.targets):
         ax.plot([], [], color="#d32f2f", lw=2, label="target")
-    ax.axvline(1.0, color="#616161", lw=1, ls="--", label=f"{chart.floor} = 1×")
+    ax.axvline(1.0, color="#616161", lw=1, ls="--", label=f"{chart.floor} = 1{X}")
     ax.set_yticks(range(n), [_wrap(label) for label in chart.labels])
     ax.invert_yaxis()
     biggest = max(v for vals in chart.series.values() for v in vals if v is not None)
     if biggest > 20:
         ax.set_xscale("log")
     ax.set_xlim(right=biggest * (1.6 if biggest > 20 else 1.15))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{X}"))
     ax.set_xlabel(f"time as a multiple of {chart.floor} (shorter is faster)\n{caption}")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)

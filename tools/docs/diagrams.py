@@ -85,12 +85,17 @@ def _svg(width: float, height: float, title: str, body: list[str]) -> str:
     )
 
 
-def _edge(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> tuple:
-    """From the border of box ``a`` to the border of box ``b`` (x, y, half-w, half-h)."""
+Rect = tuple[float, float, float, float]  # centre x, centre y, half width, half height
+
+
+def _edge(a: Rect, b: Rect) -> tuple[float, float, float, float]:
+    """From the border of box ``a`` to the border of box ``b``: x1, y1, x2, y2."""
     (ax, ay, aw, ah), (bx, by, bw, bh) = a, b
     dx, dy = bx - ax, by - ay
 
-    def exit_point(x: float, y: float, w: float, h: float, sx: float, sy: float):
+    def exit_point(
+        x: float, y: float, w: float, h: float, sx: float, sy: float
+    ) -> tuple[float, float]:
         scale = min(w / abs(sx) if sx else float("inf"), h / abs(sy) if sy else float("inf"))
         return x + sx * scale, y + sy * scale
 
@@ -241,13 +246,18 @@ DIAGRAMS: dict[str, Flow | Exchange] = {
         ["Client", "Server", "Store"],
         [
             ("Client", "Server", "GET /api/about\nAuthorization: HELLO username=<b64 user>"),
-            ("Server", "Store", "the user's salt and iterations\n(derived fakes for an unknown user)"),
+            ("Server", "Store", "the user's salt and iterations\n(derived for an unknown user)"),
             ("Server", "Client", "401 WWW-Authenticate: SCRAM\nhandshakeToken=…, hash=SHA-256"),
-            ("Client", "Server", "Authorization: SCRAM handshakeToken=…,\ndata=<client-first: nonce>"),
-            ("Server", "Client", "401 WWW-Authenticate: SCRAM handshakeToken=…,\ndata=<server-first: salt, iterations, nonce>"),
-            ("Client", "Server", "Authorization: SCRAM handshakeToken=…,\ndata=<client-final: proof>"),
-            ("Server", "Store", "check the proof, count failures,\nstore the session (token hashed)"),
-            ("Server", "Client", "200 Authentication-Info: authToken=…,\ndata=<server signature>"),
+            ("Client", "Server", "Authorization: SCRAM handshakeToken=…,\ndata=<client-first>"),
+            (
+                "Server",
+                "Client",
+                "401 WWW-Authenticate: SCRAM handshakeToken=…,\n"
+                "data=<server-first: salt, iterations, nonce>",
+            ),
+            ("Client", "Server", "Authorization: SCRAM handshakeToken=…,\ndata=<client-final>"),
+            ("Server", "Store", "check the proof, count failures,\nstore the session (hashed)"),
+            ("Server", "Client", "200 Authentication-Info: authToken=…,\ndata=<signature>"),
             ("Client", "Client", "checks the server's signature"),
             ("Client", "Server", "GET /api/read?filter=site\nAuthorization: BEARER authToken=…"),
             ("Server", "Store", "token → session → user"),

@@ -19,6 +19,7 @@ Nothing in the sources changes. Named in ``mkdocs.yml`` under the Python handler
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import griffe
@@ -87,10 +88,11 @@ def link_roles(text: str, scope: griffe.Object) -> str:
     return ROLE.sub(replace, text)
 
 
-def _walk(obj: griffe.Object) -> Any:
+def _walk(obj: griffe.Object) -> Iterator[griffe.Object]:
+    """``obj`` and everything defined in it (not what it imports)."""
     yield obj
     for member in obj.members.values():
-        if not member.is_alias:
+        if isinstance(member, griffe.Object):
             yield from _walk(member)
 
 

@@ -39,7 +39,8 @@ def _module(name: str) -> ModuleType:
     # Loaded by path: hooks are loaded by file, with tools/docs not on sys.path.
     path = Path(__file__).with_name(f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"projecthaystack_docs_{name}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -61,7 +62,8 @@ def on_files(files: Files, config: MkDocsConfig, **kwargs: Any) -> Files:
     diagrams = _module("diagrams")
     _titles.clear()
     for name, diagram in diagrams.DIAGRAMS.items():
-        files.append(File.generated(config, f"{DIAGRAMS}/{name}.svg", content=diagrams.render(name)))
+        svg = diagrams.render(name)
+        files.append(File.generated(config, f"{DIAGRAMS}/{name}.svg", content=svg))
         _titles[name] = diagram.title
     return files
 
