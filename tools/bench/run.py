@@ -25,7 +25,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,6 +33,7 @@ import client_bench
 import codecs_bench
 import filter_bench
 import server_bench
+from _report import tables
 
 BENCHES = {
     "codecs": codecs_bench.main,
@@ -54,26 +55,6 @@ class _Tee(io.TextIOBase):
 
     def flush(self) -> None:
         self.out.flush()
-
-
-def tables(text: str) -> list[dict[str, Any]]:
-    """Every Markdown table in ``text``, with the last heading line (``#``) above it."""
-    found: list[dict[str, Any]] = []
-    heading, current = "", None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("#"):
-            heading, current = line.lstrip("#").strip(), None
-        elif line.startswith("|") and line.endswith("|"):
-            cells = [c.strip() for c in line[1:-1].split(" | ")]
-            if current is None:
-                current = {"title": heading, "columns": cells, "rows": []}
-                found.append(current)
-            elif not set(line) <= set("|-: "):  # not the |---|---:| line
-                current["rows"].append(cells)
-        else:
-            current = None
-    return found
 
 
 def _version(dist: str) -> str | None:

@@ -31,15 +31,8 @@ ROLE = re.compile(r":(?:py:)?(?:func|class|data|meth|attr|exc|mod|obj|const):`(~
 def fence_doctests(text: str) -> str:
     """``text`` with every doctest run outside a fence wrapped in a ``pycon`` fence.
 
-    >>> print(fence_doctests("Adds.\\n\\n>>> 1 + 1\\n2\\n\\nMore."))
-    Adds.
-    <BLANKLINE>
-    ```pycon
-    >>> 1 + 1
-    2
-    ```
-    <BLANKLINE>
-    More.
+    >>> fence_doctests("Adds.\\n\\n>>> 1 + 1\\n2\\n\\nMore.").splitlines()
+    ['Adds.', '', '```pycon', '>>> 1 + 1', '2', '```', '', 'More.']
     """
     out: list[str] = []
     in_fence = in_doctest = False
