@@ -7,6 +7,8 @@ mkdocstrings renders a docstring:
 
 - each doctest run (its ``>>>``/``...`` lines and the output up to the next blank line)
   is put inside a fenced ``pycon`` block;
+- a reST literal-block marker (a paragraph ending in ``::``) loses one colon, and a bare
+  ``::`` line goes: the indented block after it is already a Markdown code block;
 - each role becomes a cross-reference to the object it names, resolved the way Python
   would from the docstring's own scope; a name that does not resolve stays inline code.
   A reference that resolves to an object the site does not render fails the strict build
@@ -57,6 +59,20 @@ def fence_doctests(text: str) -> str:
     return "\n".join(out)
 
 
+LITERAL = re.compile(r"(?m)^([ \t]*)::[ \t]*\n|(\S)::[ \t]*$")
+
+
+def literal_blocks(text: str) -> str:
+    """reST's ``text::`` and ``::`` before an indented block, as Markdown wants them.
+
+    >>> literal_blocks("Subclass it::\\n\\n    class A: ...").splitlines()
+    ['Subclass it:', '', '    class A: ...']
+    >>> literal_blocks("Tree:\\n\\n::\\n\\n    a").splitlines()
+    ['Tree:', '', '', '    a']
+    """
+    return LITERAL.sub(lambda m: "" if m.group(2) is None else m.group(2) + ":", text)
+
+
 def _resolve(scope: griffe.Object, name: str) -> str | None:
     """The full path ``name`` stands for in ``scope``, or None."""
     if name.startswith("projecthaystack."):
@@ -97,5 +113,5 @@ class DocstringsForMarkdown(griffe.Extension):
         for obj in _walk(pkg):
             if obj.docstring is not None:
                 scope = obj if obj.is_module or obj.is_class else obj.parent
-                text = fence_doctests(obj.docstring.value)
+                text = literal_blocks(fence_doctests(obj.docstring.value))
                 obj.docstring.value = link_roles(text, scope or obj)
