@@ -15,9 +15,11 @@ import httpx
 import pytest
 
 from projecthaystack.client import (
+    AsyncWebSocketClient,
     CallError,
     Client,
     CredentialsRejectedError,
+    RequestNotSentError,
     ResponseError,
     TooManyRequestsError,
     UnknownRecError,
@@ -139,3 +141,21 @@ def test_the_readmes_command_line(url: str) -> None:
     first = json.loads(_haystack("his", f"@{POINT}", "yesterday", "-o", "json", url=url))[0]
     assert first["val"]["unit"] == "°F"
     assert "T00:00:00" in first["ts"]
+
+
+@pytest.mark.anyio
+async def test_websocket_client_logs_out_and_closes(url: str) -> None:
+    async with AsyncWebSocketClient(url, *ADMIN, timeout=20) as ws:
+        assert len(await ws.read_ids([POINT], checked=True)) == 1
+        token = ws.token
+    bearer = {"Authorization": f"BEARER authToken={token}"}
+    async with httpx.AsyncClient() as http:
+        resp = await http.get(f"{url}/about", headers=bearer)
+    assert resp.status_code == 401
+    # close_session ends the session and the socket at once; no reconnection follows.
+    async with AsyncWebSocketClient(url, *ADMIN, timeout=20) as ws:
+        await ws.about()
+        await ws.close_session()
+        assert ws.token is None
+        with pytest.raises(RequestNotSentError, match="not open"):
+            await ws.about()

@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.metadata
+import re
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,15 @@ def test_ships_py_typed_under_namespace_packages(module: str) -> None:
     assert not (root / "stores" / "__init__.py").exists()
 
 
+def _name(requirement: str) -> str:
+    """The distribution a requirement names, without extras, versions or markers."""
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]
+
+
 @pytest.mark.parametrize("distribution", LAYERS)
 def test_depends_only_on_lower_layers(distribution: str) -> None:
     requires = importlib.metadata.requires(distribution) or []
-    names = [r.split(">")[0].split("=")[0].strip() for r in requires]
+    names = [_name(r) for r in requires]
     siblings = [n for n in names if n.startswith("haystack-")]
     for sibling in siblings:
         assert ORDER.index(sibling) < ORDER.index(distribution), sibling
@@ -54,3 +60,13 @@ def test_the_client_stays_light() -> None:
     required = {r.split(">")[0].split("=")[0].split("[")[0].strip() for r in plain}
     third_party = {n for n in required if not n.startswith("haystack-")}
     assert third_party == {"httpx", "httpx-ws", "anyio", "msgspec"}
+
+
+def test_cryptography_is_an_extra_of_auth() -> None:
+    """A client needs cryptography only to read certificates: the [tls] extra."""
+    requires = importlib.metadata.requires("haystack-auth") or []
+    plain = {_name(r) for r in requires if "extra ==" not in r}
+    assert plain == {"haystack-kinds"}
+    assert any(_name(r) == "cryptography" and "extra == 'tls'" in r for r in requires)
+    server = importlib.metadata.requires("haystack-server") or []
+    assert any(r.startswith("haystack-auth[tls]") for r in server)

@@ -32,8 +32,9 @@ from projecthaystack.server import (
     User,
     create_app,
 )
+from projecthaystack.server.testing import serve
 
-from .conftest import ADMIN, Live, free_port, run_server
+from .conftest import ADMIN, Live
 
 
 def _hello(http: httpx.Client, user: str) -> httpx.Response:
@@ -270,13 +271,12 @@ def test_shared_secret_makes_unknown_users_stable_across_workers() -> None:
     store = MemoryStore()
     config = ServerConfig(secret=b"0123456789abcdef0123456789abcdef")
     apps = [create_app(store, config=config, admin=ADMIN) for _ in range(2)]
-    ports = [free_port(), free_port()]
-    servers = [run_server(app, port) for app, port in zip(apps, ports, strict=True)]
-    try:
+    with serve(apps[0]) as url_a, serve(apps[1]) as url_b:
+        urls = [url_a, url_b]
         salts = []
-        for port in ports:
+        for url in urls:
             hs = ClientHandshake("ghost", "pw-pw-pw-pw")
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/") as http:
+            with httpx.Client(base_url=url + "/") as http:
                 first = http.get("about", headers={"Authorization": hs.hello()})
                 step = hs.respond(first.status_code, first.headers)
                 assert step is not None
@@ -290,9 +290,7 @@ def test_shared_secret_makes_unknown_users_stable_across_workers() -> None:
         with httpx.Client() as http:
             header = hs.hello()
             for i in range(4):
-                resp = http.get(
-                    f"http://127.0.0.1:{ports[i % 2]}/api/about", headers={"Authorization": header}
-                )
+                resp = http.get(f"{urls[i % 2]}/about", headers={"Authorization": header})
                 nxt = hs.respond(resp.status_code, resp.headers)
                 if nxt is None:
                     break
@@ -300,14 +298,9 @@ def test_shared_secret_makes_unknown_users_stable_across_workers() -> None:
         assert hs.token is not None
         with httpx.Client() as http:
             resp = http.get(
-                f"http://127.0.0.1:{ports[1]}/api/about",
-                headers={"Authorization": f"BEARER authToken={hs.token}"},
+                f"{urls[1]}/about", headers={"Authorization": f"BEARER authToken={hs.token}"}
             )
         assert resp.status_code == 200
-    finally:
-        for server, thread in servers:
-            server.should_exit = True
-            thread.join(10)
 
 
 # -- TLS ------------------------------------------------------------------------------------

@@ -181,7 +181,7 @@ async def test_close_op_ends_the_socket(live: Live) -> None:
 
 
 async def test_no_server_is_request_not_sent() -> None:
-    from .conftest import free_port
+    from projecthaystack.server.testing import free_port
 
     with pytest.raises(RequestNotSentError, match=r"cannot connect|not sent"):
         async with AsyncWebSocketClient(

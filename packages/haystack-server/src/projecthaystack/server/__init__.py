@@ -18,6 +18,7 @@ from ._app import HaystackServer as HaystackServer
 from ._app import StartupHook as StartupHook
 from ._config import ServerConfig as ServerConfig
 from ._config import ServerLimits as ServerLimits
+from ._demo import DEMO_ACTIONS as DEMO_ACTIONS
 from ._demo import DemoBuilding as DemoBuilding
 from ._demo import demo_building as demo_building
 from ._errors import HttpError as HttpError
@@ -39,6 +40,9 @@ from ._store import Session as Session
 from ._store import Store as Store
 from ._store import User as User
 from ._store import Watch as Watch
+from ._stores import STORES_GROUP as STORES_GROUP
+from ._stores import open_store as open_store
+from ._stores import store_schemes as store_schemes
 from ._users import MAX_PASSWORD as MAX_PASSWORD
 from ._users import MIN_PASSWORD as MIN_PASSWORD
 from ._users import check_password as check_password
@@ -46,7 +50,9 @@ from ._users import check_password as check_password
 __all__ = [
     "PRIORITY_LEVELS",
     "STANDARD_OPS",
+    "STORES_GROUP",
     "Action",
+    "DEMO_ACTIONS",
     "DemoBuilding",
     "HaystackServer",
     "HttpError",
@@ -72,7 +78,9 @@ __all__ = [
     "create_app",
     "demo_building",
     "error_grid",
+    "open_store",
     "parse_range",
+    "store_schemes",
 ]
 
 for _name in __all__:

@@ -32,6 +32,7 @@ from ._config import ServerConfig
 from ._errors import HttpError, OpError
 from ._opapi import Action, Op, OpContext
 from ._ops import STANDARD_OPS
+from ._proxies import ProxyTrust
 from ._responses import error_grid, login_response
 from ._store import Store
 from ._users import ensure_admin
@@ -91,6 +92,7 @@ class HaystackServer:
         self.actions = dict(actions)
         self.secret = config.secret or secrets.token_bytes(32)
         self.auth = Authenticator(store, config, self.secret)
+        self._proxies = ProxyTrust(config)
         self.boot_time = dt.datetime.now(dt.UTC)
         self.limits = Limits(max_size=config.limits.max_body, max_depth=config.limits.max_depth)
         self._admin = admin
@@ -127,14 +129,24 @@ class HaystackServer:
             self.boot_time,
         )
 
+    def client_address(self, conn: HTTPConnection) -> tuple[str, bool]:
+        """The caller's address and whether the request came over TLS: the socket's,
+        or, from a trusted proxy (:attr:`ServerConfig.trusted_proxies`), what it forwards."""
+        client = conn.scope.get("client")
+        return self._proxies.client(
+            client[0] if client else "unknown",
+            conn.headers,
+            tls=conn.scope.get("scheme") in ("https", "wss"),
+        )
+
     async def identify(self, conn: HTTPConnection, now: dt.datetime) -> Authenticated | LoginStep:
         """Who is calling, or the auth step to answer with."""
         authorization = conn.headers.get("authorization")
-        client = conn.scope.get("client")
+        client, tls = self.client_address(conn)
         return await self.auth.authenticate(
             authorization,
-            client=client[0] if client else "unknown",
-            tls=conn.scope.get("scheme") in ("https", "wss"),
+            client=client,
+            tls=tls,
             # Certificates matter only without an Authorization header; parsing one
             # on every bearer request would be wasted work.
             cert=None if authorization else self._cert(conn),

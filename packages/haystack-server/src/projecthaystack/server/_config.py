@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass, field
 
 __all__ = ["ServerConfig", "ServerLimits"]
@@ -84,6 +85,27 @@ class ServerConfig:
     trusted_cert_header: str | None = None
     """A header set by a TLS-terminating proxy that carries the verified client
     certificate (PEM, URL-encoded), for mTLS login behind the proxy; ``None`` ignores it."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (``"10.0.0.5"``, ``"10.0.0.0/8"``, ``"::1"``) of reverse
+    proxies whose :attr:`proxy_header` is believed.  A request from one of them counts
+    as coming from the address the proxy names (the nearest one that is not itself a
+    trusted proxy), for login throttling and handshake caps; ``https`` in
+    ``X-Forwarded-Proto`` (or ``proto=`` in ``Forwarded``) counts as TLS.  Empty (the
+    default): the socket's peer address is the client, whatever the headers say."""
+    proxy_header: str = "X-Forwarded-For"
+    """The header the trusted proxies write: ``X-Forwarded-For`` or ``Forwarded``
+    (RFC 7239).  Only that one is read: the other may come from the client untouched."""
     debug: bool = False
     """Put stack traces in error grids (``errTrace``)."""
     limits: ServerLimits = field(default_factory=ServerLimits)
+
+    def __post_init__(self) -> None:
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {proxy!r} is not an IP address or network"
+                ) from None
+        if self.proxy_header.lower() not in ("x-forwarded-for", "forwarded"):
+            raise ValueError("proxy_header must be 'X-Forwarded-For' or 'Forwarded'")
