@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
+
+from projecthaystack.server.testing import serve
 
 
 @pytest.fixture(scope="module")
 def serve_asgi() -> Iterator[Callable[[Any], str]]:
     """Serve an ASGI app for the module; returns its base URL (``.../api``)."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+    with contextlib.ExitStack() as stack:
 
-    def serve(app: Any) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        # h11 keeps the case of header names (httptools lower-cases them): pyhaystack
-        # finds WWW-Authenticate only as SkySpark spells it.
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", http="h11")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "the server stopped while starting"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{port}/api"
+        def serve_app(app: Any) -> str:
+            # h11 keeps the case of header names (httptools lower-cases them): pyhaystack
+            # finds WWW-Authenticate only as SkySpark spells it.
+            return stack.enter_context(serve(app, path="/api", http="h11"))
 
-    yield serve
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(10)
+        yield serve_app

@@ -89,7 +89,7 @@ def test_without_pyenv_only_path_counts(tmp_path: Path, monkeypatch: pytest.Monk
 def test_the_plan_names_what_is_tested_and_what_is_missing() -> None:
     found = {"3.11": "/x/python3.11", "3.13": "/y/python3.13"}
     args, line = dev.plan_tests(["--", "-k", "zinc"], found, ["3.12"])
-    assert args == ["-py", "3.11,3.13"]
+    assert args == ["3.11", "3.13"]
     assert line == "Python 3.11 (/x/python3.11), 3.13 (/y/python3.13); not found: 3.12"
 
 
@@ -102,8 +102,24 @@ def test_pythons_chosen_by_the_caller_are_left_alone() -> None:
     args, line = dev.plan_tests(["--python=3.11,3.12"], found, ["3.12"])
     assert args is None
     assert line.endswith("not found: 3.12")
+    assert dev.plan_tests(["-i", "py=3.11"], found, [])[0] is None
     # After "--" the arguments are pytest's, not a choice of Python.
-    assert dev.plan_tests(["--", "-py", "3.12"], found, [])[0] == ["-py", "3.11"]
+    assert dev.plan_tests(["--", "-py", "3.12", "-a"], found, [])[0] == ["3.11"]
+
+
+def test_the_summary_says_how_each_python_went() -> None:
+    pythons = ["3.11", "3.12", "3.13"]
+    assert (
+        dev.summarize({"3.11": 0, "3.12": 0, "3.13": 0}, pythons, [])
+        == "passed: Python 3.11 passed, 3.12 passed, 3.13 passed; not found: none"
+    )
+    assert dev.summarize({"3.11": 1, "3.12": 0}, ["3.11", "3.12"], ["3.13"]) == (
+        "failed: Python 3.11 failed (exit 1), 3.12 passed; not found: 3.13"
+    )
+    assert dev.summarize({"3.11": 130}, pythons, []) == (
+        "failed: Python 3.11 failed (exit 130), 3.12 not run (interrupted), "
+        "3.13 not run (interrupted); not found: none"
+    )
 
 
 def test_dev_py_runs_on_the_standard_library_alone() -> None:

@@ -110,3 +110,25 @@ def test_diagrams_are_well_formed_svg_with_their_text() -> None:
     assert {b.lines[0] for b in layers.boxes.values()} == {
         p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists()
     }
+
+
+def test_every_public_module_has_an_api_page() -> None:
+    """Each package and each public module (no leading underscore) is rendered somewhere."""
+    rendered = {
+        line.removeprefix("::: ").strip()
+        for page in (ROOT / "docs" / "reference").glob("*.md")
+        for line in page.read_text(encoding="utf-8").splitlines()
+        if line.startswith("::: ")
+    }
+    public = set()
+    for src in (ROOT / "packages").glob("*/src"):
+        for init in src.rglob("__init__.py"):
+            package = init.parent
+            name = ".".join(package.relative_to(src).parts)
+            public.add(name)
+            public.update(
+                f"{name}.{module.stem}"
+                for module in package.glob("*.py")
+                if not module.stem.startswith("_")
+            )
+    assert public - rendered == set()

@@ -14,7 +14,7 @@ The convention, the same for every page:
   ``Client("http://localhost:8080/api", "admin", "correct-horse-battery")``.
 - A block that truly cannot run is preceded (as the last non-blank line before its
   fence) by ``<!-- no-test: reason -->``; the reason is required.
-- A file that names ``HAYSTACK_DEFS`` (or ``HAYSTACK_BUILDINGS``) gets that variable set
+- A file whose blocks name ``HAYSTACK_DEFS`` (or ``HAYSTACK_BUILDINGS``) gets that variable set
   to the standard defs (or the example buildings): where it points, else ``../shared``
   beside the checkout. Without them the file is skipped outside CI (the message names
   the variable to set) and fails under ``CI=true``.
@@ -177,16 +177,13 @@ def parse_page(path: Path) -> Page:
 def _failure(path: Path, block: Block, exc: BaseException) -> ExampleError:
     # The example's own lines and the last few frames say what went wrong; the harness's
     # frames and the library internals in between only bury it.
-    frames = [
-        f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__
-    ]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
     kept = [f for f in frames if f.filename == str(path)]
     kept += [f for f in frames[-3:] if f not in kept]
     summary = f"{type(exc).__name__}: {exc}"
     trace = "".join(traceback.format_list(kept))
     return ExampleError(
-        f"{_rel(path)}: the python block at line {block.line} failed: {summary}\n\n"
-        f"{trace}{summary}"
+        f"{_rel(path)}: the python block at line {block.line} failed: {summary}\n\n{trace}{summary}"
     )
 
 
@@ -280,7 +277,8 @@ def demo_server() -> Iterator[str]:
 
 
 def _provide_data(page: Page, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = page.path.read_text(encoding="utf-8")
+    # The blocks that run, not the prose: a page may explain a variable without using it.
+    text = "".join(block.code for block in page.blocks if block.skip is None)
     for variable, (what, default) in DATA_VARIABLES.items():
         if variable not in text:
             continue
@@ -331,7 +329,8 @@ def test_blocks_share_one_namespace_in_order(tmp_path: Path) -> None:
 
 
 def test_a_failure_names_the_file_the_line_and_the_exception(tmp_path: Path) -> None:
-    page = _page(tmp_path, "intro\n\n```python\nok = 1\n```\n\n```python\nx = 1\nnot_defined\n```\n")
+    text = "intro\n\n```python\nok = 1\n```\n\n```python\nx = 1\nnot_defined\n```\n"
+    page = _page(tmp_path, text)
     with pytest.raises(ExampleError) as caught:
         run_page(page)
     message = str(caught.value)
@@ -418,3 +417,25 @@ def test_the_files_are_those_of_the_convention() -> None:
     assert "packages/haystack-client/README.md" in names
     assert "docs/index.md" in names
     assert all(n.endswith(".md") for n in names)
+
+
+def test_a_page_naming_haystack_defs_gets_it_or_a_skip_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prose = _page(tmp_path, "Set HAYSTACK_DEFS to use the defs.\n```python\nx = 1\n```\n")
+    monkeypatch.setenv("HAYSTACK_DEFS", str(tmp_path / "nowhere"))
+    _provide_data(prose, monkeypatch)  # prose alone asks for nothing
+    page = _page(tmp_path, "```python\nimport os\nassert os.environ['HAYSTACK_DEFS']\n```\n")
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("HAYSTACK_DEFS", str(tmp_path / "nowhere"))
+    with pytest.raises(pytest.skip.Exception, match="set HAYSTACK_DEFS"):
+        _provide_data(page, monkeypatch)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="set HAYSTACK_DEFS"):
+        _provide_data(page, monkeypatch)
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    monkeypatch.setenv("HAYSTACK_DEFS", str(defs))
+    _provide_data(page, monkeypatch)
+    assert os.environ["HAYSTACK_DEFS"] == str(defs)
+    run_page(page)

@@ -21,6 +21,7 @@ import pytest
 from projecthaystack.auth import ScramCredentials
 from projecthaystack.client import Client
 from projecthaystack.server import (
+    DEMO_ACTIONS,
     MemoryStore,
     Role,
     ServerConfig,
@@ -28,7 +29,6 @@ from projecthaystack.server import (
     create_app,
     demo_building,
 )
-from projecthaystack.server._demo import DEMO_ACTIONS
 
 PASSWORD = "interop-password"
 SITE, AHU = "demo.site1", "demo.site1.ahu1"
@@ -41,7 +41,7 @@ def _serve_demo(serve_asgi: Callable[[Any], str], config: ServerConfig | None = 
 
     async def users(store: Any) -> None:
         creds = ScramCredentials.derive(PASSWORD, iterations=4096)
-        await store.put_user(User("operator", Role.OPERATOR, creds))
+        await store.create_user(User("operator", Role.OPERATOR, creds))
 
     app = create_app(
         MemoryStore(),

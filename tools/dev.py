@@ -41,6 +41,7 @@ import sys
 import tomllib
 import venv
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools-venv"
@@ -134,9 +135,14 @@ def find_pythons(path: str) -> tuple[str, dict[str, str], list[str]]:
     return os.pathsep.join([*extra, path]), found, missing
 
 
+def _options(rest: list[str]) -> list[str]:
+    """hatch's options: what comes before ``--`` (after it, pytest's)."""
+    return rest[: rest.index("--")] if "--" in rest else rest
+
+
 def _chosen(rest: list[str]) -> list[str] | None:
     """The versions named by ``-py``/``--python`` before ``--``; None if none are named."""
-    options = rest[: rest.index("--")] if "--" in rest else rest
+    options = _options(rest)
     chosen: list[str] = []
     for i, arg in enumerate(options):
         value = None
@@ -156,20 +162,20 @@ def _names(versions: list[str] | dict[str, str]) -> str:
 def plan_tests(
     rest: list[str], found: dict[str, str], missing: list[str]
 ) -> tuple[list[str] | None, str]:
-    """The ``-py`` arguments for ``hatch test`` and the line saying what is tested on what.
+    """The Pythons to test on, one ``hatch test`` each, and the line saying so.
 
-    The arguments are None when the caller chose the Pythons with hatch's own options.
+    None when the caller chose the Pythons with hatch's own options.
     """
     chosen = _chosen(rest)
     if chosen is not None:
         absent = [v for v in chosen if v not in found]
         line = f"Python {_names(chosen)} (chosen with -py)"
         return None, line + (f"; not found: {_names(absent)}" if absent else "")
-    if any(a in ("-i", "--include", "--all", "-a") for a in rest):
+    if any(a in ("-i", "--include", "--all", "-a") for a in _options(rest)):
         return None, "the Pythons your hatch options select"
     where = ", ".join(f"{v} ({exe})" for v, exe in found.items()) or "none"
     line = f"Python {where}; not found: {_names(missing)}"
-    return (["-py", ",".join(found)] if found else []), line
+    return list(found), line
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> int:
@@ -186,9 +192,9 @@ def _run(cmd: list[str], env: dict[str, str]) -> int:
         return 130
 
 
-def _projects() -> dict[str, dict[str, object]]:
-    """Each package's ``[project]`` table by distribution name."""
-    projects: dict[str, dict[str, object]] = {}
+def _projects() -> dict[str, dict[str, Any]]:
+    """Each package's ``[project]`` table by distribution name (``_dir``: its folder)."""
+    projects: dict[str, dict[str, Any]] = {}
     for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
         project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
         project["_dir"] = pyproject.parent
@@ -196,13 +202,13 @@ def _projects() -> dict[str, dict[str, object]]:
     return projects
 
 
-def third_party(projects: dict[str, dict[str, object]], extras: bool = False) -> list[str]:
+def third_party(projects: dict[str, dict[str, Any]], extras: bool = False) -> list[str]:
     """The requirements of our packages on libraries that are not ours, each once."""
     found: list[str] = []
     for project in projects.values():
-        reqs = list(project.get("dependencies", []))  # type: ignore[call-overload]
+        reqs = list(project.get("dependencies", []))
         if extras:
-            for group in dict(project.get("optional-dependencies", {})).values():  # type: ignore[call-overload]
+            for group in project.get("optional-dependencies", {}).values():
                 reqs += group
         for req in reqs:
             name = re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]
@@ -237,7 +243,9 @@ def wheels(argv: list[str]) -> int:
     for name, project in projects.items():
         # hatchling comes with the pinned hatch: building needs no download.
         build = [python, "-m", "hatchling", "build", "-t", "wheel", "-d", str(dest)]
-        done = subprocess.run(build, cwd=project["_dir"], capture_output=True, text=True)
+        done = subprocess.run(
+            build, check=False, cwd=project["_dir"], capture_output=True, text=True
+        )
         if done.returncode != 0:
             print(f"dev.py wheels: building {name} failed:\n{done.stderr}", file=sys.stderr)
             return 1
@@ -285,14 +293,33 @@ def main(argv: list[str]) -> int:
     if pythons is not None and missing and env.get("CI") == "true":
         print(f"dev.py test: CI tests every Python; missing {_names(missing)}", file=sys.stderr)
         return 1
-    cmd = [str(hatch), *COMMANDS[verb], *(pythons or []), *rest]
-    code = _run(cmd, env)
-    outcome = "passed" if code == 0 else f"failed (exit {code})"
-    tested = line
-    if pythons is not None:
-        tested = f"Python {_names(list(found))}; not found: {_names(missing)}"
-    print(f"\ndev.py test: {outcome}; tested on {tested}", file=sys.stderr)
-    return code
+    if pythons is None:
+        code = _run([str(hatch), *COMMANDS[verb], *rest], env)
+        outcome = "passed" if code == 0 else f"failed (exit {code})"
+        print(f"\ndev.py test: {outcome}; tested on {line}", file=sys.stderr)
+        return code
+    # One hatch run per Python: a failure on one does not stop the others, and the
+    # summary says what happened on each.
+    results: dict[str, int] = {}
+    for version in pythons:
+        results[version] = _run([str(hatch), *COMMANDS[verb], "-py", version, *rest], env)
+        if results[version] == 130:  # Ctrl-C
+            break
+    print(f"\ndev.py test: {summarize(results, pythons, missing)}", file=sys.stderr)
+    return next((code for code in results.values() if code != 0), 0)
+
+
+def summarize(results: dict[str, int], pythons: list[str], missing: list[str]) -> str:
+    """One line: passed or failed, and how it went on each Python."""
+    each = [
+        f"{v} " + ("passed" if results[v] == 0 else f"failed (exit {results[v]})") for v in results
+    ]
+    each += [f"{v} not run (interrupted)" for v in pythons if v not in results]
+    failed = any(code != 0 for code in results.values()) or len(results) < len(pythons)
+    return (
+        f"{'failed' if failed else 'passed'}: Python {', '.join(each)}; "
+        f"not found: {_names(missing)}"
+    )
 
 
 if __name__ == "__main__":

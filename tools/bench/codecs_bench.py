@@ -67,7 +67,7 @@ def _copies(grid: Grid, count: int, written: int) -> Iterator[Grid]:
     JSON v4 memoises on rows (whether they need converting once written, their bytes
     once written twice): each memo state is timed on its own, one copy per call."""
     copies = [
-        Grid._trusted(grid.meta, grid.cols, tuple(FrozenDict(r) for r in grid.rows))
+        Grid.unchecked(grid.meta, grid.cols, tuple(FrozenDict(r) for r in grid.rows))
         for _ in range(count)
     ]
     for copy in copies:

@@ -44,7 +44,7 @@ def _ours(auth: bool) -> Any:
 
     from projecthaystack.codecs import json as hjson
     from projecthaystack.kinds import Marker, Number, Ref, tz_from_name
-    from projecthaystack.server import MemoryStore, create_app
+    from projecthaystack.server import HisChunk, MemoryStore, create_app
     from projecthaystack.server._auth import Authenticated
 
     grid = hjson.decode_grid(ALPHA.read_bytes())
@@ -64,7 +64,8 @@ def _ours(auth: bool) -> Any:
 
     async def load(store: Any) -> None:
         await store.put_entities([*grid.rows, point])
-        await store.his_write("bench.his", samples)
+        ts, vals = zip(*samples, strict=True)
+        await store.his_write({"bench.his": HisChunk(ts, vals)})
 
     app = create_app(MemoryStore(), admin=(USER, PASSWORD), on_startup=[load])
     if not auth:

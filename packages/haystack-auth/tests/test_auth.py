@@ -4,6 +4,8 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -14,7 +16,6 @@ from projecthaystack.auth import (
     AuthProtocolError,
     ClientHandshake,
     CredentialsRejectedError,
-    HandshakeTable,
     ScramClient,
     ScramCredentials,
     ScramServerExchange,
@@ -59,7 +60,6 @@ def test_public_names_are_pinned():
             "CredentialsRejectedError",
             "CertIdentity",
             "ClientHandshake",
-            "HandshakeTable",
             "ScramClient",
             "ScramCredentials",
             "ScramServerExchange",
@@ -306,38 +306,38 @@ def test_header_errors_and_bearer():
 
 
 class _Server:
-    """A minimal server loop over ServerAuth and a HandshakeTable, as the server package
-    will run it."""
+    """A minimal server loop over ServerAuth, as the server package runs it: nothing is
+    kept of a handshake but the replay record of a completed proof."""
 
     def __init__(
-        self, users: dict[str, ScramCredentials], *, plaintext: bool = False, hash: str = "SHA-256"
+        self,
+        users: dict[str, ScramCredentials],
+        *,
+        plaintext: bool = False,
+        hash: str = "SHA-256",
+        clock: Callable[[], float] = time.time,
     ):
-        self.auth = ServerAuth(users.get, SECRET, allow_plaintext=plaintext, hash=hash)
-        self.table: HandshakeTable[object] = HandshakeTable(ttl=30)
+        self.auth = ServerAuth(users.get, SECRET, allow_plaintext=plaintext, hash=hash, clock=clock)
+        self.claimed: set[str] = set()
         self.tokens: dict[str, str] = {}
 
-    def request(
-        self, authorization: str, *, tls: bool = False, client: str = "127.0.0.1"
-    ) -> tuple[int, dict[str, str]]:
+    def request(self, authorization: str, *, tls: bool = False) -> tuple[int, dict[str, str]]:
         header = parse_auth_header(authorization)
         try:
             if header.scheme == "HELLO":
                 reply = self.auth.hello(header)
             elif header.scheme == "SCRAM":
-                kept = self.table.pop(header.get("handshakeToken") or "")
-                state = kept if isinstance(kept, ScramServerExchange) else None
-                hello_user = kept if isinstance(kept, str) else None
-                if kept is None:
-                    return 403, {}
-                reply = self.auth.scram(header, state, hello_user)
+                reply = self.auth.scram(header)
             elif header.scheme == "PLAINTEXT":
                 reply = self.auth.plaintext(header, tls=tls)
             else:
                 return 400, {}
         except (CredentialsRejectedError, AuthProtocolError, UnsupportedMechanismError):
             return 403, {}
-        if reply.handshake_token is not None:
-            self.table.put(reply.handshake_token, reply.state or reply.hello_user, client=client)
+        if reply.replay_key is not None:
+            if reply.replay_key in self.claimed:
+                return 403, {}
+            self.claimed.add(reply.replay_key)
         headers = dict(reply.headers)
         if reply.username is not None:
             token = f"token-{len(self.tokens)}"
@@ -592,39 +592,124 @@ def test_server_rejects_bad_requests():
     with pytest.raises(AuthProtocolError, match="without a username"):
         server.hello(AuthHeader("HELLO", {}))
     with pytest.raises(AuthProtocolError, match="without data"):
-        server.scram(AuthHeader("SCRAM", {"handshakeToken": "x"}), None)
+        server.scram(AuthHeader("SCRAM", {"handshakeToken": "x"}))
+    token = parse_auth_header(
+        server.hello(AuthHeader("HELLO", {"username": b64url_encode("user")})).headers[
+            "WWW-Authenticate"
+        ]
+    ).get("handshakeToken")
     mismatch = b64url_encode("n,,n=mallory,r=abc")
     with pytest.raises(AuthProtocolError, match="differs"):
-        server.scram(AuthHeader("SCRAM", {"data": mismatch}), None, hello_user="user")
+        server.scram(AuthHeader("SCRAM", {"handshakeToken": token or "", "data": mismatch}))
+    extended = b64url_encode("n,,n=user,r=abc,x=1")
+    with pytest.raises(AuthProtocolError, match="extensions"):
+        server.scram(AuthHeader("SCRAM", {"handshakeToken": token or "", "data": extended}))
     with pytest.raises(ValueError, match="16 bytes"):
         ServerAuth({}.get, b"short")
 
 
-# --------------------------------------------------------------------------- handshake table
+# --------------------------------------------------------------------------- handshake tokens
 
 
-def test_handshake_table_expiry_and_caps():
-    now = [0.0]
-    table: HandshakeTable[str] = HandshakeTable(ttl=10, per_client=3, total=6, clock=lambda: now[0])
-    table.put("a1", "A1", client="alice")
-    now[0] = 5
-    table.put("a2", "A2", client="alice")
-    assert table.get("a1") == "A1"
-    now[0] = 11
-    assert table.get("a1") is None and table.get("a2") == "A2"
-    # A flood from one client evicts only its own handshakes.
-    table.put("b1", "B1", client="bob")
-    for i in range(100):
-        table.put(f"m{i}", "flood", client="mallory")
-    assert table.get("b1") == "B1" and table.get("a2") == "A2"
-    assert sum(1 for i in range(100) if table.get(f"m{i}")) == 3
-    # The total cap takes from whoever holds the most.
-    for i in range(3):
-        table.put(f"c{i}", "C", client=f"carol{i}")
-    assert len(table) <= 6 and table.get("b1") == "B1"
-    assert table.pop("b1") == "B1" and table.pop("b1") is None
-    now[0] = 100
-    assert len(table) == 0
+def _steps(server: _Server, user: str = "user", password: str = "pencil") -> list[str]:
+    """The three Authorization values of a SCRAM login, the last one not yet sent."""
+    handshake = ClientHandshake(user, password)
+    values = [handshake.hello()]
+    for _ in range(2):
+        status, headers = server.request(values[-1])
+        step = handshake.respond(status, headers)
+        assert step is not None
+        values.append(step)
+    return values
+
+
+def test_a_handshake_begun_on_one_server_finishes_on_another_once():
+    users = {"user": ScramCredentials.derive("pencil", iterations=4096)}
+    first, second = _Server(users), _Server(users)
+    second.claimed = first.claimed  # the store both workers share
+    hello, scram_first, final = _steps(first)  # HELLO and client-first on the first
+    assert hello.startswith("HELLO") and scram_first.startswith("SCRAM")
+    assert second.request(final)[0] == 200  # the proof on the second
+    assert first.request(final)[0] == 403  # a replay, on either worker
+    assert second.request(final)[0] == 403
+
+
+def test_handshake_tokens_expire_by_the_clock():
+    now = [1_000_000.0]
+    server = _Server(
+        {"user": ScramCredentials.derive("pencil", iterations=4096)}, clock=lambda: now[0]
+    )
+    final = _steps(server)[2]
+    now[0] += 121
+    assert server.request(final)[0] == 403
+    now[0] -= 2  # within the token's life it would have been good
+    assert server.request(final)[0] == 200
+
+
+def test_forged_or_altered_handshake_state_is_refused():
+    users = {"user": ScramCredentials.derive("pencil", iterations=4096)}
+    server = _Server(users)
+    other = ServerAuth(users.get, b"another secret, sixteen bytes+")
+    final = _steps(server)[2]
+    header = parse_auth_header(final)
+    token = header.get("handshakeToken") or ""
+    data = header.get("data") or ""
+    # Another secret's token, a flipped bit, a token cut short: all alike refused.
+    foreign = other.hello(AuthHeader("HELLO", {"username": b64url_encode("user")}))
+    foreign_token = parse_auth_header(foreign.headers["WWW-Authenticate"]).get("handshakeToken")
+    flipped = token[:-1] + ("0" if token[-1] != "0" else "1")
+    for bad in (foreign_token, flipped, token[:20], "zz" + token[2:], ""):
+        status, _ = server.request(f"SCRAM handshakeToken={bad}, data={data}")
+        assert status == 403, bad
+    # A nonce changed in the final message no longer carries the server's tag.
+    message = b64url_decode(data).decode()
+    tampered = message.replace(",r=", ",r=x", 1)
+    status, _ = server.request(f"SCRAM handshakeToken={token}, data={b64url_encode(tampered)}")
+    assert status == 403
+    assert server.request(final)[0] == 200  # the genuine one still works
+
+
+def test_a_final_message_for_another_handshake_token_is_refused():
+    users = {"user": ScramCredentials.derive("pencil", iterations=4096)}
+    server = _Server(users)
+    final_a = parse_auth_header(_steps(server)[2])
+    final_b = parse_auth_header(_steps(server)[2])
+    swapped = f"SCRAM handshakeToken={final_b.get('handshakeToken')}, data={final_a.get('data')}"
+    assert server.request(swapped)[0] == 403
+
+
+@pytest.mark.parametrize("hash_name", ["SHA-256", "SHA-512"])
+def test_a_padding_client_always_shows_it_in_its_final_message(hash_name):
+    # rusty-haystack pads its base64 and refuses an unpadded server-final; the server
+    # sizes its nonce so that the client-final message is never a multiple of 3 long,
+    # whatever the client nonce, so the padding shows and is answered in kind.
+    users = {"user": ScramCredentials.derive("pencil", hash=hash_name, iterations=4096)}
+    server = _Server(users, hash=hash_name)
+    for length in range(10, 40):
+        _, headers = server.request("HELLO username=" + b64url_encode("user"))
+        token = parse_auth_header(headers["WWW-Authenticate"]).get("handshakeToken")
+        client = ScramClient("user", "pencil", hash=hash_name, nonce="n" * length)
+        first = base64.urlsafe_b64encode(client.client_first().encode()).decode()
+        _, headers = server.request(f"SCRAM handshakeToken={token}, data={first}")
+        server_first = b64url_decode(
+            parse_auth_header(headers["WWW-Authenticate"]).get("data") or ""
+        )
+        final = client.client_final(server_first.decode(), hash=hash_name)
+        assert len(final) % 3, length
+        data = base64.urlsafe_b64encode(final.encode()).decode()
+        status, headers = server.request(f"SCRAM handshakeToken={token}, data={data}")
+        answer = parse_auth_header(headers["Authentication-Info"]).get("data") or ""
+        # Padded (a SHA-512 server-final of 90 bytes needs no '=' to be whole).
+        assert status == 200 and len(answer) % 4 == 0
+        assert answer.endswith("=") == (hash_name == "SHA-256")
+
+
+def test_hello_costs_the_server_nothing_it_keeps():
+    server = _Server({"user": ScramCredentials.derive("pencil", iterations=4096)})
+    for i in range(200):
+        server.request("HELLO username=" + b64url_encode(f"user{i}"))
+    assert server.claimed == set() and server.tokens == {}
+    assert server.tokens[_login(server, ClientHandshake("user", "pencil"))] == "user"
 
 
 # --------------------------------------------------------------------------- TLS

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from projecthaystack.auth import (
-    HandshakeTable,
     ScramCredentials,
-    ScramServerExchange,
     ServerAuth,
     b64url_encode,
     parse_auth_header,
@@ -44,6 +39,8 @@ from projecthaystack.kinds import (
     Ref,
     tz_from_name,
 )
+from projecthaystack.server import testing
+from projecthaystack.server.testing import serve
 
 NO_SIDE_EFFECTS = {"about", "defs", "libs", "ops", "filetypes", "read", "nav", "hisRead"}
 NY = tz_from_name("New_York")
@@ -88,7 +85,7 @@ class ServerState:
     users: dict[str, ScramCredentials]
     records: list[dict[str, Any]] = field(default_factory=building)
     tokens: dict[str, str] = field(default_factory=dict)
-    handshakes: HandshakeTable[Any] = field(default_factory=HandshakeTable)
+    used_handshakes: set[str] = field(default_factory=set)
     history: dict[str, list[tuple[dt.datetime, Any]]] = field(default_factory=dict)
     priority: dict[str, dict[int, Any]] = field(default_factory=dict)
     watches: dict[str, set[str]] = field(default_factory=dict)
@@ -148,7 +145,6 @@ def make_app(state: ServerState) -> Starlette:
         if state.login_answer is not None:
             status, canned, body = state.login_answer
             return Response(body, status, canned)
-        client = request.client.host if request.client else "?"
         padded = any(v.endswith("=") for v in parsed.params.values())
         if "padded_only" in state.quirks and parsed.scheme == "HELLO" and not padded:
             return Response(b"bad base64", 400, media_type="text/plain")
@@ -161,20 +157,15 @@ def make_app(state: ServerState) -> Starlette:
             if parsed.scheme == "HELLO":
                 reply = auth.hello(parsed)
             elif parsed.scheme == "SCRAM":
-                kept = state.handshakes.pop(parsed.get("handshakeToken") or "")
-                if kept is None:
-                    return Response(status_code=403)
-                exchange = kept if isinstance(kept, ScramServerExchange) else None
-                hello_user = kept if isinstance(kept, str) else None
-                reply = auth.scram(parsed, exchange, hello_user)
+                reply = auth.scram(parsed)  # the handshake's state is in its token
             else:
                 return Response(status_code=401, headers={"WWW-Authenticate": "HELLO"})
         except HaystackError:
             return Response(status_code=403)
-        if reply.handshake_token is not None:
-            state.handshakes.put(
-                reply.handshake_token, reply.state or reply.hello_user, client=client
-            )
+        if reply.replay_key is not None:
+            if reply.replay_key in state.used_handshakes:
+                return Response(status_code=403)  # one handshake, one login
+            state.used_handshakes.add(reply.replay_key)
         headers = dict(reply.headers)
         if reply.username is not None and "bad_signature" in state.quirks:
             wrong = b64url_encode("v=" + base64.b64encode(b"\0" * 32).decode())
@@ -285,38 +276,17 @@ class LiveServer:
     state: ServerState
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server() -> Iterator[LiveServer]:
     state = ServerState({"user": ScramCredentials.derive("pencil", iterations=4096)})
     _STATE[:] = [state]
-    port = _free_port()
-    config = uvicorn.Config(
-        make_app(state), host="127.0.0.1", port=port, log_level="error", lifespan="off"
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}/api", state)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
+    with serve(make_app(state), path="/api", lifespan="off") as url:
+        yield LiveServer(url, state)
 
 
 @pytest.fixture
 def free_port() -> int:
-    return _free_port()
+    return testing.free_port()
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -9,6 +9,7 @@ from projecthaystack.kinds import (
     Coord,
     DecodeError,
     EncodeError,
+    FrozenDict,
     Grid,
     Marker,
     Number,
@@ -338,8 +339,6 @@ def test_nested_grid_v3_and_v4():
 
 
 def test_plain_rows_are_written_as_they_stand_and_still_checked():
-    from projecthaystack.kinds import FrozenDict
-
     g = Grid.from_rows([{"a": FrozenDict({"b": Marker, "r": Ref("x")})}, {"n": Number(1)}])
     first = json.encode_grid(g)
     assert first == json.encode_grid(g)  # the second time the memo on each row is used
@@ -389,3 +388,33 @@ def test_big_grids_encode_a_column_at_a_time_with_the_same_result() -> None:
         assert json.decode_grid(json.encode_grid(grid)) == grid, name
         small = Grid.from_rows(rows[:3])
         assert json.decode_grid(json.encode_grid(small)) == small, name
+
+
+def test_kinds_carry_no_encoder_state_on_rows():
+    # The JSON writer keeps its entries in the row's generic memo, in types of its own.
+    assert set(FrozenDict.__slots__) == {"_keys", "memo"}
+    row = FrozenDict(a=Marker)
+    json.encode_grid(Grid.from_rows([row]))
+    assert type(row.memo).__module__.startswith("projecthaystack.codecs.")
+
+
+def test_rows_written_twice_are_copied_and_another_tools_memo_is_no_hit():
+    rows = [FrozenDict(id=Ref(f"r{i}"), dis=f"Row {i}") for i in range(5)]
+    grid = Grid.from_rows(rows)
+    first = json.encode_grid_bytes(grid)
+    assert json.encode_grid_bytes(grid) == first  # the second write keeps each row's JSON
+    assert json.encode_grid_bytes(grid) == first  # the third copies it
+    assert [r.memo.haystack_json4 for r in rows] == [json.encode_value_bytes(r) for r in rows]
+    reordered = Grid.from_rows(rows[::-1])
+    assert json.encode_grid_bytes(reordered) == json.encode_grid_bytes(
+        Grid.from_rows([dict(r) for r in rows[::-1]])
+    )
+
+    class Other:  # another tool's entry, even one with the same attribute names
+        json4 = b'"not this"'
+        plain = True
+
+    rows[2].memo = Other()
+    assert json.encode_grid_bytes(grid) == first
+    rows[3].memo = b"bytes"
+    assert json.encode_grid_bytes(grid) == first

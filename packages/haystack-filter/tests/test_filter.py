@@ -29,6 +29,7 @@ from projecthaystack.kinds import (
     DecodeError,
     FrozenDict,
     Grid,
+    HaystackError,
     InvalidValueError,
     Marker,
     Number,
@@ -70,6 +71,18 @@ def test_public_names_are_pinned():
         ]
     )
     assert issubclass(FilterSyntaxError, DecodeError) and issubclass(FilterSyntaxError, ValueError)
+    assert issubclass(FilterSyntaxError, FilterError) and issubclass(FilterError, HaystackError)
+    for name in flt.__all__:
+        obj = getattr(flt, name)
+        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__")):
+            assert obj.__module__ == "projecthaystack.filter", name
+
+
+def test_one_error_catches_every_filter_failure():
+    with pytest.raises(FilterError):
+        parse("point and")
+    with pytest.raises(FilterError):
+        matches("Meter", {"meter": Marker})
 
 
 @pytest.mark.parametrize(

@@ -309,8 +309,37 @@ def test_grid_rejects_inconsistent_input(cols, rows, meta, message):
 
 
 def test_grid_from_frozen_rows_still_checks_names():
-    with pytest.raises(InvalidValueError):
-        Grid.from_rows([FrozenDict({"Bad Name": 1})])
+    with pytest.raises(InvalidValueError, match="invalid tag name 'Bad Name' in row 1"):
+        Grid.from_rows([FrozenDict(a=1), FrozenDict({"Bad Name": 1})])
+    with pytest.raises(InvalidValueError, match="in row 0"):
+        Grid(["a"], [FrozenDict({"a": 1, "Bad": 2})])
+    with pytest.raises(InvalidValueError, match="in meta of column 'a'"):
+        Col("a", FrozenDict({"Bad": 1}))
+    with pytest.raises(InvalidValueError, match="in grid meta"):
+        Grid.from_rows([], FrozenDict({"Bad": 1}))
+
+
+def test_a_frozen_dict_with_nulls_is_read_like_a_plain_dict():
+    # Anyone can build a FrozenDict: one that holds a null gets no column and no cell.
+    for rows in ([{"a": None, "b": 1}], [FrozenDict({"a": None, "b": 1})]):
+        grid = Grid.from_rows(rows)
+        assert grid.col_names == ("b",)
+        assert grid[0] == {"b": 1} and None not in grid[0].values()
+    mixed = Grid.from_rows([FrozenDict(b=2), FrozenDict({"a": None}), {"c": None}])
+    assert mixed.col_names == ("b",) and mixed.rows == ({"b": 2}, {}, {})
+    assert Grid(["a"], [FrozenDict({"a": None})])[0] == {}
+    assert Grid(["a"], [], FrozenDict({"x": None, "y": 1})).meta == {"y": 1}
+    assert Col("a", FrozenDict({"unit": None})).meta == {}
+    twice = FrozenDict({"a": None, "b": 1})  # the verdict is memoised: ask again
+    assert Grid.from_rows([twice]).col_names == Grid.from_rows([twice]).col_names == ("b",)
+
+
+def test_the_unchecked_constructors_take_their_parts_as_they_are():
+    meta, row = FrozenDict(dis="x"), FrozenDict(a=1)
+    col = Col.unchecked("a", FrozenDict(unit="kW"))
+    grid = Grid.unchecked(meta, (col,), (row,))
+    assert grid.meta is meta and grid.cols[0] is col and grid.rows[0] is row
+    assert grid == Grid([Col("a", {"unit": "kW"})], [{"a": 1}], {"dis": "x"})
 
 
 def test_grid_builder():

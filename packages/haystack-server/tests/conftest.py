@@ -23,6 +23,25 @@ PASSWORDS = {"admin": "admin-password", "op": "operator-password", "viewer": "vi
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
 
+class Clock:
+    """A server clock that stands still until a test moves it (from the real time at
+    its making), so expiry is tested without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @dataclass
 class Live:
     """A running server: its base URL, store, app and a way to make clients."""
@@ -52,7 +71,7 @@ async def _seed(store: Any) -> None:
     await store.put_entities(small_building())
     for name, role in (("op", Role.OPERATOR), ("viewer", Role.VIEWER)):
         creds = ScramCredentials.derive(PASSWORDS[name], iterations=4096)
-        await store.put_user(User(name, role, creds))
+        await store.create_user(User(name, role, creds))
 
 
 @pytest.fixture

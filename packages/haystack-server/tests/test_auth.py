@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
-import time
 from pathlib import Path
 
 import anyio
@@ -27,14 +26,14 @@ from projecthaystack.server import (
     MemoryStore,
     Role,
     ServerConfig,
-    ServerLimits,
     StartupError,
     User,
     create_app,
 )
+from projecthaystack.server._auth import Authenticator
 from projecthaystack.server.testing import serve
 
-from .conftest import ADMIN, Live
+from .conftest import ADMIN, Clock, Live
 
 
 def _hello(http: httpx.Client, user: str) -> httpx.Response:
@@ -131,10 +130,10 @@ def test_close_revokes_the_token(live: Live) -> None:
     assert resp.status_code == 401
 
 
-def test_tokens_expire(make_live) -> None:  # type: ignore[no-untyped-def]
-    live = make_live(ServerConfig(token_ttl=dt.timedelta(seconds=1)))
+def test_tokens_expire(make_live, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(token_ttl=dt.timedelta(seconds=1), clock=clock))
     token = live.token("viewer")
-    time.sleep(1.2)
+    clock.advance(1.2)
     with httpx.Client(base_url=live.url + "/") as http:
         assert (
             http.get("about", headers={"Authorization": f"BEARER authToken={token}"}).status_code
@@ -143,20 +142,30 @@ def test_tokens_expire(make_live) -> None:  # type: ignore[no-untyped-def]
     # Our client logs in again by itself.
     c = live.client("viewer")
     c.about()
-    time.sleep(1.2)
+    clock.advance(1.2)
     assert c.about()[0]["whoami"] == "viewer"
 
 
-def test_handshakes_expire_and_are_single_use(make_live) -> None:  # type: ignore[no-untyped-def]
-    live = make_live(ServerConfig(handshake_ttl=dt.timedelta(seconds=1)))
-    hs = ClientHandshake("viewer", "viewer-password")
+def test_handshakes_expire_and_are_single_use(make_live, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(handshake_ttl=dt.timedelta(seconds=60), clock=clock))
     with httpx.Client(base_url=live.url + "/") as http:
+        hs = ClientHandshake("viewer", "viewer-password")
         first = http.get("about", headers={"Authorization": hs.hello()})
         step = hs.respond(first.status_code, first.headers)
         assert step is not None
-        time.sleep(1.2)
+        clock.advance(61)
         late = http.get("about", headers={"Authorization": step})
         assert late.status_code == 403
+        # Within its time a handshake finishes once; its final message replayed is refused.
+        hs = ClientHandshake("viewer", "viewer-password")
+        reply = http.get("about", headers={"Authorization": hs.hello()})
+        step = hs.respond(reply.status_code, reply.headers)
+        assert step is not None
+        reply = http.get("about", headers={"Authorization": step})
+        final = hs.respond(reply.status_code, reply.headers)
+        assert final is not None
+        assert http.get("about", headers={"Authorization": final}).status_code == 200
+        assert http.get("about", headers={"Authorization": final}).status_code == 403
 
 
 def test_failed_proofs_are_throttled_per_user_and_address(make_live) -> None:  # type: ignore[no-untyped-def]
@@ -171,11 +180,63 @@ def test_failed_proofs_are_throttled_per_user_and_address(make_live) -> None:  #
     assert live.client("op").about()[0]["whoami"] == "op"
 
 
-def test_in_flight_handshakes_are_capped_per_client(make_live) -> None:  # type: ignore[no-untyped-def]
-    live = make_live(ServerConfig(limits=ServerLimits(max_handshakes_per_client=3)))
-    with httpx.Client(base_url=live.url + "/") as http:
-        codes = [_hello(http, f"user{i}").status_code for i in range(4)]
-    assert codes == [401, 401, 401, 429]
+def test_a_flood_of_half_open_handshakes_stores_nothing_and_locks_no_one_out() -> None:
+    """10,000 HELLOs (half of them followed by a client-first message) from 300
+    addresses: the store is never written to, and a login from a fresh address works."""
+
+    async def run() -> None:
+        store = MemoryStore()
+        await store.create_user(
+            User("amy", Role.VIEWER, ScramCredentials.derive("amy-password", iterations=4096))
+        )
+        config = ServerConfig(secret=b"a secret of thirty-two bytes...!")
+        auth = Authenticator(Spy(store), config, config.secret or b"")  # type: ignore[arg-type]
+        now = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+        spy = auth._store
+        assert isinstance(spy, Spy)
+        for i in range(10_000):
+            client = f"10.0.{i % 300 // 256}.{i % 256}"
+            user = ("amy", f"user{i}")[i % 2]
+            hs = ClientHandshake(user, "guess")
+            step = await auth.login(hs.hello(), client=client, tls=False, now=now)
+            assert step.status == 401
+            if i % 2:
+                first = hs.respond(step.status, step.headers)
+                assert first is not None
+                step = await auth.login(first, client=client, tls=False, now=now)
+                assert step.status == 401
+        assert set(spy.calls) == {"get_user", "throttle"}
+        assert spy.recorded == 0  # no throttle call counted anything
+        assert not store._b.claims and not store._b.attempts and not store._b.sessions
+        hs = ClientHandshake("amy", "amy-password")
+        value: str | None = hs.hello()
+        while value is not None:
+            step = await auth.login(value, client="192.0.2.7", tls=False, now=now)
+            value = hs.respond(step.status, step.headers)
+        assert hs.token is not None
+        assert len(store._b.sessions) == 1 and len(store._b.claims) == 1
+
+    anyio.run(run)
+
+
+class Spy:
+    """A store that notes the calls made to it."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.calls: dict[str, int] = {}
+        self.recorded = 0
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._store, name)
+
+        async def call(*args: object, **kwargs: object) -> object:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if name == "throttle" and kwargs.get("record", True):
+                self.recorded += 1
+            return await method(*args, **kwargs)
+
+        return call
 
 
 @pytest.mark.parametrize(
@@ -368,7 +429,7 @@ def test_disabled_user_cannot_log_in_and_loses_tokens(live: Live) -> None:
         live.client("viewer", "viewer-password").about()
     del creds
     anyio.run(
-        live.store.put_user,
+        live.store.create_user,
         User(
             "v2",
             Role.VIEWER,

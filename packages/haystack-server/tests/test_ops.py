@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 
@@ -13,7 +12,7 @@ from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
 from projecthaystack.server import ServerConfig, ServerLimits
 from projecthaystack.server import __version__ as server_version
 
-from .conftest import Live
+from .conftest import Clock, Live
 
 NY = tz_from_name("New_York")
 CHI = tz_from_name("Chicago")
@@ -298,12 +297,14 @@ def test_point_write_priority_array(live: Live, op: Client) -> None:
     assert "writeVal" not in point and "writeLevel" not in point
 
 
-def test_point_write_duration_expires(op: Client) -> None:
+def test_point_write_duration_expires(make_live, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    op = make_live(ServerConfig(clock=clock)).client("op")
     op.point_write(Ref("sp1"), 8, Number(65, "°F"), duration=Number(1, "s"))
     assert op.read_ids([Ref("sp1")])[0]["writeVal"] == Number(65, "°F")
-    time.sleep(1.2)
+    clock.advance(1.2)
     levels = op.point_write_array(Ref("sp1"))
     assert all(r.get("val") is None for r in levels)
+    assert "writeVal" not in op.read_ids([Ref("sp1")])[0]  # the look expired it
 
 
 @pytest.mark.parametrize(
@@ -351,12 +352,12 @@ def test_watch_lifecycle(live: Live, op: Client) -> None:
         op.watch_poll(wid)
 
 
-def test_watch_lease_is_clamped_and_expires(make_live) -> None:  # type: ignore[no-untyped-def]
-    live = make_live(ServerConfig(min_watch_lease=dt.timedelta(seconds=1)))
+def test_watch_lease_is_clamped_and_expires(make_live, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    live = make_live(ServerConfig(min_watch_lease=dt.timedelta(seconds=1), clock=clock))
     c = live.client("op")
     sub = c.watch_sub([Ref("t1")], lease=Number(1, "ms"))
     assert sub.meta["lease"] == Number(1, "s")
-    time.sleep(1.3)
+    clock.advance(1.3)
     with pytest.raises(CallError, match="expired"):
         c.watch_poll(sub.meta["watchId"])
 
@@ -369,7 +370,8 @@ def test_watches_are_private_and_capped(make_live) -> None:  # type: ignore[no-u
     with pytest.raises(CallError, match="already 2 watches"):
         op.watch_sub([Ref("t1")])
     with pytest.raises(CallError, match="at most 3"):
-        op.watch_sub([Ref("t1"), Ref("t2"), Ref("sp1")], watch_id=wid)
+        op.watch_sub([Ref("t2"), Ref("sp1"), Ref("run")], watch_id=wid)  # 4 with t1
+    op.watch_sub([Ref("t1"), Ref("t2"), Ref("sp1")], watch_id=wid)  # 3 distinct: fits
     live.client("admin").watch_poll(wid)  # admins may look at any watch
     import anyio
 
@@ -377,7 +379,7 @@ def test_watches_are_private_and_capped(make_live) -> None:  # type: ignore[no-u
     from projecthaystack.server import Role, User
 
     anyio.run(
-        live.store.put_user,
+        live.store.create_user,
         User("op2", Role.OPERATOR, ScramCredentials.derive("operator2-password", iterations=4096)),
     )
     other = live.client("op2", "operator2-password")

@@ -1,4 +1,5 @@
-"""The in-memory store against the storage protocol's suite, on asyncio and trio."""
+"""The in-memory store against the storage protocol's contract suite, on asyncio and
+trio, with its two instances two views of one memory."""
 
 from __future__ import annotations
 
@@ -8,39 +9,40 @@ import anyio
 import pytest
 
 from projecthaystack.filter import parse
-from projecthaystack.kinds import Marker, Ref
-from projecthaystack.server import MemoryStore
+from projecthaystack.kinds import Marker, Number, Ref
+from projecthaystack.server import HisChunk, MemoryStore
 from projecthaystack.server.storetests import StoreContract
 
 
 class TestMemoryStore(StoreContract):
+    SINGLE_PROCESS = True
+
     @pytest.fixture(params=["asyncio", "trio"])
     def anyio_backend(self, request: pytest.FixtureRequest) -> str:
         return str(request.param)
 
     @pytest.fixture
-    async def store(self) -> AsyncIterator[MemoryStore]:
+    async def stores(self) -> AsyncIterator[tuple[MemoryStore, MemoryStore]]:
+        store = MemoryStore()
+        other = store.view()
+        await store.open()
+        await other.open()
+        yield store, other
+        await store.close()
+        await other.close()
+
+
+class TestOneMemoryStoreTwice(StoreContract):
+    """The same checks when both "instances" are one object."""
+
+    SINGLE_PROCESS = True
+
+    @pytest.fixture
+    async def stores(self) -> AsyncIterator[tuple[MemoryStore, MemoryStore]]:
         store = MemoryStore()
         await store.open()
-        yield store
+        yield store, store
         await store.close()
-
-
-@pytest.mark.anyio
-async def test_wait_for_change_wakes_on_a_write() -> None:
-    store = MemoryStore()
-    woke = anyio.Event()
-
-    async def waiter() -> None:
-        await store.wait_for_change(30)
-        woke.set()
-
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(waiter)
-            await anyio.sleep(0.05)
-            await store.put_entities([{"id": Ref("a"), "site": Marker}])
-            await woke.wait()
 
 
 @pytest.mark.anyio
@@ -50,7 +52,7 @@ async def test_returned_records_cannot_corrupt_the_store() -> None:
     (rec,) = await store.get_entities(["a"])
     assert rec is not None
     with pytest.raises(TypeError):
-        rec["site"] = "changed"
+        rec["site"] = "changed"  # type: ignore[index]
     assert await store.query(parse("site")) == [{"id": Ref("a"), "site": Marker}]
 
 
@@ -68,3 +70,65 @@ async def test_index_narrows_and_follows_removals() -> None:
     ]
     assert await store.query(parse("id == @p3 and other")) == [{"id": Ref("p3"), "other": Marker}]
     assert await store.query(parse("id == @nope")) == []
+
+
+@pytest.mark.anyio
+async def test_the_feed_is_bounded_and_an_old_cursor_resets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from projecthaystack.server import _memory
+
+    monkeypatch.setattr(_memory, "FEED_SIZE", 10)
+    store = MemoryStore()
+    await store.put_entities([{"id": Ref("w")}])
+    start = (await store.changes_since(None)).cursor
+    for i in range(30):
+        await store.put_entities([{"id": Ref(f"e{i}")}])
+    assert (await store.changes_since(start)).reset
+    with anyio.fail_after(5):
+        assert (await store.wait_changes(start, 60)).reset
+    # A watch whose place in the feed is gone reports everything it holds.
+    sub = await store.watch_sub(
+        None,
+        ["w"],
+        user="u",
+        any_owner=False,
+        dis="",
+        lease=_lease(),
+        now=_now(),
+        max_watches=1,
+        max_ids=10,
+    )
+    assert sub is not None
+    for i in range(30):
+        await store.put_entities([{"id": Ref(f"f{i}")}])
+    polled = await store.watch_poll(
+        [sub.watch.id], user="u", any_owner=False, refresh=False, now=_now()
+    )
+    assert polled == [["w"]]
+
+
+@pytest.mark.anyio
+async def test_an_unchanged_range_is_handed_out_again() -> None:
+    store = MemoryStore()
+    await store.put_entities([{"id": Ref("p")}])
+    t = _now()
+    await store.his_write({"p": HisChunk((t,), (Number(1),))})
+    (first,) = await store.his_read(["p"], None, None, tz=t.tzinfo)  # type: ignore[arg-type]
+    (again,) = await store.his_read(["p"], None, None, tz=t.tzinfo)  # type: ignore[arg-type]
+    assert first[0] is again[0]
+    await store.his_write({"p": HisChunk((t,), (Number(2),))})
+    (after,) = await store.his_read(["p"], None, None, tz=t.tzinfo)  # type: ignore[arg-type]
+    assert after[0] is not first[0] and list(after[0].val) == [Number(2)]
+
+
+def _now():  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    return dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def _lease():  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    return dt.timedelta(minutes=1)

@@ -20,7 +20,6 @@ from ._errors import AuthProtocolError as AuthProtocolError
 from ._errors import CredentialsRejectedError as CredentialsRejectedError
 from ._errors import ServerSignatureError as ServerSignatureError
 from ._errors import UnsupportedMechanismError as UnsupportedMechanismError
-from ._handshakes import HandshakeTable as HandshakeTable
 from ._http import AuthHeader as AuthHeader
 from ._http import ClientHandshake as ClientHandshake
 from ._http import ServerAuth as ServerAuth
@@ -51,7 +50,6 @@ __all__ = [
     "CertIdentity",
     "ClientHandshake",
     "CredentialsRejectedError",
-    "HandshakeTable",
     "ScramClient",
     "ScramCredentials",
     "ScramServerExchange",

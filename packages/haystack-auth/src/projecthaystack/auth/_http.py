@@ -8,8 +8,9 @@ case, a bare bearer token, quoted parameters), without weakening any check.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
-import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -21,8 +22,17 @@ from ._errors import (
     ServerSignatureError,
     UnsupportedMechanismError,
 )
+from ._handshakes import FLAGS, FORMS, HandshakeSealer, HandshakeToken, final_length_extra
 from ._saslprep import saslprep
-from ._scram import HASHES, ScramClient, ScramCredentials, ScramServerExchange, fake_credentials
+from ._scram import (
+    HASHES,
+    ScramClient,
+    ScramCredentials,
+    ScramServerExchange,
+    _escape_name,
+    _std_b64,
+    fake_credentials,
+)
 
 __all__ = [
     "AuthHeader",
@@ -265,27 +275,23 @@ def _b64_padded(data: bytes | str) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
-def _handshake_token() -> str:
-    # Hex only: clients in the wild cut tokens at '-' or '_' (phable's parser keeps
-    # [A-Za-z0-9+=/]), so the token uses the one alphabet every parser reads whole.
-    return secrets.token_hex(24)
-
-
 @dataclass(frozen=True, slots=True)
 class ServerReply:
     """What the server answers to one authentication request.
 
-    What to keep under ``handshake_token`` until the next request: ``hello_user`` after
-    a HELLO, ``state`` after the server-first message.  ``username`` is set once the
-    user is authenticated (the caller then mints the auth token).
+    ``username`` is set once the proof is valid; the caller then records
+    ``replay_key`` as used until ``replay_expires`` (Unix seconds), exactly once
+    across every worker (a store's ``claim_handshake``), and mints the auth token only
+    if it was not used before.  Nothing else of a handshake is ever kept: its state
+    travels in ``handshake_token``.
     """
 
     status: int
     headers: Mapping[str, str]
     handshake_token: str | None = None
-    state: ScramServerExchange | None = None
     username: str | None = None
-    hello_user: str | None = None
+    replay_key: str | None = None
+    replay_expires: float | None = None
 
 
 Lookup = Callable[[str], ScramCredentials | None]
@@ -303,13 +309,33 @@ def _b64(message: str, pad: bool) -> str:
     return encoded + "=" * (-len(encoded) % 4) if pad else encoded
 
 
-class ServerAuth:
-    """The server's side, stateless between calls: the caller keeps each reply's
-    ``state`` under its ``handshake_token`` (in memory, or in a store shared by workers)
-    and passes it back with the next request.
+def _hello_name(header: AuthHeader) -> str:
+    raw_user = header.get("username")
+    if not raw_user:
+        raise AuthProtocolError("HELLO without a username")
+    return b64url_decode(raw_user).decode("utf-8")
 
-    ``secret`` derives the fake credentials that make an unknown user look like a known
-    one; keep it the same across workers and restarts.
+
+class ServerAuth:
+    """The server's side, with no state between calls: what a later step needs travels
+    in the handshake token, authenticated with an HMAC under ``secret`` (see the
+    module ``_handshakes``), so any worker with the same secret answers any step and a
+    HELLO costs no stored state.  After a valid proof the caller records the reply's
+    ``replay_key`` once (see :class:`ServerReply`).
+
+    ``secret`` also derives the fake credentials that make an unknown user look like a
+    known one; keep it the same across workers and restarts.  ``ttl`` is how long a
+    handshake token is good for, by ``clock`` (Unix seconds).
+
+    >>> from projecthaystack.auth import ClientHandshake, parse_auth_header
+    >>> users = {"user": ScramCredentials.derive("pencil", iterations=4096)}
+    >>> server = ServerAuth(users.get, b"a secret of sixteen bytes or more")
+    >>> client = ClientHandshake("user", "pencil")
+    >>> reply = server.hello(parse_auth_header(client.hello()))
+    >>> reply = server.scram(parse_auth_header(client.respond(reply.status, reply.headers)))
+    >>> reply = server.scram(parse_auth_header(client.respond(reply.status, reply.headers)))
+    >>> reply.status, reply.username, reply.replay_key is not None
+    (200, 'user', True)
     """
 
     def __init__(
@@ -319,6 +345,8 @@ class ServerAuth:
         *,
         hash: str = "SHA-256",
         allow_plaintext: bool = False,
+        ttl: float = 120.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("the server secret must be at least 16 bytes")
@@ -326,6 +354,9 @@ class ServerAuth:
         self._secret = secret
         self._hash = hash.upper()
         self._plaintext = allow_plaintext
+        self._ttl = ttl
+        self._clock = clock
+        self._sealer = HandshakeSealer(secret)
 
     def _credentials(self, username: str) -> ScramCredentials:
         creds = self._lookup(username)
@@ -333,64 +364,109 @@ class ServerAuth:
             creds = fake_credentials(username, self._secret, hash=self._hash)
         return creds
 
+    @staticmethod
+    def hello_user(header: AuthHeader) -> str:
+        """The user a ``HELLO`` names (SASLprepped), to look up before :meth:`hello`."""
+        return saslprep(_hello_name(header))
+
+    @staticmethod
+    def is_proof(header: AuthHeader) -> bool:
+        """Whether a ``SCRAM`` message is the client-final one (the proof), which is
+        the step worth counting against a login throttle."""
+        try:
+            return b64url_decode(header.get("data") or "").startswith(b"c=")
+        except AuthProtocolError:
+            return False
+
+    def handshake_user(self, header: AuthHeader) -> str:
+        """The user of a ``SCRAM`` message's handshake token (SASLprepped), to look up
+        before :meth:`scram`; :class:`AuthenticationFailed` for a token that is
+        missing, forged or expired."""
+        return saslprep(self._open(header).username)
+
+    def _open(self, header: AuthHeader) -> HandshakeToken:
+        return self._sealer.open(header.get("handshakeToken") or "", self._clock())
+
     def hello(self, header: AuthHeader) -> ServerReply:
         """Answer ``HELLO username=...`` (with ``data=`` too, for eager clients)."""
-        raw_user = header.get("username")
-        if not raw_user:
-            raise AuthProtocolError("HELLO without a username")
-        username = saslprep(b64url_decode(raw_user).decode("utf-8"))
-        if header.get("data") is not None:
-            return self._server_first(header.get("data") or "", username, pad=_pads(header))
-        token = _handshake_token()
-        hash_name = self._lookup_hash(username)
-        challenge = format_auth_header("SCRAM", handshakeToken=token, hash=hash_name)
-        return ServerReply(
-            401, {"WWW-Authenticate": challenge}, handshake_token=token, hello_user=username
+        raw = _hello_name(header)
+        username = saslprep(raw)
+        token = self._sealer.seal(raw, int(self._clock() + self._ttl))
+        data = header.get("data")
+        if data is not None:
+            return self._server_first(data, token, pad=_pads(header))
+        challenge = format_auth_header(
+            "SCRAM", handshakeToken=token.token, hash=self._credentials(username).hash
         )
+        return ServerReply(401, {"WWW-Authenticate": challenge}, handshake_token=token.token)
 
-    def _lookup_hash(self, username: str) -> str:
-        return self._credentials(username).hash
-
-    def _server_first(
-        self, data: str, username: str | None, token: str | None = None, *, pad: bool = False
-    ) -> ServerReply:
+    def _server_first(self, data: str, token: HandshakeToken, *, pad: bool) -> ServerReply:
         client_first = b64url_decode(data).decode("utf-8", "replace")
-        _, _, user, _ = ScramServerExchange.parse_client_first(client_first)
-        if username is not None and user != username:
+        gs2, bare, user, client_nonce = ScramServerExchange.parse_client_first(client_first)
+        username = saslprep(token.username)
+        if user != username:
             raise AuthProtocolError("the SCRAM user differs from the HELLO user")
-        creds = self._credentials(user)
-        exchange = ScramServerExchange.start(client_first, creds)
+        # The state of the exchange is rebuilt from the final message, so the
+        # client-first message must be one that can be rebuilt: n=<name>,r=<nonce>.
+        creds = self._credentials(username)
+        extra = final_length_extra(client_nonce, hashlib.new(HASHES[creds.hash]).digest_size)
+        for prepped in (True, False):
+            name = username if prepped else token.username
+            if bare == f"n={_escape_name(name)},r={client_nonce}":
+                flag = FLAGS[(gs2, prepped, extra)]
+                break
+        else:
+            raise AuthProtocolError("SCRAM client-first message with extensions")
+        nonce = self._sealer.server_nonce(token, client_nonce, flag)
+        exchange = ScramServerExchange.start(client_first, creds, nonce=nonce)
         # The spec's example keeps the HELLO's token for the whole exchange, and clients
-        # (phable) send it again with the final message: keep it.
-        token = token or _handshake_token()
+        # (phable) send it again with the final message: keep it (it is all we need).
         # ``data`` first: the parameters have no order, but pyhaystack reads the first.
         value = format_auth_header(
             "SCRAM",
             data=_b64(exchange.server_first, pad),
-            handshakeToken=token,
+            handshakeToken=token.token,
             hash=creds.hash,
         )
-        return ServerReply(401, {"WWW-Authenticate": value}, token, exchange)
+        return ServerReply(401, {"WWW-Authenticate": value}, token.token)
 
-    def scram(
-        self,
-        header: AuthHeader,
-        state: ScramServerExchange | None,
-        hello_user: str | None = None,
-    ) -> ServerReply:
-        """Answer ``SCRAM handshakeToken=..., data=...``: the first (with ``state`` None)
-        or the final message.  The caller mints the auth token on success."""
+    def scram(self, header: AuthHeader) -> ServerReply:
+        """Answer ``SCRAM handshakeToken=..., data=...``: the client-first message (the
+        server-first in reply) or the client-final one (on a valid proof, status 200,
+        the server's signature, and the ``username`` and ``replay_key`` to act on).
+
+        :class:`AuthenticationFailed` for a token or nonce not this server's, an expired
+        token, or a wrong proof (an unknown user's proof is always wrong)."""
         data = header.get("data")
         if data is None:
             raise AuthProtocolError("SCRAM message without data")
-        if state is None:
-            return self._server_first(
-                data, hello_user, header.get("handshakeToken"), pad=_pads(header)
-            )
-        client_final = b64url_decode(data).decode("utf-8", "replace")
-        server_final = _b64(state.finish(client_final), _pads(header))
-        info = f"hash={state.credentials.hash}, data={server_final}"
-        return ServerReply(200, {"Authentication-Info": info}, username=state.username)
+        token = self._open(header)
+        message = b64url_decode(data).decode("utf-8", "replace")
+        if not message.startswith("c="):
+            return self._server_first(data, token, pad=_pads(header))
+        combined = _final_nonce(message)
+        client_nonce, flag = self._sealer.check_nonce(token, combined)
+        gs2, prepped, _ = FORMS[flag]
+        username = saslprep(token.username)
+        name = username if prepped else token.username
+        creds = self._credentials(username)
+        exchange = ScramServerExchange(
+            username,
+            f"n={_escape_name(name)},r={client_nonce}",
+            f"r={combined},s={_std_b64(creds.salt)},i={creds.iterations}",
+            combined,
+            gs2,
+            creds,
+        )
+        server_final = _b64(exchange.finish(message), _pads(header))
+        info = f"hash={creds.hash}, data={server_final}"
+        return ServerReply(
+            200,
+            {"Authentication-Info": info},
+            username=username,
+            replay_key=token.id,
+            replay_expires=float(token.expires),
+        )
 
     def plaintext(self, header: AuthHeader, *, tls: bool) -> ServerReply:
         """Answer ``PLAINTEXT username=..., password=...`` (only if enabled, only on TLS)."""
@@ -406,3 +482,10 @@ class ServerAuth:
         if not creds.verify_password(password) or self._lookup(username) is None:
             raise CredentialsRejectedError("wrong user or password")
         return ServerReply(200, {}, username=username)
+
+
+def _final_nonce(client_final: str) -> str:
+    for part in client_final.split(","):
+        if part.startswith("r="):
+            return part[2:]
+    raise AuthProtocolError("client-final message has no nonce")

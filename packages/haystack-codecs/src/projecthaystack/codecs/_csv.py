@@ -101,4 +101,4 @@ def decode_grid(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Grid:
         if len(row) > len(names):
             raise DecodeError(f"row has {len(row)} cells for {len(names)} columns", line=lineno)
         out.append(FrozenDict((n, v) for n, v in zip(names, row, strict=False) if v != ""))
-    return Grid._trusted(FrozenDict(), cols, tuple(out))
+    return Grid.unchecked(FrozenDict(), cols, tuple(out))

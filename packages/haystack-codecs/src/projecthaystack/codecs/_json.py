@@ -41,6 +41,7 @@ from projecthaystack.kinds import (
 
 from ._limits import DEFAULT_LIMITS, Limits
 from ._names import check_names
+from ._rowmemo import CONVERT, PLAIN, Kept, Seen
 from ._zinc import format_datetime, format_time, make_datetime
 
 __all__ = ["decode_grid", "decode_value", "encode_grid", "encode_grid_bytes", "encode_value"]
@@ -309,7 +310,7 @@ class _V4:
                 except _PathError as exc:
                     exc.parts.append("meta")
                     raise
-                out.append(Col._trusted(name, meta))
+                out.append(Col.unchecked(name, meta))
             except _PathError as exc:
                 exc.parts.append(f"[{i}]")
                 exc.parts.append("cols")
@@ -342,7 +343,7 @@ class _V4:
                 exc.parts.append("rows")
                 raise
             rows.append(row)
-        return Grid._trusted(meta, cols, tuple(rows))
+        return Grid.unchecked(meta, cols, tuple(rows))
 
 
 # ----------------------------------------------------------------------------- v3 decode
@@ -555,19 +556,21 @@ def _e4_list(items: Any) -> list[Any]:
 
 
 def _is_plain(d: FrozenDict, names: bool = True) -> bool:
-    """Whether msgspec can write ``d`` as it stands, memoised on the (immutable) dict."""
+    """Whether msgspec can write ``d`` as it stands."""
     if names:
         check_names(d)
-    plain = all(
+    return all(
         type(v) in _NATIVE4 or (type(v) is FrozenDict and _plain_nested(v)) for v in d.values()
     )
-    object.__setattr__(d, "_plain", plain)
-    return plain
 
 
 def _plain_nested(d: FrozenDict) -> bool:
-    plain = getattr(d, "_plain", None)
-    return _is_plain(d) if plain is None else bool(plain)
+    memo = getattr(d, "memo", None)
+    if type(memo) is Seen or type(memo) is Kept:
+        return memo.plain
+    plain = _is_plain(d)
+    d.memo = PLAIN if plain else CONVERT
+    return plain
 
 
 def _e4_dict(d: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -591,10 +594,12 @@ def _e4_head(g: Grid) -> dict[str, Any]:
 def _kept_rows(g: Grid) -> list[bytes] | None:
     """The JSON of every row, when every row was written twice before (and so kept it)."""
     rows = g.rows
-    if not rows or getattr(rows[0], "_json4", None) is None:
+    if not rows or type(getattr(rows[0], "memo", None)) is not Kept:
         return None  # the usual miss, found without the cost of an exception
     try:
-        return [r._json4 for r in rows]
+        # The attribute's name is this writer's own: any other entry (a Seen, another
+        # tool's), or none, is a miss.  One chained read a row is the fastest check.
+        return [r.memo.haystack_json4 for r in rows]
     except AttributeError:
         return None
 
@@ -619,29 +624,30 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
             grid["rows"] = columnar
             return grid
     rows: list[Any] = []
-    memo = True
-    setattr_ = object.__setattr__
+    check = True
+    raw_t = msgspec.Raw
     for row in g.rows:
-        raw: bytes | None = getattr(row, "_json4", None)
-        if raw is not None:
-            rows.append(msgspec.Raw(raw))
+        memo: Any = getattr(row, "memo", None)
+        t = type(memo)
+        if t is Kept:
+            rows.append(raw_t(memo.haystack_json4))
             continue
-        plain = getattr(row, "_plain", None)
-        if plain is not None:
+        if t is Seen:
             # Written before and asked for again: a row that lives on (a stored entity,
             # a stored sample).  Keep its JSON: from now on it is copied, not rebuilt.
+            plain = memo.plain
             raw = _encoder.encode(row if plain else _e4_row(row))
-            setattr_(row, "_json4", raw)
-            rows.append(msgspec.Raw(raw))
+            row.memo = Kept(raw, plain)
+            rows.append(raw_t(raw))
             continue
-        if memo:
+        if check:
             plain = _is_plain(row, names=False)
             # Once a fresh row needs converting (a hisRead's ts/val, say), convert
             # the rest straight away: checking first would double the work.
-            memo = plain
+            check = plain
         else:
             plain = False
-            setattr_(row, "_plain", False)  # seen once; "False" is always safe
+        row.memo = PLAIN if plain else CONVERT  # another tool's entry gives way
         rows.append(row if plain else _e4_row(row))
     grid["rows"] = rows
     return grid
@@ -685,11 +691,12 @@ def _e4_columnar(g: Grid) -> list[dict[str, Any]] | None:
     column (history, mostly): one type test per column instead of one per cell.  None
     when the grid is not like that, or its rows already know they need no converting."""
     first = g.rows[0]
-    if getattr(first, "_plain", None) is not None:
+    memo = getattr(first, "memo", None)
+    if type(memo) is Seen or type(memo) is Kept:
         return None  # rows written before: their memos are the fast path
     # Mark the grid as seen (its first row will do): if these rows are written again,
     # they are rows that live on, and the row path keeps their JSON.
-    object.__setattr__(first, "_plain", False)
+    first.memo = CONVERT
     names = [c.name for c in g.cols]
     width = len(names)
     if any(len(row) != width for row in g.rows):

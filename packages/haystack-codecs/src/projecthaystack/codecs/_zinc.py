@@ -51,6 +51,7 @@ __all__ = [
     "encode_value",
     "make_datetime",
     "read_text",
+    "read_value",
 ]
 
 _UTC_ZONE: Final = tz_from_name("UTC")
@@ -475,7 +476,7 @@ class ZincParser:
             if name in seen:
                 raise self.error(f"duplicate column {name!r}", start)
             seen.add(name)
-            cols.append(Col._trusted(name, self.meta_tags()))
+            cols.append(Col.unchecked(name, self.meta_tags()))
             if self.peek() == ",":
                 self.pos += 1
                 continue
@@ -494,7 +495,7 @@ class ZincParser:
                 rows.append(self.row(names, nested=True))
         else:
             self._rows_fast(names, rows)
-        return Grid._trusted(meta, tuple(cols), tuple(rows))
+        return Grid.unchecked(meta, tuple(cols), tuple(rows))
 
     def row(self, names: Sequence[str], nested: bool = False) -> FrozenDict:
         """One row of cells separated by commas, with its line end."""
@@ -638,6 +639,26 @@ def decode_grid(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Grid:
     if not parser.at_end():
         raise parser.error("unexpected text after the grid")
     return grid
+
+
+def read_value(text: str, pos: int = 0, *, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, int]:
+    """Read the one Zinc value that starts at ``pos`` in ``text``: the value, and the
+    position just after it.
+
+    For parsers of languages that embed Zinc literals (Haystack filters, for one): what
+    follows the value is left to the caller.  Errors are ``DecodeError`` with the line
+    and column in ``text``.
+
+    >>> read_value("curVal > 72.5°F and point", 9)
+    (Number(val=72.5, unit='°F'), 15)
+    >>> read_value("siteRef == @s1 and point", 11)
+    (Ref(id='s1'), 14)
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"expected str, not {type(text).__name__}")
+    limits.check_size(len(text))
+    parser = ZincParser(text, limits, pos)
+    return parser.value(), parser.pos
 
 
 def decode_value(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Any:

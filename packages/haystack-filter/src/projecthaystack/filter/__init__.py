@@ -25,9 +25,10 @@ from ._ast import Or as Or
 from ._ast import Path as Path
 from ._ast import format_literal as format_literal
 from ._ast import tag as tag
-from ._eval import FilterError as FilterError
-from ._eval import Namespace as Namespace
-from ._eval import Resolver as Resolver
+from ._compile import Namespace as Namespace
+from ._compile import Resolver as Resolver
+from ._errors import FilterError as FilterError
+from ._errors import FilterSyntaxError as FilterSyntaxError
 from ._eval import compile_filter as compile_filter
 from ._eval import index_by_id as index_by_id
 from ._eval import matches as matches
@@ -35,7 +36,6 @@ from ._eval import select as select
 from ._parser import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
 from ._parser import DEFAULT_MAX_LENGTH as DEFAULT_MAX_LENGTH
 from ._parser import DEFAULT_MAX_PATH as DEFAULT_MAX_PATH
-from ._parser import FilterSyntaxError as FilterSyntaxError
 from ._parser import parse as parse
 
 __all__ = [

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
 from projecthaystack.codecs.zinc import encode_value
 from projecthaystack.kinds import InvalidValueError, Number, Ref, Symbol, Uri, is_tag_name
 
-if TYPE_CHECKING:
-    from ._eval import Namespace, Resolver
+from ._compile import Codegen, Namespace, Resolver, compiled
 
 __all__ = [
     "And",
@@ -69,21 +68,21 @@ class Filter(msgspec.Struct, frozen=True):
         namespace: Namespace | None = None,
     ) -> bool:
         """Whether one record matches.  ``resolver`` looks up the targets of ``->`` paths."""
-        from ._eval import compile_filter
-
-        return compile_filter(self, resolver=resolver, namespace=namespace)(record)
+        return compiled(self, resolver, namespace)[0](record)
 
     def compile(
         self, resolver: Resolver | None = None, namespace: Namespace | None = None
     ) -> Callable[[Mapping[str, Any]], bool]:
         """A Python predicate for this filter, compiled once (see :func:`compile_filter`)."""
-        from ._eval import compile_filter
-
-        return compile_filter(self, resolver=resolver, namespace=namespace)
+        return compiled(self, resolver, namespace)[0]
 
     def paths(self) -> Iterable[Path]:
         """Every path the filter reads, in order."""
         return ()
+
+    def _emit(self, gen: Codegen, memo: bool) -> str:
+        """This node as a Python expression over a record ``d`` (see ``_compile``)."""
+        raise NotImplementedError
 
     def __str__(self) -> str:
         return self._text(0)
@@ -144,6 +143,9 @@ class Has(Filter, frozen=True):
     def __invert__(self) -> Missing:
         return Missing(self.path)
 
+    def _emit(self, gen: Codegen, memo: bool) -> str:
+        return gen.has(self.path.names, memo)
+
     def _text(self, parent: int) -> str:
         return str(self.path)
 
@@ -161,6 +163,9 @@ class Missing(Filter, frozen=True):
 
     def __invert__(self) -> Has:
         return Has(self.path)
+
+    def _emit(self, gen: Codegen, memo: bool) -> str:
+        return gen.missing(self.path.names, memo)
 
     def _text(self, parent: int) -> str:
         return "not " + str(self.path)
@@ -199,6 +204,9 @@ class Cmp(Filter, frozen=True):
     def paths(self) -> Iterable[Path]:
         return (self.path,)
 
+    def _emit(self, gen: Codegen, memo: bool) -> str:
+        return gen.cmp(self.path.names, self.op, self.value, memo)
+
     def _text(self, parent: int) -> str:
         return f"{self.path} {self.op} {format_literal(self.value)}"
 
@@ -211,6 +219,9 @@ class IsSpec(Filter, frozen=True):
 
     def accept(self, visitor: FilterVisitor[T]) -> T:
         return visitor.visit_spec(self)
+
+    def _emit(self, gen: Codegen, memo: bool) -> str:
+        return gen.spec(self.name, self.lib)
 
     def _text(self, parent: int) -> str:
         return f"{self.lib}::{self.name}" if self.lib else self.name
@@ -231,6 +242,9 @@ class And(Filter, frozen=True):
     def paths(self) -> Iterable[Path]:
         return [p for op in self.operands for p in op.paths()]
 
+    def _emit(self, gen: Codegen, memo: bool) -> str:
+        return gen.all([op._emit(gen, memo) for op in self.operands])
+
     def _text(self, parent: int) -> str:
         text = " and ".join(op._text(2) for op in self.operands)
         return f"({text})" if parent > 2 else text
@@ -250,6 +264,9 @@ class Or(Filter, frozen=True):
 
     def paths(self) -> Iterable[Path]:
         return [p for op in self.operands for p in op.paths()]
+
+    def _emit(self, gen: Codegen, memo: bool) -> str:
+        return gen.any([op._emit(gen, memo) for op in self.operands])
 
     def _text(self, parent: int) -> str:
         text = " or ".join(op._text(1) for op in self.operands)

@@ -7,32 +7,17 @@ import math
 import re
 from typing import Any, Final
 
-from projecthaystack.codecs._zinc import ZincParser
+from projecthaystack.codecs.zinc import read_value
 from projecthaystack.kinds import DecodeError, InvalidValueError, Number
 
 from ._ast import And, Cmp, Filter, Has, IsSpec, Missing, Or, Path, _flatten
+from ._errors import FilterSyntaxError
 
-__all__ = [
-    "DEFAULT_MAX_DEPTH",
-    "DEFAULT_MAX_LENGTH",
-    "DEFAULT_MAX_PATH",
-    "FilterSyntaxError",
-    "parse",
-]
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_LENGTH", "DEFAULT_MAX_PATH", "parse"]
 
 DEFAULT_MAX_LENGTH: Final = 8192
 DEFAULT_MAX_DEPTH: Final = 32
 DEFAULT_MAX_PATH: Final = 16
-
-
-class FilterSyntaxError(DecodeError):
-    """A filter that does not parse; ``col`` (1-based) points at the problem.
-
-    >>> parse("point and")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    projecthaystack.filter.FilterSyntaxError: expected a tag name, ... (line 1, col 10)
-    """
 
 
 # One alternation: names and keywords, spec names, operators, parentheses, and the
@@ -162,14 +147,12 @@ class _Parser:
         if kind != "lit":
             raise self.error(f"expected a value, found {self.found()}")
         start = self.start
-        zinc = ZincParser(self.text, pos=start)
         try:
-            val = zinc.value()
+            val, self.pos = read_value(self.text, start)
         except DecodeError as exc:
             raise self.error(f"invalid value: {exc.reason}", (exc.col or 1) - 1) from None
         if isinstance(val, Number) and not math.isfinite(val.val):
             raise self.error("INF, -INF and NaN cannot be compared", start)
-        self.pos = zinc.pos
         self.next()
         return val
 

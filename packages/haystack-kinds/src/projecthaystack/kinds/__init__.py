@@ -13,7 +13,6 @@ the rest: :data:`Marker`, :data:`NA`, :data:`Remove`, :class:`Number`, :class:`R
 """
 
 from .__about__ import __version__ as __version__
-from ._convert import kind_of as kind_of
 from ._convert import to_python as to_python
 from ._errors import DecodeError as DecodeError
 from ._errors import EncodeError as EncodeError
@@ -25,6 +24,7 @@ from ._grid import Col as Col
 from ._grid import FrozenDict as FrozenDict
 from ._grid import Grid as Grid
 from ._grid import GridBuilder as GridBuilder
+from ._kind import kind_of as kind_of
 from ._scalars import NA as NA
 from ._scalars import Coord as Coord
 from ._scalars import Marker as Marker

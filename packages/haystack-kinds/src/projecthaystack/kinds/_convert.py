@@ -1,59 +1,13 @@
-"""Kind names of Python values, and conversion to plain Python."""
+"""Haystack values as plain Python, for tools that know nothing of Haystack."""
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
-from ._errors import InvalidValueError
-from ._grid import Grid
 from ._scalars import Coord, MarkerType, NAType, Number, Ref, RemoveType, Symbol, Uri, XStr
 
-__all__ = ["kind_of", "to_python"]
-
-_KINDS: Final[dict[type, str]] = {
-    type(None): "null",
-    MarkerType: "marker",
-    NAType: "na",
-    RemoveType: "remove",
-    bool: "bool",
-    Number: "number",
-    int: "number",
-    float: "number",
-    str: "str",
-    Uri: "uri",
-    Ref: "ref",
-    Symbol: "symbol",
-    _dt.date: "date",
-    _dt.time: "time",
-    _dt.datetime: "dateTime",
-    Coord: "coord",
-    XStr: "xstr",
-    list: "list",
-    tuple: "list",
-    dict: "dict",
-    Grid: "grid",
-}
-
-
-def kind_of(value: Any) -> str:
-    """The Haystack kind name of a Python value, as its def names it.
-
-    ``int`` and ``float`` count as ``number``; any ``Mapping`` as ``dict``.
-
-    >>> kind_of(Number(3, "kW")), kind_of("x"), kind_of(None)
-    ('number', 'str', 'null')
-    """
-    kind = _KINDS.get(type(value))
-    if kind is not None:
-        return kind
-    for cls, name in _KINDS.items():
-        if isinstance(value, cls):
-            return name
-    if isinstance(value, Mapping):
-        return "dict"
-    raise InvalidValueError(f"{type(value).__name__} is not a Haystack kind")
+__all__ = ["to_python"]
 
 
 def to_python(value: Any) -> Any:
@@ -63,6 +17,7 @@ def to_python(value: Any) -> Any:
     dropped); Ref → its id; Symbol, Uri, XStr → their text; Coord → ``(lat, lng)``;
     Grid → a list of dicts; lists and dicts are converted item by item.
 
+    >>> from projecthaystack.kinds import Number, Ref
     >>> to_python({"siteRef": Ref("s1", "HQ"), "temp": Number(72.5, "°F")})
     {'siteRef': 's1', 'temp': 72.5}
     """
@@ -81,10 +36,10 @@ def to_python(value: Any) -> Any:
         return (value.lat, value.lng)
     if t is NAType or t is RemoveType:
         return None
-    if isinstance(value, Grid):
-        return value.to_python()
     if isinstance(value, Mapping):
         return {k: to_python(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_python(v) for v in value]
-    return value
+    # A value that knows its own plain form (a Grid: this module sits below grids).
+    own = getattr(type(value), "to_python", None)
+    return own(value) if callable(own) else value

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, overload
 
+from ._convert import to_python
 from ._errors import InvalidValueError
 from ._scalars import is_tag_name
 
@@ -28,13 +29,23 @@ class FrozenDict(dict[str, Any]):
     TypeError: FrozenDict is immutable
     """
 
-    # Memos for encoders (whether every value can be written as it stands; the row's
-    # JSON once it is written again); sound because the dict never changes.  Not part
-    # of the value: not compared, not pickled.
-    __slots__ = ("_json4", "_keys", "_plain")
-    _json4: bytes
+    # _keys memoises the row's shape for grids (see _clean_shape), sound because the dict
+    # never changes; like memo, it is no part of the value: not compared, not pickled.
+    __slots__ = {
+        "_keys": "The shape of the row, for grids (private to this package).",
+        "memo": """A place for one result that a tool derives from this dict; unset until
+        one does.
+
+        A FrozenDict never changes, so what is derived from it stays true for its life: a
+        tool that would otherwise compute a result again and again (an encoder, its
+        output) may keep it here.  This package never reads or writes it, and it is no
+        part of the value (not compared, copied or pickled).  Read it with
+        ``getattr(d, "memo", None)``; store only objects of a type your tool defines, so
+        that you tell your entries from another tool's, and expect to lose yours to
+        another tool now and then.""",
+    }
     _keys: int | tuple[str, ...]
-    _plain: bool
+    memo: Any
 
     def _immutable(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("FrozenDict is immutable")
@@ -74,14 +85,31 @@ _shape_names = 0
 _SHAPES_LOCK = threading.Lock()
 
 
-def _shape(row: FrozenDict) -> int | tuple[str, ...]:
-    """The number of ``row``'s shape (its tag names in order), memoised on the row."""
+# The shape of a FrozenDict that holds a null: it must be copied without it first.
+_NULLS = -1
+
+
+def _check_names(names: Iterable[Any], what: str | int) -> None:
+    for name in names:
+        if not isinstance(name, str) or not is_tag_name(name):
+            where = f"row {what}" if type(what) is int else what
+            raise InvalidValueError(f"invalid tag name {name!r} in {where}")
+
+
+def _clean_shape(row: FrozenDict, what: str | int) -> int | tuple[str, ...]:
+    """The number of ``row``'s shape (its tag names in order), or ``_NULLS``.
+
+    Checks the names on first sight (``InvalidValueError`` naming ``what``, a row's
+    number or a description); memoised on the row, which never changes.  Anyone can
+    build a FrozenDict, so one is never trusted unseen."""
     global _shape_names
     shape: int | tuple[str, ...] | None = getattr(row, "_keys", None)
     if shape is None:
         keys = tuple(row)
-        shape = _SHAPE_NUMBERS.get(keys)
+        # A numbered shape's names were checked when it got its number.
+        shape = _NULLS if None in row.values() else _SHAPE_NUMBERS.get(keys)
         if shape is None:
+            _check_names(keys, what)
             with _SHAPES_LOCK:  # a number must name one shape, whatever the threads do
                 shape = _SHAPE_NUMBERS.get(keys)
                 room = len(_SHAPES) < _MAX_SHAPES and _shape_names + len(keys) <= _MAX_SHAPE_NAMES
@@ -95,15 +123,20 @@ def _shape(row: FrozenDict) -> int | tuple[str, ...]:
     return shape
 
 
-def _frozen(mapping: Mapping[str, Any] | None, what: str) -> FrozenDict:
+def _without_nulls(mapping: Mapping[str, Any]) -> FrozenDict:
+    return FrozenDict((k, v) for k, v in mapping.items() if v is not None)
+
+
+def _frozen(mapping: Mapping[str, Any] | None, what: str | int) -> FrozenDict:
     if not mapping:
         return _EMPTY
     if type(mapping) is FrozenDict:
+        if _clean_shape(mapping, what) == _NULLS:
+            mapping = _without_nulls(mapping)
+            _check_names(mapping, what)
         return mapping
-    for name in mapping:
-        if not isinstance(name, str) or not is_tag_name(name):
-            raise InvalidValueError(f"invalid tag name {name!r} in {what}")
-    return FrozenDict((k, v) for k, v in mapping.items() if v is not None)
+    _check_names(mapping, what)
+    return _without_nulls(mapping)
 
 
 class Col:
@@ -125,7 +158,16 @@ class Col:
         object.__setattr__(self, "meta", _frozen(meta, f"meta of column {name!r}"))
 
     @classmethod
-    def _trusted(cls, name: str, meta: FrozenDict) -> Col:
+    def unchecked(cls, name: str, meta: FrozenDict) -> Col:
+        """A column from parts that already keep the rules, without checking them.
+
+        For decoders that have checked the name and built ``meta`` themselves: ``name``
+        is a valid tag name and ``meta`` a :class:`FrozenDict` without nulls and with
+        valid tag names.  Nothing is checked; user data belongs in :class:`Col`.
+
+        >>> Col.unchecked("temp", FrozenDict(unit="°F")).meta["unit"]
+        '°F'
+        """
         col = object.__new__(cls)
         col.name = name
         col.meta = meta
@@ -196,7 +238,7 @@ class Grid:
             raise InvalidValueError("duplicate column names")
         frozen_rows = []
         for i, row in enumerate(rows):
-            fr = _frozen(row, f"row {i}")
+            fr = _frozen(row, i)
             for name in fr:
                 if name not in by_name:
                     raise InvalidValueError(f"row {i} has tag {name!r} that is not a column")
@@ -218,10 +260,24 @@ class Grid:
         )
 
     @classmethod
-    def _trusted(
+    def unchecked(
         cls, meta: FrozenDict, cols: tuple[Col, ...], rows: tuple[FrozenDict, ...]
     ) -> Grid:
-        """Build without checks; for decoders that have already enforced every rule."""
+        """A grid from parts that already keep every rule, without checking them.
+
+        For decoders, stores and servers that build grids from data they made or
+        checked themselves, where the checks of :class:`Grid` would cost more than the
+        work.  The caller promises: ``meta`` and every row are :class:`FrozenDict`
+        objects without nulls and with valid tag names; ``cols`` is a tuple of
+        :class:`Col` with distinct names; every tag of every row names a column.
+        Nothing is checked, and a broken promise gives a grid that breaks its own
+        invariants: user data belongs in :class:`Grid`, :meth:`from_rows` or
+        :class:`GridBuilder`.
+
+        >>> g = Grid.unchecked(FrozenDict(), (Col("a"),), (FrozenDict(a=1),))
+        >>> g.col_names, g[0]["a"]
+        (('a',), 1)
+        """
         grid = object.__new__(cls)
         grid._init(meta, cols, rows)
         return grid
@@ -238,17 +294,19 @@ class Grid:
         rows_l = list(rows)
         names: dict[str, Any] = {}
         if set(map(type, rows_l)) == {FrozenDict}:
-            # FrozenDicts hold no nulls and were built from checked names (decoders).
-            # Rows of one shape share one tuple of names: a column is looked for once
-            # a shape, not once a row.
+            # Rows of one shape share one tuple of names: a column is looked for once a
+            # shape, not once a row, and a row's names are checked once in its life.
             try:
-                shapes = dict.fromkeys([r._keys for r in rows_l])  # type: ignore[attr-defined]
+                shapes = [r._keys for r in rows_l]  # type: ignore[attr-defined]
             except AttributeError:  # some row not seen before
-                shapes = dict.fromkeys(_shape(r) for r in rows_l)  # type: ignore[arg-type]
-            for shape in shapes:
+                shapes = [_clean_shape(r, i) for i, r in enumerate(rows_l)]  # type: ignore[arg-type]
+            if _NULLS in shapes:  # a FrozenDict made by hand may hold nulls: drop them
+                rows_l = [_frozen(r, i) for i, r in enumerate(rows_l)]
+                shapes = [_clean_shape(r, i) for i, r in enumerate(rows_l)]  # type: ignore[arg-type]
+            for shape in dict.fromkeys(shapes):
                 names.update(dict.fromkeys(_SHAPES[shape] if type(shape) is int else shape))
             cols = tuple(map(_plain_col, names))
-            return cls._trusted(_frozen(meta, "grid meta"), cols, tuple(rows_l))  # type: ignore[arg-type]
+            return cls.unchecked(_frozen(meta, "grid meta"), cols, tuple(rows_l))  # type: ignore[arg-type]
         for row in rows_l:
             names.update(dict.fromkeys(k for k, v in row.items() if v is not None))
         return cls(names, rows_l, meta)
@@ -317,8 +375,6 @@ class Grid:
         >>> Grid.from_rows([{"site": Marker, "area": Number(10, "ft²")}]).to_python()
         [{'site': True, 'area': 10.0}]
         """
-        from ._convert import to_python
-
         return [{k: to_python(v) for k, v in row.items()} for row in self._rows]
 
     def __len__(self) -> int:

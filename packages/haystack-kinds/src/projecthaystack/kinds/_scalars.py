@@ -9,6 +9,7 @@ from typing import Final
 import msgspec
 
 from ._errors import InvalidValueError
+from ._format import format_number
 
 __all__ = [
     "NA",
@@ -171,8 +172,6 @@ class Number(msgspec.Struct, frozen=True, eq=False, repr_omit_defaults=True):
         return hash((self.val, self.unit))
 
     def __str__(self) -> str:
-        from ._format import format_number
-
         return format_number(self.val, self.unit)
 
     def is_int(self) -> bool:

@@ -9,33 +9,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from projecthaystack.codecs import trio
-from projecthaystack.codecs._limits import Limits
-from projecthaystack.kinds import DecodeError, FrozenDict, HaystackError, Symbol, Uri
+from projecthaystack.codecs import Limits, trio
+from projecthaystack.kinds import DecodeError, FrozenDict, Symbol, Uri
 
-__all__ = ["Lib", "NamespaceError", "load_lib"]
+from ._errors import NamespaceError
+
+__all__ = ["Lib", "load_lib"]
 
 # A lib zip is small; these bound what a hostile archive can make us read.
 _MAX_FILES = 1000
 _MAX_BYTES = 64 * 1024 * 1024
 
 
-class NamespaceError(HaystackError, ValueError):
-    """Libs that do not make a valid namespace: every problem found, not just the first.
-
-    ``problems`` lists them, one sentence each, in the order the pipeline found them.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        head = f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in the defs"
-        super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in problems))
-
-
 @dataclass(frozen=True)
 class Lib:
     """One library: its meta dict (``def: ^lib:name``) and its declared def and defx dicts.
 
+    >>> from projecthaystack.kinds import Symbol
     >>> lib = Lib.from_dicts([
     ...     {"def": Symbol("lib:acme"), "version": "1.0", "depends": [Symbol("lib:ph")]},
     ...     {"def": Symbol("acmeTag"), "is": Symbol("marker")},

@@ -11,8 +11,9 @@ from typing import Any
 from projecthaystack.filter import Filter, select
 from projecthaystack.kinds import FrozenDict, Grid, Marker, Ref, Symbol
 
-from ._libs import Lib, NamespaceError, load_lib
-from ._normalize import normalize
+from ._errors import NamespaceError
+from ._libs import Lib, load_lib
+from ._normalize import KIND_TYPES, normalize
 
 __all__ = ["Namespace", "Reflection"]
 
@@ -207,8 +208,6 @@ class Namespace:
 
     def kind(self, symbol: str | Symbol) -> str | None:
         """The value kind of a tag def (``marker``, ``str``, ``ref``, ...), if any."""
-        from ._normalize import KIND_TYPES
-
         for s in self.inheritance(symbol):
             if s in KIND_TYPES:
                 return s

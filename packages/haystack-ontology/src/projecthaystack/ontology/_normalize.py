@@ -23,7 +23,8 @@ from projecthaystack.kinds import (
     XStr,
 )
 
-from ._libs import Lib, NamespaceError
+from ._errors import NamespaceError
+from ._libs import Lib
 
 __all__ = ["normalize"]
 

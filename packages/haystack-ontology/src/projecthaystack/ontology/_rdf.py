@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from projecthaystack.kinds import Coord, Marker, Number, Ref, Symbol, Uri, XStr
 
-from ._libs import NamespaceError
+from ._errors import NamespaceError
 
 if TYPE_CHECKING:
     from ._namespace import Namespace

@@ -8,7 +8,9 @@ WebSocket endpoint, a demo building and the ``haystack-server`` command.
 >>> app.state.haystack.ops["read"].no_side_effects
 True
 
-Run it with any ASGI server (``uvicorn module:app``), or with ``haystack-server serve``.
+Run it with any ASGI server (``uvicorn --no-proxy-headers module:app``), or with
+``haystack-server serve``.  :mod:`projecthaystack.server.testing` serves an app on a free
+port for tests; :mod:`projecthaystack.server.storetests` is the store contract suite.
 """
 
 from projecthaystack.codecs import parse_range as parse_range
@@ -34,27 +36,44 @@ from ._opapi import OpHandler as OpHandler
 from ._ops import STANDARD_OPS as STANDARD_OPS
 from ._responses import error_grid as error_grid
 from ._store import PRIORITY_LEVELS as PRIORITY_LEVELS
+from ._store import PROTOCOL_VERSION as PROTOCOL_VERSION
+from ._store import Changes as Changes
+from ._store import HisChunk as HisChunk
+from ._store import PointWrite as PointWrite
 from ._store import PriorityLevel as PriorityLevel
 from ._store import Role as Role
+from ._store import SchemaError as SchemaError
 from ._store import Session as Session
 from ._store import Store as Store
+from ._store import StoreError as StoreError
+from ._store import StoreInfo as StoreInfo
+from ._store import UnknownEntityError as UnknownEntityError
+from ._store import UnknownUserError as UnknownUserError
 from ._store import User as User
+from ._store import UserChanges as UserChanges
+from ._store import UserExistsError as UserExistsError
 from ._store import Watch as Watch
 from ._stores import STORES_GROUP as STORES_GROUP
 from ._stores import open_store as open_store
 from ._stores import store_schemes as store_schemes
+from ._store import WatchLimitError as WatchLimitError
+from ._store import WatchSub as WatchSub
+from ._store import apply_point_write as apply_point_write
 from ._users import MAX_PASSWORD as MAX_PASSWORD
 from ._users import MIN_PASSWORD as MIN_PASSWORD
 from ._users import check_password as check_password
 
 __all__ = [
     "PRIORITY_LEVELS",
+    "PROTOCOL_VERSION",
     "STANDARD_OPS",
     "STORES_GROUP",
     "Action",
     "DEMO_ACTIONS",
+    "Changes",
     "DemoBuilding",
     "HaystackServer",
+    "HisChunk",
     "HttpError",
     "MAX_PASSWORD",
     "MIN_PASSWORD",
@@ -63,8 +82,10 @@ __all__ = [
     "OpContext",
     "OpError",
     "OpHandler",
+    "PointWrite",
     "PriorityLevel",
     "Role",
+    "SchemaError",
     "ServerConfig",
     "ServerError",
     "ServerLimits",
@@ -72,8 +93,17 @@ __all__ = [
     "StartupError",
     "StartupHook",
     "Store",
+    "StoreError",
+    "StoreInfo",
+    "UnknownEntityError",
+    "UnknownUserError",
     "User",
+    "UserChanges",
+    "UserExistsError",
     "Watch",
+    "WatchLimitError",
+    "WatchSub",
+    "apply_point_write",
     "check_password",
     "create_app",
     "demo_building",

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+import anyio
+import anyio.to_thread
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, Response
@@ -34,7 +36,7 @@ from ._opapi import Action, Op, OpContext
 from ._ops import STANDARD_OPS
 from ._proxies import ProxyTrust
 from ._responses import error_grid, login_response
-from ._store import Store
+from ._store import PROTOCOL_VERSION, SchemaError, Store
 from ._users import ensure_admin
 
 if TYPE_CHECKING:
@@ -93,7 +95,8 @@ class HaystackServer:
         self.secret = config.secret or secrets.token_bytes(32)
         self.auth = Authenticator(store, config, self.secret)
         self._proxies = ProxyTrust(config)
-        self.boot_time = dt.datetime.now(dt.UTC)
+        self._offload_limiter: anyio.CapacityLimiter | None = None
+        self.boot_time = config.clock()
         self.limits = Limits(max_size=config.limits.max_body, max_depth=config.limits.max_depth)
         self._admin = admin
         self._on_startup = on_startup
@@ -102,6 +105,12 @@ class HaystackServer:
     async def start(self) -> None:
         """Open the store, make sure an admin exists, run the startup hooks."""
         await self.store.open()
+        info = await self.store.info()
+        if info.protocol != PROTOCOL_VERSION:
+            raise SchemaError(
+                f"the store ({info.backend}) implements store protocol {info.protocol}; "
+                f"this server needs {PROTOCOL_VERSION}"
+            )
         await ensure_admin(self.store, self._admin, self.config.scram_hash)
         for hook in self._on_startup:
             await hook(self.store)
@@ -112,8 +121,8 @@ class HaystackServer:
 
     # -- per request ---------------------------------------------------------------------
     def now(self) -> dt.datetime:
-        """The current time (UTC)."""
-        return dt.datetime.now(dt.UTC)
+        """The current time, by :attr:`ServerConfig.clock`."""
+        return self.config.clock()
 
     def context(self, who: Authenticated, now: dt.datetime) -> OpContext:
         """The context an op runs in."""
@@ -198,6 +207,33 @@ class HaystackServer:
             return None
         return "".join(traceback.format_exception(exc))
 
+    # -- codecs, off the event loop when the work is big -----------------------------------
+    def _limiter(self) -> anyio.CapacityLimiter:
+        # Made on first use: a limiter belongs to the event loop that runs the app.
+        if self._offload_limiter is None:
+            self._offload_limiter = anyio.CapacityLimiter(self.config.offload_threads)
+        return self._offload_limiter
+
+    def _decode_sync(self, codec: Codec, data: bytes) -> Grid:
+        return codec.decode(data, limits=self.limits)
+
+    async def decode(self, codec: Codec, data: bytes) -> Grid:
+        """A request grid from ``data``: decoded in a worker thread when ``data`` is at
+        least :attr:`ServerConfig.offload_bytes` long, so that one big body does not
+        stall every other client; at most :attr:`ServerConfig.offload_threads` at once."""
+        if len(data) < self.config.offload_bytes:
+            return codec.decode(data, limits=self.limits)
+        return await anyio.to_thread.run_sync(
+            self._decode_sync, codec, data, limiter=self._limiter()
+        )
+
+    async def encode(self, codec: Codec, grid: Grid) -> bytes:
+        """A response grid in ``codec``'s format: encoded in a worker thread when it has
+        at least :attr:`ServerConfig.offload_cells` cells."""
+        if len(grid) * max(1, len(grid.cols)) < self.config.offload_cells:
+            return codec.encode(grid)
+        return await anyio.to_thread.run_sync(codec.encode, grid, limiter=self._limiter())
+
     # -- HTTP ------------------------------------------------------------------------------
     async def _body(self, request: Request) -> bytes:
         cap = self.config.limits.max_body
@@ -249,7 +285,7 @@ class HaystackServer:
         if not body.strip():
             return Grid.empty()
         try:
-            return codec.decode(body, limits=self.limits)
+            return await self.decode(codec, body)
         except HaystackError as exc:
             raise HttpError(400, f"cannot read the request grid: {exc}") from None
 
@@ -277,7 +313,7 @@ class HaystackServer:
             grid = await self.call(who, op_name, req, now)
         except HttpError as exc:
             return self._http_error(exc, codec)
-        return Response(codec.encode(grid), media_type=codec.content_type)
+        return Response(await self.encode(codec, grid), media_type=codec.content_type)
 
     def _http_error(self, exc: HttpError, codec: Codec) -> Response:
         if exc.status in (401, 406, 501):

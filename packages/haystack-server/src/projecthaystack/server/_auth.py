@@ -1,9 +1,11 @@
-"""The server's side of the Auth chapter, with every piece of state in the store.
+"""The server's side of the Auth chapter, with nothing of a half-open handshake stored.
 
-HELLO → SCRAM → BEARER through :class:`projecthaystack.auth.ServerAuth`; handshakes,
-tokens and failure counts go to the store, so a login begun on one worker can finish on
-another.  Also PLAINTEXT/Basic (only when enabled, only over TLS) and login by a
-verified client certificate.
+HELLO → SCRAM → BEARER through :class:`projecthaystack.auth.ServerAuth`, whose handshake
+state travels in an HMAC-sealed handshake token: any worker with the same secret
+answers any step, and a HELLO costs no stored state.  The store keeps only what must be
+shared: the replay record of a completed proof (one handshake, one login), the login
+throttle's counts, and sessions under the hash of their token.  Also PLAINTEXT/Basic
+(only when enabled, only over TLS) and login by a verified client certificate.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import binascii
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from projecthaystack.auth import (
+    AuthenticationFailed,
     AuthError,
     AuthHeader,
     CertIdentity,
     ScramCredentials,
-    ScramServerExchange,
     ServerAuth,
     b64url_decode,
     fake_credentials,
@@ -32,10 +33,12 @@ from projecthaystack.auth import (
 from ._config import ServerConfig
 from ._errors import HttpError
 from ._store import Session, Store, User
+from .storeforms import token_hash
 
-__all__ = ["Authenticated", "Authenticator"]
+__all__ = ["Authenticated", "Authenticator", "LoginStep"]
 
 _HELLO = {"WWW-Authenticate": "HELLO"}
+_MAX_USERNAME = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,9 @@ class Authenticator:
         self._store = store
         self._config = config
         self._secret = secret
+        # Hashes of the tokens seen lately: clients send the same token on every
+        # request, and hashing it each time would be the dearest part of the check.
+        self._hashes: dict[str, str] = {}
 
     # -- per request ---------------------------------------------------------------------
     async def authenticate(
@@ -86,17 +92,19 @@ class Authenticator:
         return LoginStep(401, dict(_HELLO))
 
     async def bearer(self, token: str, now: dt.datetime) -> Authenticated | LoginStep:
-        """The user of an auth token, or the 401 that sends the client to log in."""
+        """The user of an auth token (one store call), or the 401 that sends the client
+        to log in."""
         if len(token) > 256:
             return LoginStep(401, dict(_HELLO))
-        session = await self._store.get_session(token, now)
-        if session is None:
+        hashed = self._hashes.get(token)
+        if hashed is None:
+            if len(self._hashes) >= 4096:
+                self._hashes.clear()
+            hashed = self._hashes[token] = token_hash(token)
+        found = await self._store.authenticate(hashed, now)
+        if found is None or not found[1].enabled:
             return LoginStep(401, dict(_HELLO))
-        user = await self._store.get_user(session.username)
-        if user is None or not user.enabled:
-            await self._store.delete_session(token)
-            return LoginStep(401, dict(_HELLO))
-        return Authenticated(user, token)
+        return Authenticated(found[1], token)
 
     async def _cert_user(self, cert: CertIdentity) -> User | None:
         for name in cert.names:
@@ -106,34 +114,43 @@ class Authenticator:
         return None
 
     # -- login ---------------------------------------------------------------------------
-    async def _credentials(self, username: str) -> ScramCredentials | None:
+    async def _user(self, username: str) -> User | None:
         user = await self._store.get_user(username)
         # A disabled user's lookup fails exactly like an unknown user's.
-        return user.credentials if user is not None and user.enabled else None
+        return user if user is not None and user.enabled else None
 
-    def _server_auth(self, username: str | None, creds: ScramCredentials | None) -> ServerAuth:
+    def _server_auth(
+        self, username: str | None, creds: ScramCredentials | None, now: dt.datetime
+    ) -> ServerAuth:
+        stamp = now.timestamp()
         return ServerAuth(
             lambda name: creds if name == username else None,
             self._secret,
             hash=self._config.scram_hash,
             allow_plaintext=self._config.allow_plaintext,
+            ttl=self._config.handshake_ttl.total_seconds(),
+            clock=lambda: stamp,
         )
 
-    async def _throttle(self, username: str, client: str, now: dt.datetime) -> None:
+    def _keys(self, username: str, client: str) -> tuple[str, str]:
+        return f"u:{username}|{client}", f"c:{client}"
+
+    async def _throttle(
+        self, username: str, client: str, now: dt.datetime, *, record: bool
+    ) -> None:
+        """Refuse (429) when this user from this address, or this address, is at its
+        limit; with ``record`` the attempt counts (in the same store call)."""
         cfg = self._config
-        user_fails = await self._store.count_failures(
-            f"u:{username}|{client}", cfg.failure_window, now
-        )
-        client_fails = await self._store.count_failures(f"c:{client}", cfg.failure_window, now)
-        if user_fails >= cfg.max_failures_per_user or client_fails >= cfg.max_failures_per_client:
+        user_key, client_key = self._keys(username, client)
+        limits = {user_key: cfg.max_failures_per_user, client_key: cfg.max_failures_per_client}
+        if not await self._store.throttle(limits, cfg.failure_window, now, record=record):
             retry = str(int(cfg.failure_window.total_seconds()))
             raise HttpError(429, "too many failed logins; try again later", {"Retry-After": retry})
 
-    async def _failed(self, username: str, client: str, now: dt.datetime) -> HttpError:
-        window = self._config.failure_window
-        await self._store.add_failure(f"u:{username}|{client}", window, now)
-        await self._store.add_failure(f"c:{client}", window, now)
-        return HttpError(403, "authentication failed")
+    async def _succeeded(self, user: User, client: str, now: dt.datetime) -> str:
+        user_key, client_key = self._keys(user.username, client)
+        await self._store.forgive(refund=[client_key], clear=[user_key])
+        return await self.mint(user, now)
 
     async def login(
         self, authorization: str, *, client: str, tls: bool, now: dt.datetime
@@ -153,75 +170,44 @@ class Authenticator:
                 return await self._scram(header, client, now)
             if header.scheme in ("PLAINTEXT", "BASIC"):
                 return await self._plaintext(header, authorization, client, tls, now)
+        except AuthenticationFailed:
+            raise HttpError(403, "authentication failed") from None
         except (AuthError, UnicodeError, ValueError) as exc:
             raise HttpError(400, f"bad auth message: {exc}") from None
         return LoginStep(401, dict(_HELLO))
 
-    async def _keep(self, token: str, state: dict[str, Any], client: str, now: dt.datetime) -> None:
-        limits = self._config.limits
-        kept = await self._store.put_handshake(
-            token,
-            state,
-            client=client,
-            ttl=self._config.handshake_ttl,
-            per_client=limits.max_handshakes_per_client,
-            total=limits.max_handshakes,
-            now=now,
-        )
-        if not kept:
-            raise HttpError(429, "too many logins in progress", {"Retry-After": "5"})
-
     async def _hello(self, header: AuthHeader, client: str, now: dt.datetime) -> LoginStep:
-        raw = header.get("username")
-        if not raw:
-            raise HttpError(400, "HELLO without a username")
-        username = saslprep(b64url_decode(raw).decode("utf-8"))
-        if not username or len(username) > 256:
+        username = ServerAuth.hello_user(header)
+        if not username or len(username) > _MAX_USERNAME:
             raise HttpError(400, "bad username")
-        await self._throttle(username, client, now)
-        auth = self._server_auth(username, await self._credentials(username))
+        await self._throttle(username, client, now, record=False)
+        user = await self._user(username)
+        auth = self._server_auth(username, user.credentials if user else None, now)
         reply = auth.hello(header)
-        if reply.handshake_token is not None:
-            state: dict[str, Any] = (
-                {"exchange": reply.state.to_dict()}
-                if reply.state is not None
-                else {"user": username}
-            )
-            await self._keep(reply.handshake_token, state, client, now)
         return LoginStep(reply.status, dict(reply.headers))
 
     async def _scram(self, header: AuthHeader, client: str, now: dt.datetime) -> LoginStep:
-        token = header.get("handshakeToken") or ""
-        kept = await self._store.pop_handshake(token, now) if token else None
-        if kept is None:
-            raise HttpError(403, "unknown or expired handshake")
-        if "exchange" in kept:
-            exchange = ScramServerExchange.from_dict(kept["exchange"])
-            username = exchange.username
-            await self._throttle(username, client, now)
-            auth = self._server_auth(username, exchange.credentials)
-            try:
-                reply = auth.scram(header, exchange)
-            except AuthError:
-                raise await self._failed(username, client, now) from None
-            if reply.username is None:
-                raise HttpError(403, "authentication failed")
-            user = await self._store.get_user(reply.username)
-            if user is None or not user.enabled:
-                raise await self._failed(username, client, now)
-            await self._store.clear_failures(f"u:{username}|{client}")
-            headers = dict(reply.headers)
-            new = await self.mint(user, now)
-            headers["Authentication-Info"] = f"authToken={new}, " + headers["Authentication-Info"]
-            return LoginStep(200, headers)
-        username = str(kept.get("user", ""))
-        auth = self._server_auth(username, await self._credentials(username))
-        reply = auth.scram(header, None, username)
-        if reply.handshake_token is not None and reply.state is not None:
-            await self._keep(
-                reply.handshake_token, {"exchange": reply.state.to_dict()}, client, now
-            )
-        return LoginStep(reply.status, dict(reply.headers))
+        try:
+            username = self._server_auth(None, None, now).handshake_user(header)
+        except AuthenticationFailed:
+            raise HttpError(403, "unknown or expired handshake") from None
+        proof = ServerAuth.is_proof(header)
+        # Only a proof is counted: a client-first message stores nothing and proves nothing.
+        await self._throttle(username, client, now, record=proof)
+        user = await self._user(username)
+        auth = self._server_auth(username, user.credentials if user else None, now)
+        reply = auth.scram(header)
+        if reply.username is None:
+            return LoginStep(reply.status, dict(reply.headers))
+        assert reply.replay_key is not None
+        assert reply.replay_expires is not None
+        expires = dt.datetime.fromtimestamp(reply.replay_expires, dt.UTC)
+        if user is None or not await self._store.claim_handshake(reply.replay_key, expires, now):
+            raise HttpError(403, "authentication failed")  # a replayed proof
+        headers = dict(reply.headers)
+        token = await self._succeeded(user, client, now)
+        headers["Authentication-Info"] = f"authToken={token}, " + headers["Authentication-Info"]
+        return LoginStep(200, headers)
 
     async def _plaintext(
         self, header: AuthHeader, raw: str, client: str, tls: bool, now: dt.datetime
@@ -239,18 +225,24 @@ class Authenticator:
         else:
             username = saslprep(b64url_decode(header.get("username") or "").decode("utf-8"))
             password = b64url_decode(header.get("password") or "").decode("utf-8")
-        await self._throttle(username, client, now)
-        creds = await self._credentials(username)
+        if len(username) > _MAX_USERNAME:
+            raise HttpError(400, "bad username")
+        await self._throttle(username, client, now, record=True)
+        user = await self._user(username)
         # Unknown users are checked against decoy keys, so they cost the same time.
-        check = creds or fake_credentials(username, self._secret, hash=self._config.scram_hash)
-        user = await self._store.get_user(username)
-        if not check.verify_password(password) or creds is None or user is None:
-            raise await self._failed(username, client, now)
-        await self._store.clear_failures(f"u:{username}|{client}")
-        return LoginStep(200, {"Authentication-Info": f"authToken={await self.mint(user, now)}"})
+        check = (
+            user.credentials
+            if user is not None
+            else fake_credentials(username, self._secret, hash=self._config.scram_hash)
+        )
+        if not check.verify_password(password) or user is None:
+            raise HttpError(403, "authentication failed")
+        token = await self._succeeded(user, client, now)
+        return LoginStep(200, {"Authentication-Info": f"authToken={token}"})
 
     async def mint(self, user: User, now: dt.datetime) -> str:
-        """A new auth token for ``user``."""
+        """A new auth token for ``user``; the store keeps only its hash."""
         token = secrets.token_hex(32)  # hex: no character any client's parser stops at
-        await self._store.put_session(Session(token, user.username, now + self._config.token_ttl))
+        session = Session(token_hash(token), user.username, now + self._config.token_ttl)
+        await self._store.put_session(session)
         return token

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["ServerConfig", "ServerLimits"]
+
+
+def utc_now() -> dt.datetime:
+    """The current time in UTC: the server's clock unless a test gives another."""
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +44,6 @@ class ServerLimits:
     """Query parameters of a GET request."""
     max_watches_per_user: int = 64
     """Live watches one user may hold."""
-    max_handshakes_per_client: int = 32
-    """Auth handshakes in flight from one client address."""
-    max_handshakes: int = 10_000
-    """Auth handshakes in flight in all."""
     max_batch: int = 100
     """Requests in one WebSocket batch."""
 
@@ -67,6 +69,8 @@ class ServerConfig:
     token_ttl: dt.timedelta = dt.timedelta(hours=8)
     """How long an auth token is good for."""
     handshake_ttl: dt.timedelta = dt.timedelta(minutes=2)
+    """How long a login handshake's token is good for (it carries the handshake's
+    state, so nothing is stored for it)."""
     failure_window: dt.timedelta = dt.timedelta(minutes=15)
     """The window over which failed logins are counted for throttling."""
     max_failures_per_user: int = 8
@@ -95,6 +99,19 @@ class ServerConfig:
     proxy_header: str = "X-Forwarded-For"
     """The header the trusted proxies write: ``X-Forwarded-For`` or ``Forwarded``
     (RFC 7239).  Only that one is read: the other may come from the client untouched."""
+    offload_bytes: int = 64 * 1024
+    """Request bodies and WebSocket messages of at least this many bytes are decoded in
+    a worker thread, so that the event loop keeps answering other clients meanwhile."""
+    offload_cells: int = 32_768
+    """Responses of at least this many cells (rows times columns) are encoded in a worker
+    thread."""
+    offload_threads: int = 2
+    """At most this many decodes and encodes run in worker threads at once; more wait
+    their turn without holding up the event loop."""
+    clock: Callable[[], dt.datetime] = utc_now
+    """The server's clock (timezone-aware): expiry of tokens, handshakes, watch leases
+    and timed writes follows it, and the store is given its time, so tests can move
+    time on instead of sleeping."""
     debug: bool = False
     """Put stack traces in error grids (``errTrace``)."""
     limits: ServerLimits = field(default_factory=ServerLimits)
@@ -107,5 +124,7 @@ class ServerConfig:
                 raise ValueError(
                     f"trusted_proxies: {proxy!r} is not an IP address or network"
                 ) from None
+        if self.offload_threads < 1:
+            raise ValueError("offload_threads must be at least 1")
         if self.proxy_header.lower() not in ("x-forwarded-for", "forwarded"):
             raise ValueError("proxy_header must be 'X-Forwarded-For' or 'Forwarded'")

@@ -18,7 +18,7 @@ from projecthaystack.kinds import Coord, Grid, Marker, Number, Ref, tz_from_name
 
 from ._opapi import Action, OpContext
 from ._ops import point_write
-from ._store import Store
+from ._store import HisChunk, Store
 
 __all__ = ["DEMO_ACTIONS", "DemoBuilding", "demo_building"]
 
@@ -46,8 +46,12 @@ class DemoBuilding:
     async def load(self, store: Store) -> None:
         """Put the entities and history into a store (idempotent: ids are fixed)."""
         await store.put_entities(self.records)
-        for pid, samples in self.history.items():
-            await store.his_write(pid, samples)
+        await store.his_write(
+            {
+                pid: HisChunk(tuple(t for t, _ in samples), tuple(v for _, v in samples))
+                for pid, samples in self.history.items()
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -7,25 +7,38 @@ import datetime as dt
 import secrets
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
 import anyio
 
 from projecthaystack.filter import And, Cmp, Filter, Has, Or, compile_filter
-from projecthaystack.filter import Namespace as FilterNamespace
 from projecthaystack.kinds import FrozenDict, Ref, Remove
 
-from ._store import PriorityLevel, Session, User, Watch
+from ._store import (
+    PROTOCOL_VERSION,
+    Changes,
+    HisChunk,
+    PriorityLevel,
+    Session,
+    StoreInfo,
+    UnknownEntityError,
+    UnknownUserError,
+    User,
+    UserChanges,
+    UserExistsError,
+    Watch,
+    WatchLimitError,
+    WatchSub,
+    apply_point_write,
+)
+from .storeforms import entity_id, ts_key
 
 __all__ = ["MemoryStore"]
 
-
-def entity_id(record: Mapping[str, Any]) -> str:
-    """The id string of a record, or ``ValueError`` if it has no Ref ``id``."""
-    ref = record.get("id")
-    if type(ref) is not Ref:
-        raise ValueError("an entity needs a Ref 'id' tag")
-    return ref.id
+SCHEMA: Final = 1
+FEED_SIZE: Final = 100_000
+"""Changes the feed remembers; a cursor older than that gets a reset."""
 
 
 class _Candidates:
@@ -80,15 +93,79 @@ def _residual(flt: Filter) -> Filter | None:
 
 
 class _Series:
-    """One point's history: rows ``{ts, val}`` sorted by instant, and the zones of
-    their timestamps (usually just the point's)."""
+    """One point's history: instants (``ts_key``) in order, with their timestamps as
+    written (in the point's zone) and values, and the last answer handed out."""
 
-    __slots__ = ("keys", "rows", "zones")
+    __slots__ = ("keys", "last", "ts", "vals")
 
     def __init__(self) -> None:
-        self.keys: list[float] = []
-        self.rows: list[FrozenDict] = []
-        self.zones: set[dt.tzinfo | None] = set()
+        self.keys: list[int] = []
+        self.ts: list[dt.datetime] = []
+        self.vals: list[Any] = []
+        # The last chunk read, by (lo, hi, zone): read again unchanged, it is handed
+        # out again (immutable, so sharing it is safe) rather than rebuilt.
+        self.last: tuple[int, int, dt.tzinfo, HisChunk] | None = None
+
+    def merge(self, chunk: HisChunk) -> None:
+        pairs = sorted(
+            {ts_key(t): (t, v) for t, v in zip(chunk.ts, chunk.val, strict=True)}.items()
+        )
+        self.last = None
+        keys = self.keys
+        if not keys or pairs[0][0] > keys[-1]:  # the usual case: newer samples
+            keys.extend(k for k, _ in pairs)
+            self.ts.extend(t for _, (t, _) in pairs)
+            self.vals.extend(v for _, (_, v) in pairs)
+            return
+        merged = dict(zip(keys, zip(self.ts, self.vals, strict=True), strict=True))
+        merged.update(pairs)
+        ordered = sorted(merged.items())
+        self.keys = [k for k, _ in ordered]
+        self.ts = [t for _, (t, _) in ordered]
+        self.vals = [v for _, (_, v) in ordered]
+
+    def read(self, lo: int, hi: int, tz: dt.tzinfo) -> HisChunk:
+        last = self.last
+        if last is not None and last[0] == lo and last[1] == hi and last[2] is tz:
+            return last[3]
+        ts = self.ts[lo:hi]
+        if any(t.tzinfo is not tz for t in ts):
+            ts = [t.astimezone(tz) for t in ts]
+        chunk = HisChunk(tuple(ts), tuple(self.vals[lo:hi]))
+        self.last = (lo, hi, tz, chunk)
+        return chunk
+
+
+@dataclass(slots=True)
+class _WatchState:
+    watch: Watch
+    ids: dict[str, int] = field(default_factory=dict)  # id -> feed position when added
+    cursor: int = 0  # feed position of the last poll
+
+
+@dataclass(slots=True)
+class _Backend:
+    """What every view of one memory store shares."""
+
+    epoch: str = field(default_factory=lambda: secrets.token_hex(6))
+    entities: dict[str, FrozenDict] = field(default_factory=dict)
+    order: dict[str, int] = field(default_factory=dict)
+    next_order: int = 0
+    tags: dict[str, set[str]] = field(default_factory=dict)
+    seq: int = 0
+    feed_seqs: list[int] = field(default_factory=list)
+    feed_ids: list[str] = field(default_factory=list)
+    changed: anyio.Event | None = None
+    history: dict[str, _Series] = field(default_factory=dict)
+    priority: dict[str, dict[int, PriorityLevel]] = field(default_factory=dict)
+    watches: dict[str, _WatchState] = field(default_factory=dict)
+    watches_of: dict[str, set[str]] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    sessions_of: dict[str, set[str]] = field(default_factory=dict)
+    last_now: dt.datetime | None = None  # the latest ``now`` seen, for sweeping
+    claims: dict[str, dt.datetime] = field(default_factory=dict)
+    attempts: dict[str, deque[dt.datetime]] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -96,35 +173,29 @@ class MemoryStore:
 
     Entities are kept as immutable dicts with an index from each tag name to the ids
     that have it, which answers the marker and comparison terms of a filter before any
-    record is looked at.  Good for development, tests and a single worker; use the
-    PostgreSQL or Redis store when several workers must act as one.
+    record is looked at.  Every call runs without yielding to the event loop, so each is
+    atomic.  Good for development, tests and a single worker; use the PostgreSQL or
+    Redis store when several workers must act as one.
+
+    :meth:`view` gives another store object on the same memory, as a second worker
+    would see a shared backend (the contract suite runs its checks on two of them).
 
     >>> import anyio
-    >>> from projecthaystack.filter import parse
     >>> from projecthaystack.kinds import Marker, Ref
     >>> store = MemoryStore()
-    >>> async def demo():
-    ...     await store.put_entities([{"id": Ref("s"), "site": Marker}])
-    ...     return await store.query(parse("site"))
-    >>> [dict(r) for r in anyio.run(demo)]
-    [{'id': Ref(id='s'), 'site': Marker}]
+    >>> anyio.run(store.put_entities, [{"id": Ref("s1"), "site": Marker}])
+    >>> anyio.run(store.view().count_entities)
+    1
     """
 
     def __init__(self) -> None:
-        self._entities: dict[str, FrozenDict] = {}
-        self._order: dict[str, int] = {}
-        self._versions: dict[str, int] = {}
-        self._tags: dict[str, set[str]] = {}
-        self._seq = 0
-        self._history: dict[str, _Series] = {}
-        self._priority: dict[str, dict[int, PriorityLevel]] = {}
-        self._watches: dict[str, Watch] = {}
-        self._users: dict[str, User] = {}
-        self._sessions: dict[str, Session] = {}
-        self._handshakes: dict[str, tuple[dt.datetime, str, dict[str, Any]]] = {}
-        self._by_client: dict[str, set[str]] = {}  # handshake tokens of each client
-        self._failures: dict[str, deque[dt.datetime]] = {}
-        self._changed: anyio.Event | None = None
+        self._b = _Backend()
+
+    def view(self) -> MemoryStore:
+        """Another store object on this store's memory."""
+        other = MemoryStore()
+        other._b = self._b
+        return other
 
     async def open(self) -> None:
         """Nothing to open."""
@@ -132,50 +203,54 @@ class MemoryStore:
     async def close(self) -> None:
         """Nothing to close."""
 
+    async def info(self) -> StoreInfo:
+        """Protocol and schema versions; one process only."""
+        return StoreInfo(PROTOCOL_VERSION, SCHEMA, "memory", shared=False)
+
     # -- entities ------------------------------------------------------------------------
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+    def _changed(self, ids: Iterable[str]) -> None:
+        b = self._b
+        for i in ids:
+            b.seq += 1
+            b.feed_seqs.append(b.seq)
+            b.feed_ids.append(i)
+        if len(b.feed_seqs) > 2 * FEED_SIZE:
+            del b.feed_seqs[:-FEED_SIZE], b.feed_ids[:-FEED_SIZE]
+        if b.changed is not None:
+            b.changed.set()
+            b.changed = None
 
     def _index(self, id: str, record: Mapping[str, Any] | None) -> None:
-        old = self._entities.get(id)
+        b = self._b
+        old = b.entities.get(id)
         if old is not None:
             for name in old:
-                self._tags[name].discard(id)
+                b.tags[name].discard(id)
         if record is None:
-            self._entities.pop(id, None)
-            self._versions.pop(id, None)
-            self._order.pop(id, None)
+            b.entities.pop(id, None)
+            b.order.pop(id, None)
             return
         frozen = record if isinstance(record, FrozenDict) else FrozenDict(record)
-        self._entities[id] = frozen
+        b.entities[id] = frozen
         for name in frozen:
-            self._tags.setdefault(name, set()).add(id)
-        self._seq += 1
-        self._versions[id] = self._seq
-        self._order.setdefault(id, self._seq)
+            b.tags.setdefault(name, set()).add(id)
+        if id not in b.order:
+            b.order[id] = b.next_order
+            b.next_order += 1
 
-    async def get_entities(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+    async def get_entities(self, ids: Sequence[str]) -> list[FrozenDict | None]:
         """The entities with these ids, in order, ``None`` where there is none."""
-        return [self._entities.get(i) for i in ids]
+        get = self._b.entities.get
+        return [get(i) for i in ids]
 
-    async def query(
-        self,
-        flt: Filter,
-        *,
-        limit: int | None = None,
-        namespace: FilterNamespace | None = None,
-    ) -> list[dict[str, Any]]:
+    async def query(self, flt: Filter, *, limit: int | None = None) -> list[FrozenDict]:
         """The entities matching ``flt``, narrowed by the tag indexes first."""
-        entities = self._entities
-        candidates = _Candidates(self._tags, entities).ids(flt)
+        entities = self._b.entities
+        candidates = _Candidates(self._b.tags, entities).ids(flt)
         residual = _residual(flt) if candidates is not None else flt
         test = None
         if residual is not None:
-            test = compile_filter(
-                residual, resolver=lambda ref: entities.get(ref.id), namespace=namespace
-            )
+            test = compile_filter(residual, resolver=lambda ref: entities.get(ref.id))
         pool: Iterable[str]
         if candidates is None:
             pool = entities
@@ -183,8 +258,8 @@ class MemoryStore:
             # Many candidates: walking every id in order beats sorting them.
             pool = [i for i in entities if i in candidates]
         else:
-            pool = sorted(candidates, key=self._order.__getitem__)
-        out: list[dict[str, Any]] = []
+            pool = sorted(candidates, key=self._b.order.__getitem__)
+        out: list[FrozenDict] = []
         if limit is not None and limit <= 0:
             return out
         if test is None:
@@ -200,20 +275,24 @@ class MemoryStore:
 
     async def count_entities(self) -> int:
         """How many entities there are."""
-        return len(self._entities)
+        return len(self._b.entities)
 
     async def put_entities(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Insert or replace whole entities by id."""
         pending = [(entity_id(r), r) for r in records]
         for id, record in pending:
             self._index(id, record)
-        self._notify()
+        self._changed(id for id, _ in pending)
 
-    async def update_entity(self, id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+    async def update_entity(self, id: str, changes: Mapping[str, Any]) -> FrozenDict | None:
         """Merge ``changes``; ``Remove`` deletes a tag.  The id itself cannot change."""
-        old = self._entities.get(id)
+        old = self._b.entities.get(id)
         if old is None:
             return None
+        self._merge(id, old, changes)
+        return self._b.entities[id]
+
+    def _merge(self, id: str, old: Mapping[str, Any], changes: Mapping[str, Any]) -> None:
         merged = dict(old)
         for name, val in changes.items():
             if name == "id":
@@ -223,272 +302,377 @@ class MemoryStore:
             else:
                 merged[name] = val
         self._index(id, merged)
-        self._notify()
-        return self._entities[id]
+        self._changed((id,))
 
     async def delete_entities(self, ids: Sequence[str]) -> int:
         """Remove entities with their history and priority arrays."""
-        gone = 0
-        for i in ids:
-            if i in self._entities:
-                self._index(i, None)
-                self._history.pop(i, None)
-                self._priority.pop(i, None)
-                gone += 1
-        self._notify()
-        return gone
+        b = self._b
+        gone = [i for i in dict.fromkeys(ids) if i in b.entities]
+        for i in gone:
+            self._index(i, None)
+            b.history.pop(i, None)
+            b.priority.pop(i, None)
+        self._changed(gone)
+        return len(gone)
 
-    async def entity_versions(self, ids: Sequence[str]) -> dict[str, int]:
-        """The current version of each existing entity among ``ids``."""
-        versions = self._versions
-        return {i: versions[i] for i in ids if i in versions}
+    # -- the change feed -------------------------------------------------------------------
+    def _cursor(self, seq: int) -> str:
+        return f"{self._b.epoch}:{seq}"
+
+    def _seq_of(self, cursor: str) -> int | None:
+        """The feed position of one of this backend's cursors, else ``None``."""
+        epoch, _, seq = cursor.partition(":")
+        if epoch != self._b.epoch or not seq.isdigit():
+            return None
+        return int(seq)
+
+    def _since(self, seq: int | None) -> Changes:
+        b = self._b
+        oldest = b.feed_seqs[0] - 1 if b.feed_seqs else b.seq
+        if seq is None or seq < oldest or seq > b.seq:
+            return Changes(self._cursor(b.seq), frozenset(), reset=True)
+        at = bisect.bisect_right(b.feed_seqs, seq)
+        return Changes(self._cursor(b.seq), frozenset(b.feed_ids[at:]))
+
+    async def changes_since(self, cursor: str | None) -> Changes:
+        """The ids changed after ``cursor`` (none, and the cursor of now, for ``None``)."""
+        if cursor is None:
+            return Changes(self._cursor(self._b.seq))
+        return self._since(self._seq_of(cursor))
+
+    async def wait_changes(self, cursor: str, timeout: float) -> Changes:
+        """The ids changed after ``cursor``, waiting up to ``timeout`` for the first."""
+        seq = self._seq_of(cursor)
+        if seq is None or seq != self._b.seq:
+            return self._since(seq)
+        b = self._b
+        if b.changed is None:
+            b.changed = anyio.Event()
+        with anyio.move_on_after(timeout):
+            await b.changed.wait()
+        return self._since(seq)
 
     # -- history -------------------------------------------------------------------------
-    async def his_write(self, id: str, samples: Sequence[tuple[dt.datetime, Any]]) -> int:
-        """Add samples, replacing any at the same instant."""
-        series = self._history.get(id)
-        if series is None:
-            series = self._history[id] = _Series()
-        keys, rows = series.keys, series.rows
-        for ts, val in samples:
-            series.zones.add(ts.tzinfo)
-            key = ts.timestamp()
-            row = FrozenDict(ts=ts, val=val)
-            at = bisect.bisect_left(keys, key)
-            if at < len(keys) and keys[at] == key:
-                rows[at] = row
-            else:
-                keys.insert(at, key)
-                rows.insert(at, row)
-        return len(samples)
+    async def his_write(self, batch: Mapping[str, HisChunk]) -> int:
+        """Add samples to several points, replacing any at the same instant."""
+        b = self._b
+        missing = [i for i in batch if i not in b.entities]
+        if missing:
+            raise UnknownEntityError(missing)
+        written = 0
+        for id, chunk in batch.items():
+            if len(chunk):
+                series = b.history.get(id)
+                if series is None:
+                    series = b.history[id] = _Series()
+                series.merge(chunk)
+                written += len(chunk)
+        return written
 
     async def his_read(
         self,
-        id: str,
+        ids: Sequence[str],
         start: dt.datetime | None,
         end: dt.datetime | None,
         *,
+        tz: dt.tzinfo,
         limit: int | None = None,
-        tz: dt.tzinfo | None = None,
-    ) -> list[FrozenDict]:
-        """Samples with ``start <= ts < end``, oldest first: the stored rows themselves
-        when they are in ``tz`` already."""
-        series = self._history.get(id)
-        if series is None:
-            return []
-        keys = series.keys
-        lo = 0 if start is None else bisect.bisect_left(keys, start.timestamp())
-        hi = len(keys) if end is None else bisect.bisect_left(keys, end.timestamp())
-        if limit is not None:
-            hi = min(hi, lo + max(limit, 0))
-        rows = series.rows[lo:hi]
-        if tz is None or series.zones <= {tz}:
-            return rows
-        return [
-            r if r["ts"].tzinfo is tz else FrozenDict(ts=r["ts"].astimezone(tz), val=r["val"])
-            for r in rows
-        ]
+    ) -> list[Sequence[HisChunk]]:
+        """Each point's samples in ``[start, end)``, within ``limit`` in all."""
+        left = limit
+        out: list[Sequence[HisChunk]] = []
+        lo_key = None if start is None else ts_key(start)
+        hi_key = None if end is None else ts_key(end)
+        for id in ids:
+            series = self._b.history.get(id)
+            if series is None or (left is not None and left <= 0):
+                out.append(())
+                continue
+            keys = series.keys
+            lo = 0 if lo_key is None else bisect.bisect_left(keys, lo_key)
+            hi = len(keys) if hi_key is None else bisect.bisect_left(keys, hi_key)
+            if left is not None:
+                hi = min(hi, lo + left)
+            if hi <= lo:
+                out.append(())
+                continue
+            chunk = series.read(lo, hi, tz)
+            if left is not None:
+                left -= len(chunk)
+            out.append((chunk,))
+        return out
 
     # -- priority arrays -----------------------------------------------------------------
-    async def get_priority(self, id: str) -> dict[int, PriorityLevel]:
-        """The set levels of a point's priority array."""
-        return dict(self._priority.get(id, {}))
-
-    async def set_priority(
-        self, id: str, level: int, value: PriorityLevel | None
-    ) -> dict[int, PriorityLevel]:
-        """Set or release one level."""
-        levels = self._priority.setdefault(id, {})
-        if value is None:
-            levels.pop(level, None)
+    async def point_write(
+        self,
+        id: str,
+        level: int | None,
+        entry: PriorityLevel | None,
+        *,
+        now: dt.datetime,
+    ) -> dict[int, PriorityLevel] | None:
+        """Expire, set or release a level, and keep ``writeVal`` in step."""
+        b = self._b
+        entity = b.entities.get(id)
+        if entity is None:
+            return None
+        decided = apply_point_write(entity, b.priority.get(id, {}), level, entry, now)
+        if decided.levels:
+            b.priority[id] = decided.levels
         else:
-            levels[level] = value
-        return dict(levels)
+            b.priority.pop(id, None)
+        if decided.changes:
+            self._merge(id, entity, decided.changes)
+        return dict(decided.levels)
 
     # -- watches -------------------------------------------------------------------------
-    def _live_watch(self, watch_id: str, now: dt.datetime) -> Watch | None:
-        watch = self._watches.get(watch_id)
-        if watch is not None and watch.expires <= now:
-            del self._watches[watch_id]
+    def _live_watch(self, watch_id: str, now: dt.datetime) -> _WatchState | None:
+        b = self._b
+        state = b.watches.get(watch_id)
+        if state is not None and state.watch.expires <= now:
+            self._drop_watch(watch_id)
             return None
-        return watch
+        return state
 
-    async def watch_open(
-        self, dis: str, owner: str, lease: dt.timedelta, now: dt.datetime
-    ) -> Watch:
-        """A new, empty watch."""
-        watch = Watch("w-" + secrets.token_hex(12), dis, owner, lease, now + lease)
-        self._watches[watch.id] = watch
-        return watch
+    def _drop_watch(self, watch_id: str) -> None:
+        b = self._b
+        state = b.watches.pop(watch_id, None)
+        if state is not None:
+            mine = b.watches_of.get(state.watch.owner)
+            if mine is not None:
+                mine.discard(watch_id)
+                if not mine:
+                    del b.watches_of[state.watch.owner]
 
-    async def watch_get(self, watch_id: str, now: dt.datetime) -> Watch | None:
-        """The live watch, or ``None``."""
-        return self._live_watch(watch_id, now)
-
-    async def watch_add(
-        self, watch_id: str, ids: Sequence[str], lease: dt.timedelta | None, now: dt.datetime
-    ) -> Watch | None:
-        """Subscribe ids at their current versions and renew the lease."""
-        watch = self._live_watch(watch_id, now)
-        if watch is None:
+    def _owned(
+        self, watch_id: str, user: str, any_owner: bool, now: dt.datetime
+    ) -> _WatchState | None:
+        state = self._live_watch(watch_id, now)
+        if state is None or (state.watch.owner != user and not any_owner):
             return None
-        seen = dict(watch.ids)
-        for i in ids:
-            seen[i] = self._versions.get(i, 0)
-        lease = lease or watch.lease
-        watch = Watch(watch.id, watch.dis, watch.owner, lease, now + lease, seen)
-        self._watches[watch_id] = watch
-        return watch
+        return state
 
-    async def watch_remove(self, watch_id: str, ids: Sequence[str]) -> None:
-        """Unsubscribe ids."""
-        watch = self._watches.get(watch_id)
-        if watch is not None:
-            seen = {i: v for i, v in watch.ids.items() if i not in set(ids)}
-            self._watches[watch_id] = Watch(
-                watch.id, watch.dis, watch.owner, watch.lease, watch.expires, seen
+    async def watch_sub(
+        self,
+        watch_id: str | None,
+        ids: Sequence[str],
+        *,
+        user: str,
+        any_owner: bool,
+        dis: str,
+        lease: dt.timedelta,
+        now: dt.datetime,
+        max_watches: int,
+        max_ids: int,
+    ) -> WatchSub | None:
+        """Open or add to a watch, within its caps."""
+        b = self._b
+        if watch_id is None:
+            mine = b.watches_of.get(user, set())
+            for wid in list(mine):
+                self._live_watch(wid, now)
+            if len(b.watches_of.get(user, ())) >= max_watches:
+                raise WatchLimitError("watches", max_watches)
+            state = _WatchState(
+                Watch("w-" + secrets.token_hex(12), dis, user, lease, now + lease),
+                cursor=b.seq,
             )
+        else:
+            found = self._owned(watch_id, user, any_owner, now)
+            if found is None:
+                return None
+            state = found
+        records = [b.entities.get(i) for i in ids]
+        fresh = {i for i, rec in zip(ids, records, strict=True) if rec is not None}
+        fresh.difference_update(state.ids)
+        if len(state.ids) + len(fresh) > max_ids:
+            raise WatchLimitError("ids", max_ids)
+        for i in fresh:
+            state.ids[i] = b.seq
+        state.watch = replace(state.watch, lease=lease, expires=now + lease, size=len(state.ids))
+        if state.watch.id not in b.watches:
+            b.watches[state.watch.id] = state
+            b.watches_of.setdefault(user, set()).add(state.watch.id)
+        return WatchSub(state.watch, records)
 
-    async def watch_close(self, watch_id: str) -> None:
-        """Close the watch."""
-        self._watches.pop(watch_id, None)
+    async def watch_unsub(
+        self,
+        watch_id: str,
+        ids: Sequence[str],
+        *,
+        close: bool,
+        user: str,
+        any_owner: bool,
+        now: dt.datetime,
+    ) -> bool:
+        """Unsubscribe ids, or close the watch."""
+        state = self._owned(watch_id, user, any_owner, now)
+        if state is None:
+            return False
+        if close:
+            self._drop_watch(watch_id)
+        else:
+            for i in ids:
+                state.ids.pop(i, None)
+            state.watch = replace(state.watch, size=len(state.ids))
+        return True
 
-    async def watch_poll(self, watch_id: str, refresh: bool, now: dt.datetime) -> list[str] | None:
-        """Changed ids since the last poll (every live one on ``refresh``)."""
-        watch = self._live_watch(watch_id, now)
-        if watch is None:
-            return None
-        versions = self._versions
-        changed = [
-            i for i, seen in watch.ids.items() if i in versions and (refresh or versions[i] != seen)
-        ]
-        seen = {i: versions.get(i, 0) for i in watch.ids}
-        self._watches[watch_id] = Watch(
-            watch.id, watch.dis, watch.owner, watch.lease, now + watch.lease, seen
-        )
-        return changed
-
-    async def watch_count(self, owner: str, now: dt.datetime) -> int:
-        """How many live watches ``owner`` has."""
-        return sum(
-            1
-            for w in list(self._watches.values())
-            if w.owner == owner and self._live_watch(w.id, now) is not None
-        )
-
-    async def wait_for_change(self, timeout: float) -> None:
-        """Wake on the next entity change or after ``timeout`` seconds."""
-        if self._changed is None:
-            self._changed = anyio.Event()
-        with anyio.move_on_after(timeout):
-            await self._changed.wait()
+    async def watch_poll(
+        self,
+        watch_ids: Sequence[str],
+        *,
+        user: str,
+        any_owner: bool,
+        refresh: bool,
+        now: dt.datetime,
+    ) -> list[list[str] | None]:
+        """Each watch's ids changed since its last poll, from the change feed."""
+        b = self._b
+        out: list[list[str] | None] = []
+        for wid in watch_ids:
+            state = self._owned(wid, user, any_owner, now)
+            if state is None:
+                out.append(None)
+                continue
+            held = state.ids
+            oldest = b.feed_seqs[0] - 1 if b.feed_seqs else b.seq
+            if refresh or state.cursor < oldest:
+                changed = list(held)
+            else:
+                at = bisect.bisect_right(b.feed_seqs, state.cursor)
+                seen: dict[str, None] = {}
+                for seq, i in zip(b.feed_seqs[at:], b.feed_ids[at:], strict=True):
+                    since = held.get(i)
+                    if since is not None and seq > since:
+                        seen[i] = None
+                changed = list(seen)
+            state.cursor = b.seq
+            state.watch = replace(state.watch, expires=now + state.watch.lease)
+            out.append(changed)
+        return out
 
     # -- users ---------------------------------------------------------------------------
     async def get_user(self, username: str) -> User | None:
         """The user, or ``None``."""
-        return self._users.get(username)
+        return self._b.users.get(username)
 
     async def list_users(self) -> list[User]:
         """Every user, by name."""
-        return [self._users[n] for n in sorted(self._users)]
+        users = self._b.users
+        return [users[n] for n in sorted(users)]
 
-    async def put_user(self, user: User) -> None:
-        """Create or replace a user."""
-        self._users[user.username] = user
+    async def create_user(self, user: User) -> None:
+        """Add a user whose name is free."""
+        if user.username in self._b.users:
+            raise UserExistsError(f"user {user.username!r} already exists")
+        self._b.users[user.username] = user
+
+    async def update_user(self, username: str, changes: UserChanges) -> User:
+        """Change a user; a new password or disabling ends their sessions."""
+        user = self._b.users.get(username)
+        if user is None:
+            raise UnknownUserError(f"no user {username!r}")
+        updated = self._b.users[username] = changes.apply(user)
+        if changes.revokes:
+            self._revoke(username)
+        return updated
 
     async def delete_user(self, username: str) -> bool:
-        """Remove a user."""
-        return self._users.pop(username, None) is not None
+        """Remove a user and their sessions."""
+        self._revoke(username)
+        return self._b.users.pop(username, None) is not None
 
-    # -- sessions and handshakes ---------------------------------------------------------
+    def _revoke(self, username: str) -> None:
+        b = self._b
+        for token_hash in b.sessions_of.pop(username, ()):
+            b.sessions.pop(token_hash, None)
+
+    # -- sessions ------------------------------------------------------------------------
     async def put_session(self, session: Session) -> None:
         """Keep a new session."""
-        self._sessions[session.token] = session
+        b = self._b
+        b.sessions[session.token_hash] = session
+        b.sessions_of.setdefault(session.username, set()).add(session.token_hash)
+        if len(b.sessions) % 1024 == 0 and b.last_now is not None:
+            # Expired sessions are dropped when presented; these never were.
+            for token_hash, s in list(b.sessions.items()):
+                if s.expires <= b.last_now:
+                    self._drop_session(token_hash)
 
-    async def get_session(self, token: str, now: dt.datetime) -> Session | None:
-        """The live session of a token."""
-        session = self._sessions.get(token)
-        if session is not None and session.expires <= now:
-            del self._sessions[token]
+    def _drop_session(self, token_hash: str) -> None:
+        b = self._b
+        session = b.sessions.pop(token_hash, None)
+        if session is not None:
+            mine = b.sessions_of.get(session.username)
+            if mine is not None:
+                mine.discard(token_hash)
+                if not mine:
+                    del b.sessions_of[session.username]
+
+    async def authenticate(self, token_hash: str, now: dt.datetime) -> tuple[Session, User] | None:
+        """The live session of a token hash, with its user."""
+        b = self._b
+        b.last_now = now
+        session = b.sessions.get(token_hash)
+        if session is None:
             return None
-        return session
+        if session.expires <= now:
+            self._drop_session(token_hash)
+            return None
+        user = b.users.get(session.username)
+        return None if user is None else (session, user)
 
-    async def delete_session(self, token: str) -> None:
-        """Revoke one token."""
-        self._sessions.pop(token, None)
+    async def delete_session(self, token_hash: str) -> None:
+        """Revoke one session."""
+        self._drop_session(token_hash)
 
-    async def delete_sessions_of(self, username: str) -> int:
-        """Revoke every token of a user."""
-        doomed = [t for t, s in self._sessions.items() if s.username == username]
-        for token in doomed:
-            del self._sessions[token]
-        return len(doomed)
-
-    async def put_handshake(
-        self,
-        token: str,
-        state: Mapping[str, Any],
-        *,
-        client: str,
-        ttl: dt.timedelta,
-        per_client: int,
-        total: int,
-        now: dt.datetime,
-    ) -> bool:
-        """Keep a handshake's state, within the per-client and total caps."""
-        table = self._handshakes
-        if len(table) >= total or len(table) % 256 == 0:
-            for t in [t for t, (exp, _, _) in table.items() if exp <= now]:
-                self._drop_handshake(t)
-        if len(table) >= total:
+    # -- handshakes and throttling ---------------------------------------------------------
+    async def claim_handshake(self, key: str, expires: dt.datetime, now: dt.datetime) -> bool:
+        """Record a completed handshake, once."""
+        claims = self._b.claims
+        if len(claims) % 256 == 255:
+            for k in [k for k, until in claims.items() if until <= now]:
+                del claims[k]
+        until = claims.get(key)
+        if until is not None and until > now:
             return False
-        mine = self._by_client.get(client, set())
-        for t in [t for t in mine if table[t][0] <= now]:  # at most per_client of them
-            self._drop_handshake(t)
-        if len(self._by_client.get(client, ())) >= per_client:
-            return False
-        self._drop_handshake(token)  # a token reused replaces its handshake
-        table[token] = (now + ttl, client, dict(state))
-        self._by_client.setdefault(client, set()).add(token)
+        claims[key] = expires
         return True
 
-    def _drop_handshake(self, token: str) -> tuple[dt.datetime, str, dict[str, Any]] | None:
-        entry = self._handshakes.pop(token, None)
-        if entry is not None:
-            tokens = self._by_client.get(entry[1])
-            if tokens is not None:
-                tokens.discard(token)
-                if not tokens:
-                    del self._by_client[entry[1]]
-        return entry
+    async def throttle(
+        self,
+        limits: Mapping[str, int],
+        window: dt.timedelta,
+        now: dt.datetime,
+        *,
+        record: bool = True,
+    ) -> bool:
+        """Judge and count a login attempt."""
+        attempts = self._b.attempts
+        cutoff = now - window
+        for key, limit in limits.items():
+            times = attempts.get(key)
+            if times is None:
+                continue
+            while times and times[0] <= cutoff:
+                times.popleft()
+            if not times:
+                del attempts[key]
+            elif len(times) >= limit:
+                return False
+        if record:
+            for key in limits:
+                attempts.setdefault(key, deque()).append(now)
+        return True
 
-    async def pop_handshake(self, token: str, now: dt.datetime) -> dict[str, Any] | None:
-        """Take a live handshake's state."""
-        entry = self._drop_handshake(token)
-        if entry is None or entry[0] <= now:
-            return None
-        return entry[2]
-
-    # -- throttling ----------------------------------------------------------------------
-    def _window(self, key: str, window: dt.timedelta, now: dt.datetime) -> deque[dt.datetime]:
-        times = self._failures.setdefault(key, deque())
-        while times and times[0] <= now - window:
-            times.popleft()
-        return times
-
-    async def add_failure(self, key: str, window: dt.timedelta, now: dt.datetime) -> int:
-        """Count a failure; the failures within ``window``."""
-        times = self._window(key, window, now)
-        times.append(now)
-        return len(times)
-
-    async def count_failures(self, key: str, window: dt.timedelta, now: dt.datetime) -> int:
-        """The failures within ``window``."""
-        times = self._window(key, window, now)
-        if not times:
-            del self._failures[key]
-        return len(times)
-
-    async def clear_failures(self, key: str) -> None:
-        """Forget the failures under ``key``."""
-        self._failures.pop(key, None)
+    async def forgive(self, *, refund: Sequence[str] = (), clear: Sequence[str] = ()) -> None:
+        """Take back the attempt that succeeded, and clear keys."""
+        attempts = self._b.attempts
+        for key in refund:
+            times = attempts.get(key)
+            if times:
+                times.pop()
+                if not times:
+                    del attempts[key]
+        for key in clear:
+            attempts.pop(key, None)

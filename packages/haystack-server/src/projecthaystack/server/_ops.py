@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +21,6 @@ from projecthaystack.kinds import (
     Marker,
     Number,
     Ref,
-    Remove,
     Symbol,
     Uri,
     tz_from_name,
@@ -31,7 +31,9 @@ from .__about__ import __version__
 from ._errors import OpError
 from ._his import check_sample, check_value
 from ._opapi import Op, OpContext
-from ._store import PRIORITY_LEVELS, PriorityLevel, Role, Watch
+from ._specs import SpecRewriter
+from ._store import PRIORITY_LEVELS, HisChunk, PriorityLevel, Role
+from .storeforms import token_hash, ts_key
 
 __all__ = ["STANDARD_OPS"]
 
@@ -212,13 +214,13 @@ async def about(ctx: OpContext, req: Grid) -> Grid:
     )
     # Known columns and a row of nothing but non-null values: the grid takes them as
     # they are (about is the op clients call most, to keep a session alive).
-    return Grid._trusted(Grid.empty().meta, _ABOUT_COLS, (row,))
+    return Grid.unchecked(Grid.empty().meta, _ABOUT_COLS, (row,))
 
 
 async def close(ctx: OpContext, req: Grid) -> Grid:
     """Revoke the caller's token (the ``close`` op)."""
     if ctx.token is not None:
-        await ctx.store.delete_session(ctx.token)
+        await ctx.store.delete_session(token_hash(ctx.token))
     return Grid.empty()
 
 
@@ -294,6 +296,21 @@ def _defs_like(ctx: OpContext, req: Grid, *, libs: bool) -> Grid:
 # -- read, nav -----------------------------------------------------------------------------
 
 
+_REWRITERS: weakref.WeakKeyDictionary[Any, SpecRewriter] = weakref.WeakKeyDictionary()
+_NO_NAMESPACE = SpecRewriter(None)
+
+
+def _specs(ctx: OpContext) -> SpecRewriter:
+    """The spec-name rewriter of the context's namespace (made once per namespace)."""
+    ns = ctx.namespace
+    if ns is None:
+        return _NO_NAMESPACE
+    found = _REWRITERS.get(ns)
+    if found is None:
+        found = _REWRITERS[ns] = SpecRewriter(ns)
+    return found
+
+
 async def read(ctx: OpContext, req: Grid) -> Grid:
     """Entities by filter (with ``limit``) or by ids (the ``read`` op)."""
     row = _first(req)
@@ -302,10 +319,11 @@ async def read(ctx: OpContext, req: Grid) -> Grid:
         cap = ctx.config.limits.max_read
         limit, capped = _limit(row, cap)
         try:
-            found = await ctx.store.query(
-                flt, limit=limit + 1 if capped else limit, namespace=ctx.namespace
-            )
-        except FilterError as exc:
+            # Spec names become plain tags here, so the store gets a filter it can
+            # push down whole.
+            plain = _specs(ctx).rewrite(flt)
+            found = await ctx.store.query(plain, limit=limit + 1 if capped else limit)
+        except (FilterError, ValueError) as exc:
             raise OpError(str(exc)) from None
         meta = None
         if capped and len(found) > limit:
@@ -368,7 +386,8 @@ async def his_read(ctx: OpContext, req: Grid) -> Grid:
         raise OpError("'range' must be a Str")
     start, end = _his_span(text, tz, ctx.now)
     cap = ctx.config.limits.max_his_read
-    samples = await ctx.store.his_read(point["id"].id, start, end, limit=cap + 1, tz=tz)
+    (chunks,) = await ctx.store.his_read([point["id"].id], start, end, tz=tz, limit=cap + 1)
+    samples = _his_rows(chunks)
     meta: dict[str, Any] = {
         "id": point["id"],
         "hisStart": start,
@@ -379,7 +398,29 @@ async def his_read(ctx: OpContext, req: Grid) -> Grid:
         meta |= _incomplete(cap)
     # Stored samples were checked on the way in (DateTime ts, non-null val): skip the
     # per-row checks of Grid() on what can be millions of rows.
-    return Grid._trusted(Grid.empty(meta).meta, (Col("ts"), Col("val")), tuple(samples))
+    return Grid.unchecked(Grid.empty(meta).meta, _HIS_COLS, samples)
+
+
+_HIS_COLS = (Col("ts"), Col("val"))
+
+# The rows built for a chunk, while the chunk lives: a store that hands out the same
+# (immutable) chunk for data that has not changed gets the same rows, which encoders
+# then write again cheaply.  Nothing of this is part of the store protocol.
+_ROWS: weakref.WeakKeyDictionary[HisChunk, tuple[FrozenDict, ...]] = weakref.WeakKeyDictionary()
+
+
+def _chunk_rows(chunk: HisChunk) -> tuple[FrozenDict, ...]:
+    rows = _ROWS.get(chunk)
+    if rows is None:
+        rows = tuple(FrozenDict(ts=t, val=v) for t, v in zip(chunk.ts, chunk.val, strict=True))
+        _ROWS[chunk] = rows
+    return rows
+
+
+def _his_rows(chunks: Sequence[HisChunk]) -> tuple[FrozenDict, ...]:
+    if len(chunks) == 1:
+        return _chunk_rows(chunks[0])
+    return tuple(row for chunk in chunks for row in _chunk_rows(chunk))
 
 
 async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:
@@ -405,16 +446,15 @@ async def _his_read_batch(ctx: OpContext, req: Grid) -> Grid:
         raise OpError("'range' must be a Str")
     start, end = _his_span(text, tz, ctx.now)
     cap = ctx.config.limits.max_his_read
+    found = await ctx.store.his_read([p["id"].id for p in points], start, end, tz=tz, limit=cap + 1)
     joined: dict[dt.datetime, dict[str, Any]] = {}
     total = 0
-    for i, p in enumerate(points):
-        samples = await ctx.store.his_read(p["id"].id, start, end, limit=cap + 1 - total, tz=tz)
-        total += len(samples)
+    for i, chunks in enumerate(found):
         name = f"v{i}"
-        for sample in samples:
-            joined.setdefault(sample["ts"], {})[name] = sample["val"]
-        if total > cap:
-            break
+        for chunk in chunks:
+            total += len(chunk)
+            for ts, val in zip(chunk.ts, chunk.val, strict=True):
+                joined.setdefault(ts, {})[name] = val
     meta: dict[str, Any] = {"hisStart": start, "hisEnd": end or ctx.now.astimezone(tz)}
     if total > cap:
         meta |= _incomplete(cap)
@@ -445,42 +485,32 @@ async def his_write(ctx: OpContext, req: Grid) -> Grid:
     if not req.has_col("ts"):
         raise OpError("hisWrite needs a 'ts' column")
     points = await _entities(ctx, [ref for ref, _ in columns], "his")
-    plan: list[tuple[str, list[tuple[dt.datetime, Any]]]] = []
+    # Per point, its samples by instant: a later one at the same instant (in the grid,
+    # or in another column for the same point) wins, as it would in the store.
+    plan: dict[str, dict[int, tuple[dt.datetime, Any]]] = {}
     for point, (_, col) in zip(points, columns, strict=True):
         tz = _point_tz(point)
-        samples = []
+        samples = plan.setdefault(point["id"].id, {})
         for row in req:
             val = row.get(col)
             if val is None and col != "val":
                 continue  # a batch's missing sample
-            check_sample(point, tz, row.get("ts"), val)
-            samples.append((row["ts"], val))
-        plan.append((point["id"].id, samples))
-    for pid, samples in plan:
-        await ctx.store.his_write(pid, samples)
+            ts = row.get("ts")
+            check_sample(point, tz, ts, val)
+            assert isinstance(ts, dt.datetime)  # check_sample made sure
+            samples[ts_key(ts)] = (ts, val)
+    batch = {
+        pid: HisChunk(tuple(t for t, _ in s.values()), tuple(v for _, v in s.values()))
+        for pid, s in plan.items()
+    }
+    # One call, all or nothing across the points.
+    await ctx.store.his_write(batch)
     return Grid.empty()
 
 
 # -- pointWrite ----------------------------------------------------------------------------
 
 _LEVEL_DIS = {1: "emergency", 8: "manual", 17: "default"}
-
-
-def _live(levels: Mapping[int, PriorityLevel], now: dt.datetime) -> dict[int, PriorityLevel]:
-    return {n: lv for n, lv in levels.items() if lv.expires is None or lv.expires > now}
-
-
-async def _apply_priority(
-    ctx: OpContext, point: Mapping[str, Any], levels: Mapping[int, PriorityLevel]
-) -> None:
-    live = _live(levels, ctx.now)
-    changes: dict[str, Any] = {"writeVal": Remove, "writeLevel": Remove}
-    if live:
-        top = min(live)
-        changes = {"writeVal": live[top].val, "writeLevel": Number(top)}
-        if "cur" in point:
-            changes["curVal"] = live[top].val
-    await ctx.store.update_entity(point["id"].id, changes)
 
 
 async def point_write(ctx: OpContext, req: Grid) -> Grid:
@@ -490,11 +520,12 @@ async def point_write(ctx: OpContext, req: Grid) -> Grid:
     row = req[0]
     point = await _entity(ctx, _ref(row.get("id"), "'id'"), "writable")
     pid = point["id"].id
-    levels = await ctx.store.get_priority(pid)
-    for n, lv in levels.items():
-        if lv.expires is not None and lv.expires <= ctx.now:
-            levels = await ctx.store.set_priority(pid, n, None)
     if row.get("level") is None:
+        # A look at the array is a write of nothing: expired levels go, and the
+        # point's writeVal follows, in the same store call.
+        levels = await ctx.store.point_write(pid, None, None, now=ctx.now)
+        if levels is None:
+            raise OpError(f"unknown id @{pid}")
         return Grid(
             ["level", "levelDis", "val", "who", "expires"],
             [
@@ -527,8 +558,8 @@ async def point_write(ctx: OpContext, req: Grid) -> Grid:
             raise OpError("'duration' must be a Number")
         expires = ctx.now + _duration(row["duration"], "'duration'")
     entry = None if val is None else PriorityLevel(val, (who or ctx.user.username)[:256], expires)
-    levels = await ctx.store.set_priority(pid, level, entry)
-    await _apply_priority(ctx, point, levels)
+    if await ctx.store.point_write(pid, level, entry, now=ctx.now) is None:
+        raise OpError(f"unknown id @{pid}")
     return Grid.empty()
 
 
@@ -562,58 +593,61 @@ def _watch_id(req: Grid) -> str:
     return wid
 
 
-async def _owned_watch(ctx: OpContext, wid: str) -> Watch:
-    watch = await ctx.store.watch_get(wid, ctx.now)
-    if watch is None or (watch.owner != ctx.user.username and ctx.user.role < Role.ADMIN):
-        raise OpError(f"unknown or expired watch {wid!r}")
-    return watch
+def _any_owner(ctx: OpContext) -> bool:
+    return ctx.user.role >= Role.ADMIN  # admins may use anyone's watch
 
 
 async def watch_sub(ctx: OpContext, req: Grid) -> Grid:
-    """Open a watch or add ids to one (the ``watchSub`` op)."""
+    """Open a watch or add ids to one (the ``watchSub`` op): one store call, which
+    checks the caps and answers the records."""
     refs = _ids(ctx, req)
     lease = _lease(ctx, req.meta.get("lease"))
     limits = ctx.config.limits
-    if req.meta.get("watchId") is None:
-        owner = ctx.user.username
-        if await ctx.store.watch_count(owner, ctx.now) >= limits.max_watches_per_user:
-            raise OpError(f"already {limits.max_watches_per_user} watches open; close one first")
-        dis = req.meta.get("watchDis")
-        watch = await ctx.store.watch_open(
-            dis[:256] if isinstance(dis, str) else "watch", owner, lease, ctx.now
-        )
-    else:
-        watch = await _owned_watch(ctx, _watch_id(req))
-        if len(watch.ids) + len(refs) > limits.max_ids:
-            raise OpError(f"a watch holds at most {limits.max_ids} ids")
-    found = await ctx.store.get_entities([r.id for r in refs])
-    canonical = [rec["id"].id for rec in found if rec is not None]
-    added = await ctx.store.watch_add(watch.id, canonical, lease, ctx.now)
-    if added is None:
-        raise OpError(f"unknown or expired watch {watch.id!r}")
-    return _rows_grid(found, {"watchId": watch.id, "lease": _lease_number(added.lease)})
+    wid = None if req.meta.get("watchId") is None else _watch_id(req)
+    dis = req.meta.get("watchDis")
+    sub = await ctx.store.watch_sub(
+        wid,
+        [r.id for r in refs],
+        user=ctx.user.username,
+        any_owner=_any_owner(ctx),
+        dis=dis[:256] if isinstance(dis, str) else "watch",
+        lease=lease,
+        now=ctx.now,
+        max_watches=limits.max_watches_per_user,
+        max_ids=limits.max_ids,
+    )
+    if sub is None:
+        raise OpError(f"unknown or expired watch {wid!r}")
+    meta = {"watchId": sub.watch.id, "lease": _lease_number(sub.watch.lease)}
+    return _rows_grid(sub.entities, meta)
 
 
 async def watch_unsub(ctx: OpContext, req: Grid) -> Grid:
     """Remove ids from a watch, or close it (the ``watchUnsub`` op)."""
     wid = _watch_id(req)
-    await _owned_watch(ctx, wid)
-    if "close" in req.meta:
-        await ctx.store.watch_close(wid)
-    else:
-        refs = _ids(ctx, req)
-        await ctx.store.watch_remove(wid, [r.id for r in refs])
+    close = "close" in req.meta
+    ids = [] if close else [r.id for r in _ids(ctx, req)]
+    done = await ctx.store.watch_unsub(
+        wid, ids, close=close, user=ctx.user.username, any_owner=_any_owner(ctx), now=ctx.now
+    )
+    if not done:
+        raise OpError(f"unknown or expired watch {wid!r}")
     return Grid.empty()
 
 
 async def watch_poll(ctx: OpContext, req: Grid) -> Grid:
     """What changed in a watch since the last poll, or everything (``watchPoll``)."""
     wid = _watch_id(req)
-    await _owned_watch(ctx, wid)
-    changed = await ctx.store.watch_poll(wid, "refresh" in req.meta, ctx.now)
+    (changed,) = await ctx.store.watch_poll(
+        [wid],
+        user=ctx.user.username,
+        any_owner=_any_owner(ctx),
+        refresh="refresh" in req.meta,
+        now=ctx.now,
+    )
     if changed is None:
         raise OpError(f"unknown or expired watch {wid!r}")
-    recs = [r for r in await ctx.store.get_entities(changed) if r is not None]
+    recs = [r for r in await ctx.store.get_entities(changed) if r is not None] if changed else []
     return _rows_grid(recs, {"watchId": wid}) if recs else Grid(["id"], [], {"watchId": wid})
 
 

@@ -1,12 +1,16 @@
-"""The user-management REST API, for admins: ``{prefix}/admin/users[/{name}]``.
+"""The user-management REST API, for admins: ``{prefix}/admin/users[/{name}]``, and the
+same at ``{prefix}/users/[{name}]`` (where haystack-py's server and tools have it).
 
 Plain JSON in and out (this is not a Haystack op)::
 
     GET    /api/admin/users              [{"username", "role", "enabled", "created"}, ...]
     POST   /api/admin/users              {"username", "password", "role"?, "enabled"?} -> 201
     GET    /api/admin/users/{name}       {"username", "role", "enabled", "created"}
-    PATCH  /api/admin/users/{name}       {"password"?, "role"?, "enabled"?}
+    PUT    /api/admin/users/{name}       {"password"?, "role"?, "enabled"?} (PATCH alike)
     DELETE /api/admin/users/{name}       204
+
+    GET, POST            /api/users/
+    GET, PUT, PATCH, DELETE  /api/users/{name}
 
 Passwords are never returned.  Changing a password, disabling or deleting a user
 revokes every token of theirs.  An admin cannot delete, disable or demote themself.
@@ -14,7 +18,6 @@ revokes every token of theirs.  An admin cannot delete, disable or demote themse
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -28,7 +31,7 @@ from ._app import HaystackServer
 from ._auth import LoginStep
 from ._errors import HttpError
 from ._responses import login_response
-from ._store import Role, User
+from ._store import Role, UnknownUserError, User, UserChanges, UserExistsError
 from ._users import check_password, check_username
 
 __all__ = ["user_routes"]
@@ -121,11 +124,12 @@ def user_routes(server: HaystackServer, prefix: str) -> list[Route]:
             password = _password(data.get("password"))
             role = _role(data.get("role", "viewer"))
             enabled = _enabled(data.get("enabled", True))
-            if await store.get_user(name) is not None:
-                raise HttpError(409, f"user {name!r} already exists")
             creds = ScramCredentials.derive(password, hash=server.config.scram_hash)
-            user = User(name, role, creds, enabled)
-            await store.put_user(user)
+            user = User(name, role, creds, enabled, server.now())
+            try:
+                await store.create_user(user)  # only if the name is free, in one call
+            except UserExistsError:
+                raise HttpError(409, f"user {name!r} already exists") from None
             return JSONResponse(_public(user), 201)
         except HttpError as exc:
             return JSONResponse({"error": str(exc)}, exc.status, exc.headers)
@@ -144,36 +148,36 @@ def user_routes(server: HaystackServer, prefix: str) -> list[Route]:
             if request.method == "DELETE":
                 if user.username == me.username:
                     raise HttpError(409, "an admin cannot delete themself")
-                await store.delete_user(user.username)
-                await store.delete_sessions_of(user.username)
+                await store.delete_user(user.username)  # and their sessions, at once
                 return Response(status_code=204)
             data = await _json(request, {"password", "role", "enabled"})
-            changes: dict[str, Any] = {}
-            revoke = False
-            if "role" in data:
-                changes["role"] = _role(data["role"])
-                if user.username == me.username and changes["role"] < Role.ADMIN:
-                    raise HttpError(409, "an admin cannot demote themself")
-            if "enabled" in data:
-                changes["enabled"] = _enabled(data["enabled"])
-                if user.username == me.username and not changes["enabled"]:
-                    raise HttpError(409, "an admin cannot disable themself")
-                revoke = revoke or not changes["enabled"]
+            role = _role(data["role"]) if "role" in data else None
+            if role is not None and user.username == me.username and role < Role.ADMIN:
+                raise HttpError(409, "an admin cannot demote themself")
+            enabled = _enabled(data["enabled"]) if "enabled" in data else None
+            if enabled is False and user.username == me.username:
+                raise HttpError(409, "an admin cannot disable themself")
+            creds = None
             if "password" in data:
-                changes["credentials"] = ScramCredentials.derive(
+                creds = ScramCredentials.derive(
                     _password(data["password"]), hash=server.config.scram_hash
                 )
-                revoke = True
-            updated = dataclasses.replace(user, **changes)
-            await store.put_user(updated)
-            if revoke:
-                await store.delete_sessions_of(user.username)
+            try:
+                # A new password or disabling ends the user's sessions in the same call.
+                updated = await store.update_user(
+                    user.username, UserChanges(role=role, enabled=enabled, credentials=creds)
+                )
+            except UnknownUserError:
+                raise HttpError(404, f"no user {name!r}") from None
             return JSONResponse(_public(updated))
         except HttpError as exc:
             return JSONResponse({"error": str(exc)}, exc.status, exc.headers)
 
-    base = f"{prefix}/admin/users"
+    item_methods = ["GET", "PUT", "PATCH", "DELETE"]
     return [
-        Route(base, collection, methods=["GET", "POST"]),
-        Route(base + "/{name}", item, methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{prefix}/admin/users", collection, methods=["GET", "POST"]),
+        Route(f"{prefix}/admin/users/{{name}}", item, methods=item_methods),
+        # Where haystack-py's server and tools keep the same API.
+        Route(f"{prefix}/users/", collection, methods=["GET", "POST"]),
+        Route(f"{prefix}/users/{{name}}", item, methods=item_methods),
     ]

@@ -14,7 +14,7 @@ import os
 from projecthaystack.auth import ScramCredentials, saslprep
 
 from ._errors import StartupError
-from ._store import Role, Store, User
+from ._store import Role, Store, User, UserExistsError
 
 __all__ = [
     "ADMIN_PASSWORD_ENV",
@@ -83,8 +83,11 @@ async def ensure_admin(store: Store, admin: tuple[str, str] | None, scram_hash: 
             except ValueError as exc:
                 raise StartupError(f"the admin user's password: {exc}") from None
             creds = ScramCredentials.derive(password, hash=scram_hash)
-            await store.put_user(User(name, Role.ADMIN, creds))
-            log.info("created admin user %r", name)
+            try:
+                await store.create_user(User(name, Role.ADMIN, creds))
+                log.info("created admin user %r", name)
+            except UserExistsError:
+                pass  # another worker starting beside this one made it first
     if not any(u.role is Role.ADMIN and u.enabled for u in await store.list_users()):
         raise StartupError(
             f"no admin user: set {ADMIN_USER_ENV} and {ADMIN_PASSWORD_ENV} "

@@ -27,6 +27,7 @@ import anyio
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from projecthaystack.codecs import codec_for_name
 from projecthaystack.codecs import json as hjson
 from projecthaystack.kinds import Grid, HaystackError
 
@@ -34,6 +35,7 @@ from ._app import HaystackServer
 from ._auth import Authenticated
 from ._errors import HttpError
 from ._responses import error_grid
+from ._store import Role
 
 __all__ = ["websocket_endpoint"]
 
@@ -59,12 +61,16 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
     auth: str | None = None
 
 
+_JSON = codec_for_name("json")
 _DECODER: msgspec.json.Decoder[_Message] = msgspec.json.Decoder(_Message)
 
 
-def _frame(head: dict[str, Any], grids: Grid | list[Grid], key: str) -> str:
-    """The envelope with the grid(s) spliced in as Haystack JSON, not re-parsed."""
-    if isinstance(grids, Grid):
+def _frame(head: dict[str, Any], grids: Grid | list[Grid] | bytes, key: str) -> str:
+    """The envelope with the grid(s) spliced in as Haystack JSON (or JSON bytes already
+    encoded), not re-parsed."""
+    if isinstance(grids, bytes):
+        body = grids
+    elif isinstance(grids, Grid):
         body = hjson.encode_grid_bytes(grids)
     else:
         body = b"[" + b",".join(hjson.encode_grid_bytes(g) for g in grids) + b"]"
@@ -86,20 +92,32 @@ class _Connection:
         async with self.lock:
             await self.ws.send_text(text)
 
-    def _grid(self, raw: msgspec.Raw) -> Grid:
-        if bytes(raw) in (b"", b"null"):
+    async def _grid(self, raw: msgspec.Raw) -> Grid:
+        data = bytes(raw)
+        if data in (b"", b"null"):
             return Grid.empty()
-        return hjson.decode_grid(bytes(raw), limits=self.server.limits)
+        return await self.server.decode(_JSON, data)
+
+    async def _json(self, grids: Grid | list[Grid]) -> bytes:
+        """Grids as JSON, big ones encoded off the event loop (as over HTTP)."""
+        if isinstance(grids, Grid):
+            return await self.server.encode(_JSON, grids)
+        return b"[" + b",".join([await self.server.encode(_JSON, g) for g in grids]) + b"]"
 
     async def _still_valid(self) -> bool:
+        """Whether the connection's token still holds (one store call per message); the
+        user is refreshed with it, so a changed role counts at once."""
         if self.who.token is None:
             return True
-        now = self.server.now()
-        return await self.server.store.get_session(self.who.token, now) is not None
+        found = await self.server.auth.bearer(self.who.token, self.server.now())
+        if isinstance(found, Authenticated):
+            self.who = found
+            return True
+        return False
 
     async def run_op(self, op: str, raw: msgspec.Raw) -> tuple[Grid, int | None]:
         try:
-            req = self._grid(raw)
+            req = await self._grid(raw)
         except HaystackError as exc:
             return error_grid(f"cannot read the request grid: {exc}"), 400
         try:
@@ -136,13 +154,13 @@ class _Connection:
                 )
                 return
             grids = [(await self.run_op(call.op, call.grid))[0] for call in msg.batch]
-            await self.send(_frame(head, grids, "batch"))
+            await self.send(_frame(head, await self._json(grids), "batch"))
             ops = [c.op for c in msg.batch]
         elif msg.op is not None:
             grid, status = await self.run_op(msg.op, msg.grid)
             if status is not None:
                 head["status"] = status
-            await self.send(_frame(head, grid, "grid"))
+            await self.send(_frame(head, await self._json(grid), "grid"))
             ops = [msg.op]
         else:
             await self.send(_frame(head, error_grid("a message needs 'op' or 'batch'"), "grid"))
@@ -152,25 +170,43 @@ class _Connection:
             self.closed = True
 
     async def push_loop(self) -> None:
+        """Push the changes of this connection's watches as they happen.
+
+        The loop follows the store's change feed: it wakes when anything changes (or
+        after ``push_interval``), and only then asks the store, in one call for all of
+        this connection's watches, what changed in them.  A quiet connection still
+        polls now and then (every half of the shortest lease) to keep its leases."""
         store = self.server.store
-        interval = self.server.config.push_interval
+        config = self.server.config
+        keep_alive = config.min_watch_lease / 2
+        cursor = (await store.changes_since(None)).cursor
+        last_poll = self.server.now()
         while not self.closed:
-            await store.wait_for_change(interval)
-            for wid in list(self.watches):
-                now = self.server.now()
-                changed = await store.watch_poll(wid, False, now)
+            news = await store.wait_changes(cursor, config.push_interval)
+            cursor = news.cursor
+            now = self.server.now()
+            if not self.watches or not (news.ids or news.reset or now - last_poll >= keep_alive):
+                continue
+            last_poll = now
+            wids = list(self.watches)
+            found = await store.watch_poll(
+                wids,
+                user=self.who.user.username,
+                any_owner=self.who.user.role >= Role.ADMIN,
+                refresh=False,
+                now=now,
+            )
+            for wid, changed in zip(wids, found, strict=True):
                 if changed is None:
                     self.watches.discard(wid)
                     await self.send(
                         _frame({"watch": wid}, error_grid(f"watch {wid!r} expired"), "grid")
                     )
-                    continue
-                if not changed:
-                    continue
-                recs = [r for r in await store.get_entities(changed) if r is not None]
-                if recs:
-                    grid = Grid.from_rows(recs, {"watchId": wid})
-                    await self.send(_frame({"watch": wid}, grid, "grid"))
+                elif changed:
+                    recs = [r for r in await store.get_entities(changed) if r is not None]
+                    if recs:
+                        grid = Grid.from_rows(recs, {"watchId": wid})
+                        await self.send(_frame({"watch": wid}, grid, "grid"))
 
 
 async def _authenticate(server: HaystackServer, ws: WebSocket) -> Authenticated | None:

@@ -1,0 +1,65 @@
+"""The public names of projecthaystack.server, pinned: a change here is an API change."""
+
+from __future__ import annotations
+
+import inspect
+
+import projecthaystack.server as server
+from projecthaystack.server import testing
+
+PUBLIC = [
+    "DEMO_ACTIONS",
+    "MAX_PASSWORD",
+    "MIN_PASSWORD",
+    "PRIORITY_LEVELS",
+    "STANDARD_OPS",
+    "STORES_GROUP",
+    "Action",
+    "DemoBuilding",
+    "HaystackServer",
+    "HttpError",
+    "MemoryStore",
+    "Op",
+    "OpContext",
+    "OpError",
+    "OpHandler",
+    "PriorityLevel",
+    "Role",
+    "ServerConfig",
+    "ServerError",
+    "ServerLimits",
+    "Session",
+    "StartupError",
+    "StartupHook",
+    "Store",
+    "User",
+    "Watch",
+    "check_password",
+    "create_app",
+    "demo_building",
+    "error_grid",
+    "open_store",
+    "parse_range",
+    "store_schemes",
+]
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(server.__all__) == sorted(PUBLIC)
+    assert testing.__all__ == ["free_port", "serve", "small_building"]
+
+
+def test_public_classes_and_functions_name_the_package() -> None:
+    for name in server.__all__:
+        obj = getattr(server, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == "projecthaystack.server", name
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for name in server.__all__:
+        obj = getattr(server, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), name
+    for name in testing.__all__:
+        assert inspect.getdoc(getattr(testing, name)), name
