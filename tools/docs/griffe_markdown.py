@@ -7,6 +7,7 @@ mkdocstrings renders a docstring:
 
 - each doctest run (its ``>>>``/``...`` lines and the output up to the next blank line)
   is put inside a fenced ``pycon`` block;
+- a reST simple table becomes a Markdown table;
 - a reST literal-block marker (a paragraph ending in ``::``) loses one colon, and a bare
   ``::`` line goes: the indented block after it is already a Markdown code block;
 - each role becomes a cross-reference to the object it names, resolved the way Python
@@ -27,7 +28,11 @@ from typing import Any
 import griffe
 
 FENCE = "```"
-ROLE = re.compile(r":(?:py:)?(?:func|class|data|meth|attr|exc|mod|obj|const):`(~?)([\w.]+)`")
+ROLE = re.compile(
+    r":(?:py:)?(?:func|class|data|meth|attr|exc|mod|obj|const):`(~?)([^`<]+?)\s*(?:<([\w.]+)>)?`"
+)
+NAME = re.compile(r"[\w.]+")
+BORDER = re.compile(r"^(\s*)(=+)((?:\s+=+)+)\s*$")
 
 
 def fence_doctests(text: str) -> str:
@@ -73,6 +78,53 @@ def literal_blocks(text: str) -> str:
     return LITERAL.sub(lambda m: "" if m.group(2) is None else m.group(2) + ":", text)
 
 
+def rst_tables(text: str) -> str:
+    """reST simple tables (``=====  =====`` borders) as Markdown tables.
+
+    A line whose first column is blank continues the row above it.
+
+    >>> print(rst_tables("==  =====\\nA   B\\n==  =====\\n1   one\\n    more\\n==  ====="))
+    | A | B |
+    |---|---|
+    | 1 | one more |
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        border = BORDER.match(lines[i])
+        if border is None or i + 2 >= len(lines) or lines[i + 2].strip() != lines[i].strip():
+            out.append(lines[i])
+            i += 1
+            continue
+        starts = [m.start() for m in re.finditer(r"=+", lines[i])]
+
+        def cells(line: str, starts: list[int] = starts) -> list[str]:
+            ends = [*starts[1:], len(line) + 1]
+            return [line[a:b].strip() for a, b in zip(starts, ends, strict=True)]
+
+        rows = [cells(lines[i + 1])]
+        i += 3
+        while i < len(lines):
+            if BORDER.match(lines[i]):
+                i += 1
+                break
+            if not lines[i].strip():
+                i += 1
+                continue
+            row = cells(lines[i])
+            if not row[0] and len(rows) > 1:
+                rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], row, strict=True)]
+            else:
+                rows.append(row)
+            i += 1
+        indent = border.group(1)
+        out.append(indent + "| " + " | ".join(rows[0]) + " |")
+        out.append(indent + "|" + "---|" * len(rows[0]))
+        out.extend(indent + "| " + " | ".join(r) + " |" for r in rows[1:])
+    return "\n".join(out)
+
+
 def _resolve(scope: griffe.Object, name: str) -> str | None:
     """The full path ``name`` stands for in ``scope``, or None."""
     if name.startswith("projecthaystack."):
@@ -89,8 +141,11 @@ def link_roles(text: str, scope: griffe.Object) -> str:
     """``text`` with Sphinx roles made into autorefs links (or inline code) from ``scope``."""
 
     def replace(match: re.Match[str]) -> str:
-        short, name = match.group(1), match.group(2)
-        title = name.rsplit(".", 1)[-1] if short else name
+        short, text, target = match.group(1), " ".join(match.group(2).split()), match.group(3)
+        if target is None and not NAME.fullmatch(text):
+            return f"`{text}`"
+        name = target or text
+        title = text if target else (name.rsplit(".", 1)[-1] if short else name)
         path = _resolve(scope, name)
         return f"`{title}`" if path is None else f"[`{title}`][{path}]"
 
@@ -113,5 +168,5 @@ class DocstringsForMarkdown(griffe.Extension):
         for obj in _walk(pkg):
             if obj.docstring is not None:
                 scope = obj if obj.is_module or obj.is_class else obj.parent
-                text = literal_blocks(fence_doctests(obj.docstring.value))
+                text = rst_tables(literal_blocks(fence_doctests(obj.docstring.value)))
                 obj.docstring.value = link_roles(text, scope or obj)
