@@ -442,3 +442,15 @@ def test_the_empty_grid_is_shared_but_not_with_meta():
     assert Grid.empty() is Grid.empty() and Grid.empty().col_names == ("empty",)
     with_meta = Grid.empty({"err": Marker})
     assert with_meta is not Grid.empty() and with_meta.is_error and not Grid.empty().is_error
+
+
+def test_not_equal_follows_equal_for_numbers_and_refs():
+    # Structs compared with != by identity once: Number(10) != Number(10) was True.
+    assert not (Number(10) != Number(10))
+    assert not (Number(10, "°F") != Number(10, "°F"))
+    assert Number(10, "°F") != Number(10, "°C")
+    assert not (Ref("a", "A") != Ref("a"))
+    assert Ref("a") != Ref("b")
+    assert Number(float("nan")) == Number(float("nan"))
+    assert not (Number(float("nan")) != Number(float("nan")))
+    assert Number(1) != 1

@@ -392,3 +392,41 @@ def test_demo_without_our_client_says_how_to_install_it() -> None:
     )
     line = _one_line(done, "pip install -e packages/haystack-client")
     assert "pip install haystack-client" not in line
+
+
+def test_demo_stops_quietly_on_ctrl_c() -> None:
+    proc = subprocess.Popen(
+        _command("demo", "--demo-sites", "1", "--demo-days", "1"),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    serving = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Serving until Ctrl-C" in line:
+                serving.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert serving.wait(120), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        reader.join(10)
+        err = proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "hisRead @demo.site1" in "".join(lines)  # an empty yesterday is no failure

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._b64 import b64url_encode
-from ._errors import AuthenticationFailed
+from ._errors import CredentialsRejectedError
 
 _VERSION: Final = 1
 _HEAD: Final = struct.Struct(">BI12s")  # version, expiry (Unix seconds), random id
@@ -86,14 +86,14 @@ class HandshakeSealer:
         """A new token for ``username``, good until ``expires`` (Unix seconds)."""
         name = username.encode("utf-8")
         if len(name) > _MAX_NAME:
-            raise AuthenticationFailed("user name too long")
+            raise CredentialsRejectedError("user name too long")
         raw_id = secrets.token_bytes(12)
         payload = _HEAD.pack(_VERSION, max(0, min(expires, 2**32 - 1)), raw_id) + name
         mac = hmac.new(self._token_key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
         return HandshakeToken((payload + mac).hex(), username, expires, raw_id.hex())
 
     def open(self, token: str, now: float) -> HandshakeToken:
-        """The contents of a token this server made; :class:`AuthenticationFailed` for
+        """The contents of a token this server made; :class:`CredentialsRejectedError` for
         one forged, altered, malformed or expired (all alike)."""
         try:
             raw = bytes.fromhex(token) if len(token) <= 2 * (_HEAD.size + _MAX_NAME + 16) else b""
@@ -102,14 +102,14 @@ class HandshakeSealer:
         payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         good = hmac.new(self._token_key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
         if len(payload) <= _HEAD.size or not hmac.compare_digest(mac, good):
-            raise AuthenticationFailed("unknown or expired handshake")
+            raise CredentialsRejectedError("unknown or expired handshake")
         version, expires, raw_id = _HEAD.unpack_from(payload)
         if version != _VERSION or expires <= now:
-            raise AuthenticationFailed("unknown or expired handshake")
+            raise CredentialsRejectedError("unknown or expired handshake")
         try:
             username = payload[_HEAD.size :].decode("utf-8")
         except UnicodeDecodeError:
-            raise AuthenticationFailed("unknown or expired handshake") from None
+            raise CredentialsRejectedError("unknown or expired handshake") from None
         return HandshakeToken(token, username, expires, raw_id.hex())
 
     def _tag(self, token: HandshakeToken, client_nonce: str, flag: str, random: str) -> str:
@@ -124,7 +124,7 @@ class HandshakeSealer:
 
     def check_nonce(self, token: HandshakeToken, combined: str) -> tuple[str, str]:
         """``(client nonce, flag)`` of a combined nonce this server made for ``token``;
-        :class:`AuthenticationFailed` otherwise."""
+        :class:`CredentialsRejectedError` otherwise."""
         for extra in range(3):
             size = 1 + _NONCE_RANDOM + extra + _NONCE_TAG
             client_nonce, server = combined[:-size], combined[-size:]
@@ -134,4 +134,4 @@ class HandshakeSealer:
             good = self._tag(token, client_nonce, flag, random)
             if hmac.compare_digest(tag.encode(), good.encode()):
                 return client_nonce, flag
-        raise AuthenticationFailed("nonce mismatch")
+        raise CredentialsRejectedError("nonce mismatch")

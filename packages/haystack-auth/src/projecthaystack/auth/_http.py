@@ -380,7 +380,7 @@ class ServerAuth:
 
     def handshake_user(self, header: AuthHeader) -> str:
         """The user of a ``SCRAM`` message's handshake token (SASLprepped), to look up
-        before :meth:`scram`; :class:`AuthenticationFailed` for a token that is
+        before :meth:`scram`; :class:`CredentialsRejectedError` for a token that is
         missing, forged or expired."""
         return saslprep(self._open(header).username)
 
@@ -435,7 +435,7 @@ class ServerAuth:
         server-first in reply) or the client-final one (on a valid proof, status 200,
         the server's signature, and the ``username`` and ``replay_key`` to act on).
 
-        :class:`AuthenticationFailed` for a token or nonce not this server's, an expired
+        :class:`CredentialsRejectedError` for a token or nonce not this server's, an expired
         token, or a wrong proof (an unknown user's proof is always wrong)."""
         data = header.get("data")
         if data is None:

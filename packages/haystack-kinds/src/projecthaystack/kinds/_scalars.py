@@ -171,6 +171,11 @@ class Number(msgspec.Struct, frozen=True, eq=False, repr_omit_defaults=True):
     def __hash__(self) -> int:
         return hash((self.val, self.unit))
 
+    def __ne__(self, other: object) -> bool:
+        # msgspec Structs with eq=False compare by identity for !=; follow __eq__.
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
     def __str__(self) -> str:
         return format_number(self.val, self.unit)
 
@@ -214,6 +219,11 @@ class Ref(
 
     def __hash__(self) -> int:
         return hash(("Ref", self.id))
+
+    def __ne__(self, other: object) -> bool:
+        # msgspec Structs with eq=False compare by identity for !=; follow __eq__.
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
 
     def __str__(self) -> str:
         return "@" + self.id

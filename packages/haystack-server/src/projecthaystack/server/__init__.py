@@ -53,12 +53,12 @@ from ._store import User as User
 from ._store import UserChanges as UserChanges
 from ._store import UserExistsError as UserExistsError
 from ._store import Watch as Watch
-from ._stores import STORES_GROUP as STORES_GROUP
-from ._stores import open_store as open_store
-from ._stores import store_schemes as store_schemes
 from ._store import WatchLimitError as WatchLimitError
 from ._store import WatchSub as WatchSub
 from ._store import apply_point_write as apply_point_write
+from ._stores import STORES_GROUP as STORES_GROUP
+from ._stores import open_store as open_store
+from ._stores import store_schemes as store_schemes
 from ._users import MAX_PASSWORD as MAX_PASSWORD
 from ._users import MIN_PASSWORD as MIN_PASSWORD
 from ._users import check_password as check_password

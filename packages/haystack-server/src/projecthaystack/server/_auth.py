@@ -17,10 +17,10 @@ import secrets
 from dataclasses import dataclass
 
 from projecthaystack.auth import (
-    AuthenticationFailed,
     AuthError,
     AuthHeader,
     CertIdentity,
+    CredentialsRejectedError,
     ScramCredentials,
     ServerAuth,
     b64url_decode,
@@ -170,7 +170,7 @@ class Authenticator:
                 return await self._scram(header, client, now)
             if header.scheme in ("PLAINTEXT", "BASIC"):
                 return await self._plaintext(header, authorization, client, tls, now)
-        except AuthenticationFailed:
+        except CredentialsRejectedError:
             raise HttpError(403, "authentication failed") from None
         except (AuthError, UnicodeError, ValueError) as exc:
             raise HttpError(400, f"bad auth message: {exc}") from None
@@ -189,7 +189,7 @@ class Authenticator:
     async def _scram(self, header: AuthHeader, client: str, now: dt.datetime) -> LoginStep:
         try:
             username = self._server_auth(None, None, now).handshake_user(header)
-        except AuthenticationFailed:
+        except CredentialsRejectedError:
             raise HttpError(403, "unknown or expired handshake") from None
         proof = ServerAuth.is_proof(header)
         # Only a proof is counted: a client-first message stores nothing and proves nothing.

@@ -517,10 +517,8 @@ def _demo(args: argparse.Namespace) -> int:
             point = points[0]
             his = client.his_read(point["id"], "yesterday")
             vals = [r["val"].val for r in his]
-            print(
-                f"\nhisRead {point['id']} yesterday: {len(his)} samples, "
-                f"min {min(vals)} max {max(vals)} {point['unit']}"
-            )
+            span = f", min {min(vals)} max {max(vals)} {point['unit']}" if vals else ""
+            print(f"\nhisRead {point['id']} yesterday: {len(his)} samples{span}")
             for row in list(his)[:3]:
                 print(f"  {row['ts'].isoformat()}  {row['val']}")
             count = len(client.read("point"))
