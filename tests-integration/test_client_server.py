@@ -129,7 +129,7 @@ def _haystack(*args: str, url: str) -> str:
 
 
 def test_the_readmes_command_line(url: str) -> None:
-    pd = pytest.importorskip("pandas", reason="the [pandas] extra is not installed")
+    pd = pytest.importorskip("pandas", reason="install the [pandas] extra (pip install pandas)")
     out = _haystack("read", "point and temp", "--limit", "10", "-o", "csv", url=url)
     frame = pd.read_csv(io.StringIO(out))
     assert len(frame) == 8

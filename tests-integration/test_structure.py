@@ -231,7 +231,12 @@ class _Reader(ast.NodeVisitor):
         else:
             target = node.module or ""
         names = tuple(a.name for a in node.names)
-        self._add(node, target, names)
+        if target == "projecthaystack":
+            # The namespace root: `from projecthaystack import auth` imports a package.
+            for name in names:
+                self._add(node, f"{target}.{name}", ())
+        else:
+            self._add(node, target, names)
         if target.startswith("projecthaystack"):
             for alias in node.names:
                 self.foreign[alias.asname or alias.name] = f"{target}.{alias.name}"

@@ -73,7 +73,7 @@ def _write_his(server) -> None:
 
 
 def test_csv_that_pandas_reads_without_help(server, capsys):
-    pd = pytest.importorskip("pandas", reason="the [pandas] extra is not installed")
+    pd = pytest.importorskip("pandas", reason="install the [pandas] extra (pip install pandas)")
     _write_his(server)
     opts = ["--url", server.url, "--user", "user", "--password", "pencil", "-o", "csv"]
     assert main(["his", "@t1", "2024-01-01", *opts]) == 0

@@ -353,7 +353,7 @@ def test_plain_rows_are_written_as_they_stand_and_still_checked():
 def test_big_grids_encode_a_column_at_a_time_with_the_same_result() -> None:
     import datetime as dt
 
-    from projecthaystack.codecs._json import _COLUMNAR_MIN
+    from projecthaystack.codecs._json4_write import _COLUMNAR_MIN
     from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
 
     ny, chi = tz_from_name("New_York"), tz_from_name("Chicago")
@@ -404,7 +404,7 @@ def test_rows_written_twice_are_copied_and_another_tools_memo_is_no_hit():
     first = json.encode_grid_bytes(grid)
     assert json.encode_grid_bytes(grid) == first  # the second write keeps each row's JSON
     assert json.encode_grid_bytes(grid) == first  # the third copies it
-    assert [r.memo.haystack_json4 for r in rows] == [json.encode_value_bytes(r) for r in rows]
+    assert [r.memo.haystack_json4 for r in rows] == [json.encode_value(r).encode() for r in rows]
     reordered = Grid.from_rows(rows[::-1])
     assert json.encode_grid_bytes(reordered) == json.encode_grid_bytes(
         Grid.from_rows([dict(r) for r in rows[::-1]])

@@ -67,7 +67,9 @@ def test_public_classes_and_functions_name_the_package() -> None:
     for name in server.__all__:
         obj = getattr(server, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
-            assert obj.__module__ == "projecthaystack.server", name
+            # A re-export from a lower layer keeps the module that defines it.
+            home = "projecthaystack.codecs" if name == "parse_range" else "projecthaystack.server"
+            assert obj.__module__ == home, name
 
 
 def test_every_public_name_has_a_docstring() -> None:

@@ -20,13 +20,13 @@ from . import json as json
 from . import trio as trio
 from . import zinc as zinc
 from .__about__ import __version__ as __version__
+from ._errors import UnknownFormatError as UnknownFormatError
 from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ._limits import Limits as Limits
 from ._range import parse_datetime as parse_datetime
 from ._range import parse_range as parse_range
 from ._registry import CODECS as CODECS
 from ._registry import Codec as Codec
-from ._registry import UnknownFormatError as UnknownFormatError
 from ._registry import codec_for_mime as codec_for_mime
 from ._registry import codec_for_name as codec_for_name
 from ._registry import negotiate as negotiate

@@ -7,12 +7,13 @@ import io
 import re
 from typing import Any
 
-from projecthaystack.kinds import Col, DecodeError, FrozenDict, Grid, Marker, Ref, Uri
+from projecthaystack.kinds import Col, DecodeError, EncodeError, FrozenDict, Grid, Marker, Ref, Uri
 
 from ._limits import DEFAULT_LIMITS, Limits
-from ._zinc import encode_value, read_text
+from ._text import read_text
+from ._zinc_write import encode_value
 
-__all__ = ["decode_grid", "encode_grid", "encode_cell"]
+__all__ = ["decode_grid", "encode_cell", "encode_grid", "encode_grid_bytes"]
 
 _NON_NAME = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -43,6 +44,8 @@ def encode_grid(grid: Grid) -> str:
     >>> encode_grid(Grid.from_rows([{"dis": "RTU-1", "equip": Marker}]))
     'dis,equip\\r\\nRTU-1,✓\\r\\n'
     """
+    if not isinstance(grid, Grid):
+        raise EncodeError(f"expected a Grid, not {type(grid).__name__}")
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -52,6 +55,11 @@ def encode_grid(grid: Grid) -> str:
     for row in grid.rows:
         writer.writerow([encode_cell(row.get(n)) for n in names])
     return out.getvalue()
+
+
+def encode_grid_bytes(grid: Grid) -> bytes:
+    """A grid as UTF-8 CSV, ready for the wire."""
+    return encode_grid(grid).encode()
 
 
 def _col_name(header: str, index: int, seen: set[str]) -> str:

@@ -12,7 +12,8 @@ from typing import Any, Final
 from projecthaystack.kinds import UTC, DecodeError, tz_from_name
 
 from ._limits import Limits
-from ._zinc import decode_value, make_datetime
+from ._text import make_datetime
+from ._zinc_read import decode_value
 
 __all__ = ["parse_datetime", "parse_range"]
 

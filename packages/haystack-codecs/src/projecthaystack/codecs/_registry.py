@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from projecthaystack.kinds import Grid, HaystackError
+from projecthaystack.kinds import Grid
 
-from . import _csv, _json, _trio, _zinc
+from . import csv, json, trio, zinc
+from ._errors import UnknownFormatError
 from ._limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -20,10 +21,6 @@ __all__ = [
     "codec_for_name",
     "negotiate",
 ]
-
-
-class UnknownFormatError(HaystackError, LookupError):
-    """No codec answers to that MIME type or name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,40 +61,40 @@ CODECS: Final[tuple[Codec, ...]] = (
         "text/zinc",
         "zinc",
         True,
-        lambda g: _zinc.encode_grid(g).encode(),
-        lambda d, lim: _zinc.decode_grid(d, limits=lim),
+        zinc.encode_grid_bytes,
+        lambda d, lim: zinc.decode_grid(d, limits=lim),
     ),
     Codec(
         "json",
         "application/json",
         "json",
         True,
-        _json.encode_grid_bytes,
-        lambda d, lim: _json.decode_grid(d, limits=lim),
+        json.encode_grid_bytes,
+        lambda d, lim: json.decode_grid(d, limits=lim),
     ),
     Codec(
         "json3",
         "application/vnd.haystack+json;version=3",
         "json",
         True,
-        lambda g: _json.encode_grid_bytes(g, version=3),
-        lambda d, lim: _json.decode_grid(d, version=3, limits=lim),
+        lambda g: json.encode_grid_bytes(g, version=3),
+        lambda d, lim: json.decode_grid(d, version=3, limits=lim),
     ),
     Codec(
         "trio",
         "text/trio",
         "trio",
         False,
-        lambda g: _trio.encode_grid(g).encode(),
-        lambda d, lim: _trio.decode_grid(d, limits=lim),
+        trio.encode_grid_bytes,
+        lambda d, lim: trio.decode_grid(d, limits=lim),
     ),
     Codec(
         "csv",
         "text/csv",
         "csv",
         False,
-        lambda g: _csv.encode_grid(g).encode(),
-        lambda d, lim: _csv.decode_grid(d, limits=lim),
+        csv.encode_grid_bytes,
+        lambda d, lim: csv.decode_grid(d, limits=lim),
     ),
 )
 _BY_NAME: Final = {c.name: c for c in CODECS}

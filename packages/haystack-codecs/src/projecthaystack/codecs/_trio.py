@@ -15,12 +15,14 @@ from typing import Any, Final
 
 from projecthaystack.kinds import DecodeError, EncodeError, FrozenDict, Grid, Marker, Ref
 
+from ._encoding import check_names
 from ._limits import DEFAULT_LIMITS, Limits
-from ._names import check_names
-from ._zinc import ZincParser, encode_value, read_text
-from ._zinc import encode_grid as zinc_grid
+from ._text import read_text
+from ._zinc_read import ZincParser
+from ._zinc_write import encode_grid as zinc_grid
+from ._zinc_write import encode_value
 
-__all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid"]
+__all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid", "encode_grid_bytes"]
 
 _NAME = re.compile(r"[a-z][A-Za-z0-9_]*")
 _SEPARATOR = re.compile(r"-+[ \t]*")
@@ -305,5 +307,18 @@ def _fails(val: Any) -> bool:
 
 
 def encode_grid(grid: Grid) -> str:
-    """A grid's rows as Trio (Trio has no grid or column meta)."""
+    """A grid's rows as Trio records (Trio has no grid or column meta: they are left out).
+
+    >>> from projecthaystack.kinds import Grid, Marker
+    >>> print(encode_grid(Grid.from_rows([{"dis": "HQ", "site": Marker}])), end="")
+    dis:HQ
+    site
+    """
+    if not isinstance(grid, Grid):
+        raise EncodeError(f"expected a Grid, not {type(grid).__name__}")
     return encode_dicts(grid.rows)
+
+
+def encode_grid_bytes(grid: Grid) -> bytes:
+    """A grid's rows as UTF-8 Trio, ready for the wire."""
+    return encode_grid(grid).encode()

@@ -9,5 +9,11 @@
 from ._csv import decode_grid as decode_grid
 from ._csv import encode_cell as encode_cell
 from ._csv import encode_grid as encode_grid
+from ._csv import encode_grid_bytes as encode_grid_bytes
 
-__all__ = ["decode_grid", "encode_cell", "encode_grid"]
+__all__ = ["decode_grid", "encode_cell", "encode_grid", "encode_grid_bytes"]
+
+# Show the public module in tracebacks, reprs and help() rather than the private one.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

@@ -9,5 +9,11 @@ from ._trio import decode_dicts as decode_dicts
 from ._trio import decode_grid as decode_grid
 from ._trio import encode_dicts as encode_dicts
 from ._trio import encode_grid as encode_grid
+from ._trio import encode_grid_bytes as encode_grid_bytes
 
-__all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid"]
+__all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid", "encode_grid_bytes"]
+
+# Show the public module in tracebacks, reprs and help() rather than the private one.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

@@ -6,10 +6,23 @@
 '4500ft²'
 """
 
-from ._zinc import decode_grid as decode_grid
-from ._zinc import decode_value as decode_value
-from ._zinc import encode_grid as encode_grid
-from ._zinc import encode_value as encode_value
-from ._zinc import read_value as read_value
+from ._zinc_read import decode_grid as decode_grid
+from ._zinc_read import decode_value as decode_value
+from ._zinc_read import read_value as read_value
+from ._zinc_write import encode_grid as encode_grid
+from ._zinc_write import encode_grid_bytes as encode_grid_bytes
+from ._zinc_write import encode_value as encode_value
 
-__all__ = ["decode_grid", "decode_value", "encode_grid", "encode_value", "read_value"]
+__all__ = [
+    "decode_grid",
+    "decode_value",
+    "encode_grid",
+    "encode_grid_bytes",
+    "encode_value",
+    "read_value",
+]
+
+# Show the public module in tracebacks, reprs and help() rather than the private one.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

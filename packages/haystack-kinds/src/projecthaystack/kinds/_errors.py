@@ -1,13 +1,37 @@
-"""The exception hierarchy shared by every projecthaystack package.
+"""The exception hierarchy shared by every projecthaystack package, drawn once here.
 
-::
+Every error raised on purpose is a :class:`HaystackError`, and also the builtin whose
+meaning matches (``ValueError`` for bad input, ``LookupError`` for a name that is not
+there).  Each package keeps its own errors in its errors module, which draws its part::
 
-    HaystackError                      root of everything this project raises on purpose
-    ├── InvalidValueError (ValueError) a value that breaks a rule of its kind (bad Ref id, ...)
-    ├── DecodeError (ValueError)       malformed input to a decoder; says where
-    └── EncodeError (ValueError)       a value that a format cannot represent
+    HaystackError                           root of everything this project raises on purpose
+    ├── InvalidValueError (ValueError)      kinds: a value that breaks a rule of its kind
+    ├── DecodeError (ValueError)            kinds: malformed input to a decoder; says where
+    │   └── FilterSyntaxError (FilterError) filter: text that does not parse
+    ├── EncodeError (ValueError)            kinds: a value a format cannot represent
+    ├── UnknownFormatError (LookupError)    codecs: no codec for that MIME type or name
+    ├── FilterError (ValueError)            filter: a filter that cannot be used as asked
+    ├── NamespaceError (ValueError)         ontology: libs that make no valid namespace
+    ├── AuthError                           auth: anything that stops an authentication
+    │   ├── AuthProtocolError (ValueError)
+    │   ├── CredentialsRejectedError
+    │   ├── ServerSignatureError
+    │   └── UnsupportedMechanismError
+    ├── ClientError                         client: every error names the URL that failed
+    │   ├── RequestNotSentError             never reached the server: safe to retry
+    │   ├── ResponseError                   sent, then failed: the op may have run
+    │   │   └── TooManyRequestsError        429: wait ``retry_after`` seconds
+    │   ├── CallError                       the server answered with an error grid
+    │   ├── UnknownRecError (LookupError)   ids that do not exist
+    │   └── AuthenticationError (AuthError) the login did not succeed (one class for
+    │                                       each auth failure, subclassing auth's too)
+    └── ServerError                         server
+        ├── OpError (ValueError)            answered as an error grid
+        ├── HttpError                       answered with an HTTP status
+        └── StartupError (RuntimeError)     a configuration the server will not start with
 
-The higher layers (filter, auth, client, server) subclass ``HaystackError`` in turn.
+``FilterSyntaxError`` is both a ``FilterError`` and a ``DecodeError``.  No name shadows a
+builtin (``ConnectionError``, ``TimeoutError``).
 """
 
 from __future__ import annotations

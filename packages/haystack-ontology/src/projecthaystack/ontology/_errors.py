@@ -1,7 +1,7 @@
 """The errors of the ontology, in the project's tree (drawn whole in ``projecthaystack.kinds``)::
 
-    HaystackError
-    └── NamespaceError (ValueError)   libs that do not make a valid namespace
+HaystackError
+└── NamespaceError (ValueError)   libs that do not make a valid namespace
 """
 
 from __future__ import annotations

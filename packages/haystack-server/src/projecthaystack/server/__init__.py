@@ -115,6 +115,7 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type | type(create_app)):
+    # Names re-exported from lower layers (parse_range) keep their own module.
+    if isinstance(_obj, type | type(create_app)) and _obj.__module__.startswith(__name__):
         _obj.__module__ = __name__
 del _name, _obj

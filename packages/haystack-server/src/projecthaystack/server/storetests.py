@@ -172,7 +172,10 @@ class StoreContract:
 
     def _may_skip(self, name: str) -> None:
         if self.SINGLE_PROCESS and name in SINGLE_PROCESS_SKIPS:
-            pytest.skip(f"{name}: not applicable to a single-process store")
+            pytest.skip(
+                f"{name}: a single-process store has no second process to disagree with; "
+                "run the suite on a shared store (PostgreSQL or Redis) to check it"
+            )
 
     # -- lifecycle -----------------------------------------------------------------------
     @pytest.mark.anyio

@@ -1,10 +1,10 @@
-"""Zinc: the reader (a recursive-descent parser with a fast path for plain rows) and writer.
+"""The Zinc reader: a recursive-descent parser with a fast path for plain rows.
 
 The reader is one parser over a ``str`` and a position.  Rows of the top-level grid take
 a fast path first: one regular expression splits a line into its cells and each distinct
 cell text is parsed once per decode; any line the fast path cannot prove it understands
 (a nested grid, a cell count that is off, a syntax error) goes to the full parser, which
-is the one that reports errors.
+is the one that reports errors.  Trio reads its values with the same parser.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from itertools import compress
 from typing import Any, Final
 
@@ -21,40 +21,21 @@ from projecthaystack.kinds import (
     Col,
     Coord,
     DecodeError,
-    EncodeError,
     FrozenDict,
     Grid,
-    InvalidValueError,
     Marker,
-    MarkerType,
-    NAType,
     Number,
     Ref,
     Remove,
-    RemoveType,
     Symbol,
     Uri,
     XStr,
-    format_float,
-    tz_from_name,
-    tz_name,
 )
 
 from ._limits import DEFAULT_LIMITS, Limits
-from ._names import check_names
+from ._text import datetime_unchecked, read_text
 
-__all__ = [
-    "ZincParser",
-    "decode_grid",
-    "decode_value",
-    "encode_grid",
-    "encode_value",
-    "make_datetime",
-    "read_text",
-    "read_value",
-]
-
-_UTC_ZONE: Final = tz_from_name("UTC")
+__all__ = ["ZincParser", "decode_grid", "decode_value", "read_value"]
 
 # ----------------------------------------------------------------------------- tokens
 
@@ -148,41 +129,6 @@ def _unescape_uri(body: str) -> str:
         return "\\" + esc
 
     return _ESC_RE.sub(repl, body)
-
-
-# The one ISO 8601 form Haystack writes: an offset always, seconds of the offset only in
-# the local mean times of old dates.
-_ISO_DATETIME = re.compile(
-    r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d(?::\d\d)?)"
-)
-
-
-def make_datetime(text: str, tz: str | None) -> _dt.datetime:
-    """A ``datetime`` from ISO 8601 text with offset and a Haystack timezone name.
-
-    The instant is the one the offset gives; the zone is the named one (``UTC`` when
-    the name is missing, as Zinc allows after ``Z``).  Text without an offset, or in
-    another ISO form (compact, week dates, a space for ``T``), is a ``ValueError``:
-    reading it in the host's zone would give each machine its own instant.
-
-    >>> make_datetime("2020-07-17T16:55:42.977-04:00", "New_York").isoformat()
-    '2020-07-17T16:55:42.977000-04:00'
-    """
-    if _ISO_DATETIME.fullmatch(text) is None:
-        raise ValueError(f"invalid dateTime {text!r}: expected ISO 8601 with an offset")
-    return _datetime(text, tz)
-
-
-def _datetime(text: str, tz: str | None) -> _dt.datetime:
-    """:func:`make_datetime` on text already known to be of the right form."""
-    dt = _dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] == "Z" else text)
-    zone = tz_from_name(tz) if tz else _UTC_ZONE
-    try:
-        return dt.astimezone(zone)
-    except OverflowError:  # the same instant's date in that zone is before 1 or after 9999
-        raise ValueError(
-            f"dateTime {text} in {tz or 'UTC'} is outside the years 1 to 9999"
-        ) from None
 
 
 def _number(text: str, unit: str | None) -> Number:
@@ -353,7 +299,7 @@ class ZincParser:
             if kind == "unit":
                 return _number(m.group("num"), m.group("unit"))
             if kind == "dt" or kind == "tz" or kind == "dtv":
-                return _datetime(m.group("dtv"), m.group("tz"))
+                return datetime_unchecked(m.group("dtv"), m.group("tz"))
             if kind == "date":
                 return _dt.date.fromisoformat(m.group("date"))
             if kind == "time":
@@ -611,21 +557,6 @@ class _CellCache(dict[str, Any]):
 # ----------------------------------------------------------------------------- entry points
 
 
-def read_text(data: bytes | str | bytearray | memoryview, limits: Limits) -> str:
-    """The input as ``str``: bytes are decoded as UTF-8 (a BOM is dropped)."""
-    if isinstance(data, str):
-        limits.check_size(len(data))
-        return data
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"expected bytes or str, not {type(data).__name__}")
-    limits.check_size(len(data))
-    try:
-        text = bytes(data).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"input is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    return text[1:] if text.startswith("\ufeff") else text
-
-
 def decode_grid(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Grid:
     """Decode a Zinc grid (``ver:"3.0"``, or the ``ver:"2.0"`` grids the spec still shows).
 
@@ -674,222 +605,3 @@ def decode_value(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS) -> Any:
     if not parser.at_end():
         raise parser.error("unexpected text after the value")
     return val
-
-
-# ----------------------------------------------------------------------------- writer
-
-_STR_SPECIAL = re.compile(r'[\\"$\x00-\x1f\x7f]')
-_STR_ESC: Final = {
-    "\\": "\\\\",
-    '"': '\\"',
-    "$": "\\$",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\b": "\\b",
-    "\f": "\\f",
-}
-_URI_SPECIAL = re.compile(r"[`\\\x00-\x1f\x7f]")
-
-
-def _esc_char(m: re.Match[str]) -> str:
-    ch = m.group()
-    return _STR_ESC.get(ch) or f"\\u{ord(ch):04x}"
-
-
-def encode_str(s: str) -> str:
-    """A Zinc string literal."""
-    if _STR_SPECIAL.search(s) is None:
-        return '"' + s + '"'
-    return '"' + _STR_SPECIAL.sub(_esc_char, s) + '"'
-
-
-def _esc_uri_char(m: re.Match[str]) -> str:
-    ch = m.group()
-    if ch == "`":
-        return "\\`"
-    if ch == "\\":
-        return "\\\\"
-    return f"\\u{ord(ch):04x}"
-
-
-def _enc_uri(u: Uri) -> str:
-    return "`" + _URI_SPECIAL.sub(_esc_uri_char, u.val) + "`"
-
-
-def _enc_number(n: Number) -> str:
-    text = format_float(n.val)
-    unit = n.unit
-    return text + unit if unit else text
-
-
-def _enc_float(f: float) -> str:
-    return format_float(float(f))
-
-
-def _enc_ref(r: Ref) -> str:
-    return "@" + r.id if r.dis is None else "@" + r.id + " " + encode_str(r.dis)
-
-
-def format_time(t: _dt.time) -> str:
-    """``hh:mm:ss`` with milliseconds when they fit, else microseconds."""
-    if t.microsecond % 1000 == 0:
-        return t.isoformat("milliseconds" if t.microsecond else "seconds")
-    return t.isoformat("microseconds")
-
-
-def format_datetime(dt: _dt.datetime) -> tuple[str, str]:
-    """The ISO 8601 text and the Haystack timezone name of an aware ``datetime``."""
-    if dt.tzinfo is None:
-        raise EncodeError(f"a DateTime needs a timezone: {dt!r}")
-    try:
-        name = tz_name(dt.tzinfo)
-    except InvalidValueError as exc:
-        raise EncodeError(str(exc)) from None
-    spec = (
-        "seconds"
-        if not dt.microsecond
-        else ("milliseconds" if dt.microsecond % 1000 == 0 else "microseconds")
-    )
-    iso = dt.isoformat(timespec=spec)
-    if iso.endswith("+00:00") and name == "UTC":
-        iso = iso[:-6] + "Z"
-    return iso, name
-
-
-def _enc_datetime(dt: _dt.datetime) -> str:
-    iso, name = format_datetime(dt)
-    return iso + " " + name
-
-
-def _enc_list(items: Sequence[Any]) -> str:
-    return "[" + ",".join([encode_value(v) for v in items]) + "]"
-
-
-def _enc_dict(d: Mapping[str, Any]) -> str:
-    return "{" + _tags(d) + "}"
-
-
-def _tags(d: Mapping[str, Any]) -> str:
-    check_names(d)
-    return " ".join(
-        [
-            name
-            if val is Marker
-            else name + ":" + (encode_str(val) if type(val) is str else encode_value(val))
-            for name, val in d.items()
-            if val is not None
-        ]
-    )
-
-
-def _enc_grid_nested(g: Grid) -> str:
-    return "<<\n" + encode_grid(g) + ">>"
-
-
-_ENCODERS: Final[dict[type, Callable[[Any], str]]] = {
-    str: encode_str,
-    Number: _enc_number,
-    Ref: _enc_ref,
-    MarkerType: lambda _: "M",
-    NAType: lambda _: "NA",
-    RemoveType: lambda _: "R",
-    bool: lambda b: "T" if b else "F",
-    type(None): lambda _: "N",
-    int: _enc_float,
-    float: _enc_float,
-    Uri: _enc_uri,
-    Symbol: lambda s: "^" + s.val,
-    # datetime before date: a datetime is a date, and isinstance() walks this in order
-    _dt.datetime: _enc_datetime,
-    _dt.date: lambda d: d.isoformat(),
-    _dt.time: format_time,
-    Coord: lambda c: f"C({format_float(c.lat)},{format_float(c.lng)})",
-    XStr: lambda x: x.type + "(" + encode_str(x.val) + ")",
-    list: _enc_list,
-    tuple: _enc_list,
-    dict: _enc_dict,
-    FrozenDict: _enc_dict,
-    Grid: _enc_grid_nested,
-}
-
-
-class _StrTexts(dict[str, str]):
-    """Str → its Zinc literal, once per encode (tz names, units, kinds repeat a lot)."""
-
-    __slots__ = ()
-
-    def __missing__(self, val: str) -> str:
-        text = self[val] = encode_str(val)
-        return text
-
-
-def encode_value(val: Any) -> str:
-    """One value in Zinc.
-
-    >>> encode_value(Number(72.5, "°F")), encode_value(Ref("a", "A")), encode_value(Marker)
-    ('72.5°F', '@a "A"', 'M')
-    """
-    enc = _ENCODERS.get(type(val))
-    if enc is None:
-        for cls, fn in _ENCODERS.items():
-            if isinstance(val, cls) and cls is not int:
-                enc = fn
-                break
-        else:
-            if isinstance(val, Mapping):
-                enc = _enc_dict
-            else:
-                raise EncodeError(f"{type(val).__name__} is not a Haystack kind")
-    return enc(val)
-
-
-def encode_grid(grid: Grid) -> str:
-    """A grid as Zinc text, ending with a newline.
-
-    >>> from projecthaystack.kinds import Grid, Marker
-    >>> print(encode_grid(Grid.from_rows([{"dis": "HQ", "site": Marker}])), end="")
-    ver:"3.0"
-    dis,site
-    "HQ",M
-    """
-    gmeta = grid.meta
-    meta = _tags({k: v for k, v in gmeta.items() if k != "ver"} if "ver" in gmeta else gmeta)
-    out = ['ver:"3.0" ' + meta if meta else 'ver:"3.0"']
-    cols = grid.cols
-    if not cols:
-        # Zinc cannot write a grid without columns; Haystack's empty grid has "empty".
-        cols = (Col("empty"),)
-    heads = []
-    for col in cols:
-        cmeta = _tags(col.meta)
-        heads.append(col.name + " " + cmeta if cmeta else col.name)
-    out.append(",".join(heads))
-    index = {c.name: i for i, c in enumerate(cols)}
-    blank = [""] * len(cols)
-    if len(cols) == 1:
-        blank[0] = "N"  # a lone empty cell would read as a blank line
-    encoders = _ENCODERS
-    ref_t = Ref
-    strs = _StrTexts()
-    for row in grid.rows:
-        # Fill only the row's own tags into a blank line; wide grids are mostly empty.
-        cells = blank.copy()
-        for name, val in row.items():
-            t = type(val)
-            if t is str:
-                cell = strs[val]
-            elif val is Marker:
-                cell = "M"
-            elif t is ref_t and val.dis is None:
-                cell = "@" + val.id
-            else:
-                enc = encoders.get(t)
-                cell = enc(val) if enc is not None else encode_value(val)
-            try:
-                cells[index[name]] = cell
-            except KeyError:
-                raise EncodeError(f"row tag {name!r} is not a column") from None
-        out.append(",".join(cells))
-    out.append("")
-    return "\n".join(out)

@@ -1,0 +1,342 @@
+"""The JSON v4 reader (Hayson, objects tagged with ``_kind``), and what the v3 reader
+takes from it: loading the JSON text, and errors that carry the path of the value.
+
+Parsing the JSON text itself is msgspec's; this module turns the resulting plain
+Python structure into Haystack values.  Errors name the JSON path of the offending
+value, such as ``rows[3].siteRef``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import msgspec
+
+from projecthaystack.kinds import (
+    NA,
+    Col,
+    Coord,
+    DecodeError,
+    FrozenDict,
+    Grid,
+    Marker,
+    Number,
+    Ref,
+    Remove,
+    Symbol,
+    Uri,
+    XStr,
+    is_tag_name,
+)
+
+from ._limits import Limits
+from ._text import make_datetime
+
+__all__ = ["DATE_RE", "TIME_RE", "PathError", "V4Reader", "checked_iso", "load"]
+
+_decoder: Final = msgspec.json.Decoder()
+
+
+class PathError(Exception):
+    """A value error on its way up, collecting the path as it goes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parts: list[str] = []
+
+    def to_decode_error(self) -> DecodeError:
+        path = ""
+        for part in reversed(self.parts):
+            path += part if part.startswith("[") else ("." + part if path else part)
+        return DecodeError(self.message, path=path)
+
+
+def load(data: bytes | str, limits: Limits) -> tuple[Any, bool]:
+    """The JSON structure of ``data``, and whether markers were swapped (see below)."""
+    if isinstance(data, str | bytes | bytearray | memoryview):
+        limits.check_size(len(data))
+    else:
+        raise TypeError(f"expected bytes or str, not {type(data).__name__}")
+    # The same rule as the text formats: a UTF-8 byte order mark is dropped.
+    if isinstance(data, str):
+        if data.startswith("\ufeff"):
+            data = data[1:]
+    elif data[:3] == b"\xef\xbb\xbf":
+        data = bytes(data)[3:]
+    # Markers are most of the values in entity data, and a dict apiece costs msgspec an
+    # allocation and us a lookup.  In valid JSON the exact bytes {"_kind":"marker"} can
+    # only be a marker object (a '{' inside a string would have to be followed by a
+    # closing quote and then bare text), so they become the string "\u0000", which no
+    # other value can decode to once the input is known not to spell that escape itself.
+    if isinstance(data, str):
+        swapped = "\\u0000" not in data
+        if swapped:
+            data = data.replace('{"_kind":"marker"}', '"\\u0000"')
+    else:
+        swapped = b"\\u0000" not in data
+        if swapped:
+            data = bytes(data).replace(b'{"_kind":"marker"}', b'"\\u0000"')
+    try:
+        return _decoder.decode(data), swapped
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise DecodeError("JSON nested too deeply") from None
+
+
+# ----------------------------------------------------------------------------- v4 decode
+
+
+def _num_val(v: Any) -> float:
+    t = type(v)
+    if t is float or t is int:
+        return float(v)
+    if v == "INF":
+        return math.inf
+    if v == "-INF":
+        return -math.inf
+    if v == "NaN":
+        return math.nan
+    raise PathError(f"invalid number value {v!r}")
+
+
+def _str_field(obj: Mapping[str, Any], key: str, kind: str) -> str:
+    v = obj.get(key)
+    if type(v) is not str:
+        raise PathError(f"{kind} needs a string {key!r}")
+    return v
+
+
+def _opt_str(obj: Mapping[str, Any], key: str, kind: str) -> str | None:
+    v = obj.get(key)
+    if v is not None and type(v) is not str:
+        raise PathError(f"{kind} {key!r} must be a string")
+    return v
+
+
+def _k_number(o: dict[str, Any], d: V4Reader) -> Number:
+    return Number(_num_val(o.get("val")), _opt_str(o, "unit", "number"))
+
+
+def _k_ref(o: dict[str, Any], d: V4Reader) -> Ref:
+    return Ref(_str_field(o, "val", "ref"), _opt_str(o, "dis", "ref"))
+
+
+def _k_datetime(o: dict[str, Any], d: V4Reader) -> _dt.datetime:
+    return make_datetime(_str_field(o, "val", "dateTime"), _opt_str(o, "tz", "dateTime") or "GMT")
+
+
+def _k_coord(o: dict[str, Any], d: V4Reader) -> Coord:
+    lat, lng = o.get("lat"), o.get("lng")
+    if type(lat) not in (int, float) or type(lng) not in (int, float):
+        raise PathError("coord needs numbers 'lat' and 'lng'")
+    return Coord(float(lat), float(lng))  # type: ignore[arg-type]
+
+
+def _k_grid(o: dict[str, Any], d: V4Reader) -> Grid:
+    return d.grid(o)
+
+
+def _k_dict(o: dict[str, Any], d: V4Reader) -> FrozenDict:
+    return d.dict_(o)
+
+
+DATE_RE: Final = re.compile(r"\d{4}-\d\d-\d\d")
+TIME_RE: Final = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?")
+
+
+_KINDS4: Final[dict[str, Callable[[dict[str, Any], V4Reader], Any]]] = {
+    "marker": lambda o, d: Marker,
+    "na": lambda o, d: NA,
+    "remove": lambda o, d: Remove,
+    "number": _k_number,
+    "ref": _k_ref,
+    "symbol": lambda o, d: Symbol(_str_field(o, "val", "symbol")),
+    "uri": lambda o, d: Uri(_str_field(o, "val", "uri")),
+    "date": lambda o, d: _dt.date.fromisoformat(checked_iso(_str_field(o, "val", "date"), DATE_RE)),
+    "time": lambda o, d: _dt.time.fromisoformat(checked_iso(_str_field(o, "val", "time"), TIME_RE)),
+    "dateTime": _k_datetime,
+    "coord": _k_coord,
+    "xstr": lambda o, d: XStr(_str_field(o, "type", "xstr"), _str_field(o, "val", "xstr")),
+    "grid": _k_grid,
+    "dict": _k_dict,
+}
+
+
+def checked_iso(text: str, pattern: re.Pattern[str]) -> str:
+    # fromisoformat() also takes compact and week forms, which Haystack does not allow.
+    if pattern.fullmatch(text) is None:
+        raise PathError(f"invalid date or time {text!r}")
+    return text
+
+
+class V4Reader:
+    __slots__ = ("depth", "marker", "max_depth", "names", "refs", "strs")
+
+    def __init__(self, limits: Limits, swapped: bool = False) -> None:
+        # v3 reads a string through this table (see _V3Strings); v4 takes it as it is.
+        self.strs: dict[str, Any] | None = None
+        # The string that stands for a marker (see load), or one no string equals.
+        self.marker: object = "\x00" if swapped else object()
+        self.max_depth = limits.max_depth
+        self.depth = 0
+        self.names: set[str] = set()  # keys already known to be valid tag names
+        self.refs: dict[str, Ref] = {}  # ids seen without a dis: one Ref per id
+
+    def value(self, v: Any) -> Any:
+        t = type(v)
+        if t is str:
+            return v if v != self.marker else Marker
+        if t is bool or v is None:
+            return v
+        if t is float or t is int:
+            return Number(float(v))
+        if t is dict:
+            kind = v.get("_kind")
+            if kind is None:
+                return self.nested(self.dict_, v)
+            if kind == "marker":
+                return Marker
+            if kind == "ref" and len(v) == 2:
+                rid = v.get("val")
+                ref = self.refs.get(rid) if type(rid) is str else None
+                if ref is None:
+                    ref = self.kind(v, kind)
+                    self.refs[rid] = ref
+                return ref
+            return self.kind(v, kind)
+        if t is list:
+            return self.nested(self.list_, v)
+        raise PathError(f"unexpected JSON value {v!r}")
+
+    def kind(self, v: dict[str, Any], kind: Any) -> Any:
+        fn = _KINDS4.get(kind) if type(kind) is str else None
+        if fn is None:
+            raise PathError(f"unknown _kind {kind!r}")
+        if fn is _k_grid or fn is _k_dict:
+            return self.nested(lambda o: fn(o, self), v)
+        try:
+            return fn(v, self)
+        except PathError:
+            raise
+        except ValueError as exc:  # InvalidValueError and the date/time parsers
+            raise PathError(str(exc)) from None
+
+    def nested(self, fn: Callable[[Any], Any], v: Any) -> Any:
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise PathError(f"nesting deeper than {self.max_depth}")
+        try:
+            return fn(v)
+        finally:
+            self.depth -= 1
+
+    def list_(self, items: list[Any]) -> list[Any]:
+        out = []
+        value = self.value
+        i = 0
+        try:
+            for i, item in enumerate(items):  # noqa: B007 - i names the failing item
+                out.append(value(item))
+        except PathError as exc:
+            exc.parts.append(f"[{i}]")
+            raise
+        return out
+
+    def dict_(self, obj: dict[str, Any]) -> FrozenDict:
+        out = {}
+        value = self.value
+        names = self.names
+        marker = self.marker
+        strs = self.strs
+        k = ""
+        try:
+            for k, v in obj.items():
+                if k not in names:
+                    if not is_tag_name(k):
+                        continue  # the spec: keys that are not tag names are ignored
+                    names.add(k)
+                t = type(v)
+                if t is str:
+                    if v == marker:
+                        out[k] = Marker
+                    else:
+                        out[k] = v if strs is None else strs[v]
+                elif t is dict and v.get("_kind") == "marker":
+                    out[k] = Marker
+                elif v is not None:
+                    out[k] = value(v)
+        except PathError as exc:
+            exc.parts.append(k)
+            raise
+        return FrozenDict(out)
+
+    def meta(self, obj: Any, what: str) -> FrozenDict:
+        if obj is None:
+            return FrozenDict()
+        if type(obj) is not dict:
+            raise PathError(f"{what} must be an object")
+        meta = self.dict_(obj)
+        if "ver" in meta:
+            meta = FrozenDict((k, v) for k, v in meta.items() if k != "ver")
+        return meta
+
+    def cols(self, cols: Any) -> tuple[Col, ...]:
+        if type(cols) is not list:
+            raise PathError("grid 'cols' must be a list")
+        out = []
+        seen = set()
+        for i, c in enumerate(cols):
+            try:
+                if type(c) is not dict:
+                    raise PathError("a column must be an object")
+                name = c.get("name")
+                if type(name) is not str or not is_tag_name(name):
+                    raise PathError(f"invalid column name {name!r}")
+                if name in seen:
+                    raise PathError(f"duplicate column {name!r}")
+                seen.add(name)
+                try:
+                    meta = self.meta(c.get("meta"), "column meta")
+                except PathError as exc:
+                    exc.parts.append("meta")
+                    raise
+                out.append(Col.unchecked(name, meta))
+            except PathError as exc:
+                exc.parts.append(f"[{i}]")
+                exc.parts.append("cols")
+                raise
+        return tuple(out)
+
+    def grid(self, obj: dict[str, Any]) -> Grid:
+        try:
+            meta = self.meta(obj.get("meta"), "grid meta")
+        except PathError as exc:
+            exc.parts.append("meta")
+            raise
+        cols = self.cols(obj.get("cols"))
+        names = {c.name for c in cols}
+        rows_in = obj.get("rows", [])
+        if type(rows_in) is not list:
+            raise PathError("grid 'rows' must be a list")
+        rows = []
+        dict_ = self.dict_
+        for i, r in enumerate(rows_in):
+            try:
+                if type(r) is not dict:
+                    raise PathError("a row must be an object")
+                row = dict_(r)
+                if not names.issuperset(row):
+                    extra = sorted(set(row) - names)
+                    raise PathError(f"row has tags that are not columns: {extra}")
+            except PathError as exc:
+                exc.parts.append(f"[{i}]")
+                exc.parts.append("rows")
+                raise
+            rows.append(row)
+        return Grid.unchecked(meta, cols, tuple(rows))

@@ -1,0 +1,102 @@
+"""Faults against Redis servers these tests start themselves (never the shared one):
+a restart gives StoreUnavailableError (HTTP 503) and then reconnection on its own; a
+connection killed mid-write leaves the batch whole or absent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import pytest
+from redis.asyncio import Redis
+
+from projecthaystack.filter import parse
+from projecthaystack.kinds import Marker, Number, Ref
+from projecthaystack.server import HisChunk, HttpError
+from projecthaystack.stores.redis import RedisStore, StoreUnavailableError
+
+from .conftest import RedisProcs, free_ports, unavailable
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def own() -> Iterator[RedisProcs]:
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is needed for the fault tests (apt-get install redis-server)")
+    procs = RedisProcs(free_ports(1))
+    procs.start(procs.ports[0])
+    yield procs
+    procs.close()
+
+
+@pytest.fixture
+async def store(own: RedisProcs) -> AsyncIterator[RedisStore]:
+    s = RedisStore(
+        f"redis://127.0.0.1:{own.ports[0]}/0",
+        prefix="faults",
+        socket_connect_timeout=1,
+        socket_timeout=5,
+    )
+    await s.open()
+    yield s
+    await s.close()
+
+
+@pytest.mark.anyio
+async def test_restart_is_503_then_reconnects(own: RedisProcs, store: RedisStore) -> None:
+    await store.put_entities([{"id": Ref("a"), "site": Marker}])
+    own.stop(own.ports[0])
+    with pytest.raises(StoreUnavailableError) as info:
+        await store.put_entities([{"id": Ref("b")}])
+    assert isinstance(info.value, HttpError) and info.value.status == 503
+    assert info.value.headers["Retry-After"] == "1"
+    with pytest.raises(StoreUnavailableError):
+        await store.get_entities(["a"])
+    own.start(own.ports[0])  # a fresh, empty server on the same port
+    # The pool reconnects and the scripts are loaded again, without reopening.
+    await store.put_entities([{"id": Ref("c"), "site": Marker}])
+    assert [r["id"] for r in await store.query(parse("site"))] == [Ref("c")]
+
+
+@pytest.mark.anyio
+async def test_a_killed_connection_leaves_a_batch_whole_or_absent(
+    own: RedisProcs, store: RedisStore
+) -> None:
+    points = [f"p{i}" for i in range(4)]
+    await store.put_entities([{"id": Ref(p)} for p in points])
+    ts = tuple(T0 + dt.timedelta(seconds=i) for i in range(50_000))
+    chunk = HisChunk(ts, tuple(Number(float(i)) for i in range(len(ts))))
+    killer = Redis(port=own.ports[0])
+    outcomes: list[str] = []
+
+    async def write() -> None:
+        try:
+            await store.his_write(dict.fromkeys(points, chunk))
+            outcomes.append("written")
+        except StoreUnavailableError:
+            outcomes.append("refused")
+
+    async def kill() -> None:
+        for _ in range(50):
+            await anyio.sleep(0.01)
+            await killer.client_kill_filter(_type="normal", skipme=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write)
+        tg.start_soon(kill)
+    await killer.aclose()
+    # A pooled connection killed while idle fails its next use (503); the one after
+    # that reconnects.
+    for _ in range(3):
+        try:
+            got = await store.his_read(points, None, None, tz=dt.UTC)
+            break
+        except StoreUnavailableError:
+            continue
+    sizes = {sum(map(len, chunks)) for chunks in got}
+    assert outcomes and (sizes == {0} or sizes == {len(ts)}), (outcomes, sizes)
+    if outcomes == ["written"]:
+        assert sizes == {len(ts)}
