@@ -62,7 +62,7 @@ def test_bench_tables_become_data() -> None:
 
 def test_the_committed_report_has_every_benchmark() -> None:
     report = json.loads(REPORT.read_text(encoding="utf-8"))
-    assert set(report["benches"]) == {"codecs", "filter", "server", "client"}
+    assert {"codecs", "filter", "server", "client"} <= set(report["benches"])
     for tables in report["benches"].values():
         assert tables
         assert all(table["rows"] for table in tables)

@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import client_bench
 import codecs_bench
 import filter_bench
+import pg_bench
+import redis_bench
 import server_bench
 from _report import tables
 
@@ -40,6 +42,9 @@ BENCHES = {
     "filter": filter_bench.main,
     "server": server_bench.main,
     "client": client_bench.main,
+    # The stores' benchmarks need PostgreSQL and Redis on 127.0.0.1 (as the tests do).
+    "pg": lambda: pg_bench.main([]),
+    "redis": lambda: redis_bench.main([]),
 }
 
 
