@@ -85,5 +85,6 @@ def on_page_markdown(markdown: str, page: Page, **kwargs: Any) -> str:
     blocks = []
     for bench, title, uri in _figures:
         src = posixpath.relpath(uri, here or ".")
-        blocks.append(f"### {bench}: {title}\n\n![{bench}: {title}]({src})\n")
+        name = f"{bench}: {title}" if title else bench
+        blocks.append(f"### {name}\n\n![{name}]({src})\n")
     return markdown.replace(MARKER, "\n".join(blocks))
