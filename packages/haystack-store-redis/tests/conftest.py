@@ -94,6 +94,9 @@ class RedisProcs:
                 "2000",
                 "--cluster-config-file",
                 "nodes.conf",
+                # A replica syncs at once (not after the default 5 s wait for others).
+                "--repl-diskless-sync-delay",
+                "0",
             ]
         self.procs[port] = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -164,10 +167,18 @@ def start_cluster(masters: int = 3, replicas: int = 0) -> RedisProcs:
             wait_for(
                 lambda p=p: "cluster_state:ok" in cli(p, "CLUSTER", "INFO"), "cluster state ok"
             )
+        # A replica that never synced with its primary would not take over from it.
+        for p in ports:
+            wait_for(lambda p=p: _synced(p), f"the replica on {p} in sync")
     except BaseException:
         procs.close()
         raise
     return procs
+
+
+def _synced(port: int) -> bool:
+    info = cli(port, "INFO", "replication")
+    return "role:master" in info or "master_link_status:up" in info
 
 
 @pytest.fixture(scope="session")
