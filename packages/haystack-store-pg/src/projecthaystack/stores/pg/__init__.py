@@ -1,9 +1,35 @@
-"""PostgreSQL storage for haystack-server on plain PostgreSQL: entities, history, watches,
-users and sessions shared by every worker.
+"""PostgreSQL storage for haystack-server: entities, history, priority arrays, watches,
+users and sessions in one database, shared by every worker and host.
 
-This package is a skeleton: only its version is defined so far.
+>>> from projecthaystack.stores.pg import open_store
+>>> store = open_store("postgresql://postgres@127.0.0.1/test?schema=haystack_doc")
+>>> store.schema
+'haystack_doc'
+
+``haystack-server serve --store postgresql://...`` finds this store through the
+``projecthaystack.stores`` entry points; call ``await store.open()`` before use when
+using it directly.
 """
 
 from .__about__ import __version__ as __version__
+from ._errors import PgStoreError as PgStoreError
+from ._errors import StoreUnavailableError as StoreUnavailableError
+from ._schema import LATEST_VERSION as LATEST_VERSION
+from ._store import FEED_SIZE as FEED_SIZE
+from ._store import PgStore as PgStore
+from ._store import open_store as open_store
 
-__all__: list[str] = []
+__all__ = [
+    "FEED_SIZE",
+    "LATEST_VERSION",
+    "PgStore",
+    "PgStoreError",
+    "StoreUnavailableError",
+    "open_store",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type | type(open_store)):
+        _obj.__module__ = __name__
+del _name, _obj
