@@ -149,7 +149,8 @@ class OwnPostgres:
                     "makes it)"
                 ) from None
             self.user = "postgres"
-        self.dir = Path(tempfile.mkdtemp(prefix="pg-", dir=work))
+        # Not under ``work``: the postgres user must reach it, and ``work`` is private.
+        self.dir = Path(tempfile.mkdtemp(prefix="haystack-scaleout-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
         self.schema = "haystack"
