@@ -6,6 +6,7 @@
     python3 tools/dev.py lint      # ruff check and format check
     python3 tools/dev.py types     # mypy --strict
     python3 tools/dev.py bench     # the benchmarks under tools/bench
+    python3 tools/dev.py scaleout  # servers behind HAProxy under load and faults (tools/scaleout)
     python3 tools/dev.py wheels    # dist/wheels: a wheelhouse to pip install from
     python3 tools/dev.py hatch ... # any other hatch command
 
@@ -53,6 +54,7 @@ COMMANDS = {
     "lint": ["run", "lint:check"],
     "types": ["run", "types:check"],
     "bench": ["run", "bench:run"],
+    "scaleout": ["run", "scaleout:rig"],
 }
 
 
