@@ -66,8 +66,9 @@ def _prerequisites() -> None:
 @pytest.mark.parametrize("store", ["postgresql", "redis-cluster"])
 def test_short_rig_keeps_everything_through_a_kill(store: str, tmp_path: Path) -> None:
     # --out: the test's own directory, so that a developer's dist/scaleout is left alone.
+    rig = [sys.executable, "-m", "tools.scaleout", "--short"]
     done = subprocess.run(
-        [sys.executable, "-m", "tools.scaleout", "--short", "--stores", store, "--out", str(tmp_path)],
+        [*rig, "--stores", store, "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

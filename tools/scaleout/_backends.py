@@ -11,6 +11,7 @@ the crash of the Redis master that holds the store's slot (its replica takes ove
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import pwd
@@ -418,7 +419,7 @@ class OwnRedisCluster:
         for port in self.ports:
             self.procs[port] = self._node(port)
         for port in self.ports:
-            wait_for(lambda port=port: self._pings(port), f"redis-server on {port}", 30)
+            wait_for(functools.partial(self._pings, port), f"redis-server on {port}", 30)
         _run(
             [
                 "redis-cli",

@@ -11,6 +11,7 @@ instance, and answers its own 502/503/504 with Haystack error grids too.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import subprocess
@@ -119,7 +120,7 @@ class Fleet:
             self.procs[i] = self._proc(i)
             self.procs[i].start()
         for i in chosen:
-            wait_for(lambda i=i: self._serves(i), f"instance s{i + 1}", 120, 0.2)
+            wait_for(functools.partial(self._serves, i), f"instance s{i + 1}", 120, 0.2)
 
     def kill(self, i: int) -> None:
         """``kill -9`` of instance ``i``: its supervisor and workers at once."""
@@ -268,9 +269,13 @@ class Balancer:
         up = []
         for line in csv.splitlines():
             fields = line.split(",")
-            if len(fields) > 17 and fields[0] == BACKEND and fields[1] not in ("BACKEND",):
-                if fields[17].startswith("UP"):
-                    up.append(fields[1])
+            if (
+                len(fields) > 17
+                and fields[0] == BACKEND
+                and fields[1] != "BACKEND"
+                and fields[17].startswith("UP")
+            ):
+                up.append(fields[1])
         return up
 
     def use(self, count: int) -> None:

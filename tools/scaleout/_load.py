@@ -396,9 +396,7 @@ class LoadClient:
         rows = [list(r) for r in self.world.batch(self.k, j)]
         points = self.world.his_points(self.k)
         self.ledger.his[(self.k, j)] = "unknown"  # until answered
-        ok, _ = await self._request(
-            "hisWrite", lambda: self.client.his_write_batch(points, rows)
-        )
+        ok, _ = await self._request("hisWrite", lambda: self.client.his_write_batch(points, rows))
         if ok:
             self.ledger.his[(self.k, j)] = "acked"
 

@@ -430,8 +430,11 @@ async def _sizing(backend: Backend, samples: int) -> dict[str, Any]:
             times = tuple(t0 + step * (start + i) for i in range(n))
             batch = {
                 f"rig.size{p}": HisChunk(
-                    times, tuple(Number(round(20 + ((start + i) * 7 + p) % 97 / 10, 1), "kW")
-                                 for i in range(n))
+                    times,
+                    tuple(
+                        Number(round(20 + ((start + i) * 7 + p) % 97 / 10, 1), "kW")
+                        for i in range(n)
+                    ),
                 )
                 for p in range(points)
             }
@@ -653,4 +656,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     _log(f"results in {out / 'results.md'} and {out / 'results.json'}")
     return status
-
