@@ -86,12 +86,16 @@ def draw(report: dict[str, Any], dest: Path) -> None:
     ax_lat.set_xticklabels(_OPS, rotation=30, ha="right")
     for ax in (ax_rps, ax_cpu):
         ax.set_xticks(sorted({s["instances"] for st in stores for s in st["steps"]}))
+    top = max((s["steps"][-1]["ops"][op]["p99_ms"] for s in stores for op in _OPS), default=1.0)
+    ax_lat.set_ylim(0, top * 1.45)  # room for the legend above the bars
     for ax in (ax_rps, ax_cpu, ax_lat):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        where = "upper left" if ax is ax_lat else "best"
+        ax.legend(fontsize=8, loc=where, ncol=2 if ax is ax_lat else 1)
     fig.suptitle(
         f"{config['clients']} clients, {config['workers']} workers per instance, "
-        f"everything on one machine of {machine['cores']} cores (load driver included)",
+        f"everything on one machine of {machine['cores']} cores (load driver included; "
+        f"load average {machine['load_average_at_start'][0]} at the start)",
         fontsize=10,
     )
     fig.tight_layout()

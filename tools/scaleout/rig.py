@@ -650,9 +650,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
         (out / "results.md").write_text(_markdown(report))
         if args.keep:
-            shutil.copytree(
-                work, out / "logs", dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.sock")
-            )
+            with contextlib.suppress(OSError, shutil.Error):
+                shutil.copytree(
+                    work, out / "logs", dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.sock")
+                )
         shutil.rmtree(work, ignore_errors=True)
     _log(f"results in {out / 'results.md'} and {out / 'results.json'}")
     return status
