@@ -456,17 +456,20 @@ class Driver:
         seconds: float,
         max_requests: int,
         tick: Callable[[], None] | None = None,
+        until: Callable[[], float] | None = None,
     ) -> tuple[list[Sample], float]:
-        """Run every client until ``seconds`` pass or ``max_requests`` were made; the
+        """Run every client until ``seconds`` pass (or the time ``until()`` says, when
+        given: a monotonic time it may move on) or ``max_requests`` were made; the
         samples of this run and the seconds it took."""
         for c in self.clients:
             c.samples = []
-        deadline = time.monotonic() + seconds
+        fixed = time.monotonic() + seconds
+        deadline = until if until is not None else (lambda: fixed)
         budget = [max_requests]
         started = time.monotonic()
 
         async def loop(c: LoadClient) -> None:
-            while time.monotonic() < deadline and budget[0] > 0:
+            while time.monotonic() < deadline() and budget[0] > 0:
                 op = c.rng.choices(self.ops, self.weights)[0]
                 budget[0] -= 2 if op == "pointWrite" else 1
                 await c.one(op)

@@ -35,6 +35,7 @@ import collections
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import platform
 import resource
@@ -335,12 +336,19 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
             _log(f"{kind}: load with faults ({', '.join(args.faults)}) for {args.fault_seconds} s")
             mark, cpu0 = meter.mark(), _self_cpu()
             started = time.monotonic()
+            # The load goes on until the faults are over and everything has had time
+            # to settle, however long a restart takes on a busy machine.
+            end = [math.inf]
             load = asyncio.ensure_future(
-                driver.run(args.fault_seconds, args.max_requests, meter.sample)
+                driver.run(args.fault_seconds, args.max_requests, meter.sample, lambda: end[0])
             )
-            windows, events = await _fault_script(
-                args, fleet, balancer, backend, meter, started, args.fault_seconds
-            )
+            try:
+                windows, events = await _fault_script(
+                    args, fleet, balancer, backend, meter, started, args.fault_seconds
+                )
+            finally:
+                settle = max(8.0, 0.3 * args.fault_seconds)
+                end[0] = max(started + args.fault_seconds, time.monotonic() + settle)
             samples, took = await load
             fault = _summary(samples, took, meter.since(mark), _self_cpu() - cpu0)
             fault_checks, seen = check_faults(samples, windows, started + took)
@@ -566,7 +574,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--short",
         action="store_true",
-        help="the short form: 2 instances, 10 clients, 8 s, then 20 s with a kill -9",
+        help="the short form: 2 instances, 10 clients, 8 s, then 20 s or more with a kill -9",
     )
     return p
 
@@ -583,7 +591,7 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
         default("--instances", "instances", 2)
         default("--clients", "clients", 10)
         default("--seconds", "seconds", 8)
-        default("--fault-seconds", "fault_seconds", 25)
+        default("--fault-seconds", "fault_seconds", 20)
         default("--faults", "faults", "kill")
         default("--sizing-samples", "sizing_samples", 0)
         default("--days", "days", 1)
