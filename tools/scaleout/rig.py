@@ -44,6 +44,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -317,12 +318,13 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
             step["servers_rss_mb"] = round(rss_bytes(fleet.pids()) / 2**20, 1)
             result["steps"].append(step)
             failed = {k: v for k, v in step["outcomes"].items() if not k.startswith("ok")}
+            said = sorted({f"{s.op}: {s.outcome} {s.detail}" for s in samples if s.detail})
             checks.append(
                 Check(
                     f"{n} instance(s): every request answered",
                     not failed,
                     f"{step['requests']} requests, {step['rps']} per second"
-                    + (f"; failures: {failed}" if failed else ""),
+                    + (f"; failures: {failed}: {'; '.join(said[:5])}" if failed else ""),
                 )
             )
             _log(
@@ -647,6 +649,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _log(f"{kind}: cannot run: {exc}")
                 report["stores"].append({"store": kind, "error": str(exc), "ok": False})
                 status = 2
+                continue
+            except Exception as exc:  # the report says what broke; the others still run
+                _log(f"{kind}: the rig failed: {type(exc).__name__}: {exc}")
+                traceback.print_exc()
+                error = f"the rig failed: {type(exc).__name__}: {exc}"
+                report["stores"].append({"store": kind, "error": error, "ok": False})
+                status = max(status, 1)
                 continue
             report["stores"].append(result)
             if not result["ok"]:
