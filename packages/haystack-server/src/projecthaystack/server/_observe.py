@@ -343,11 +343,14 @@ class _HttpMiddleware:
                 await self.app(scope, receive, sending)
                 return
             carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            with continued(carrier), tel.tracer.start_as_current_span(
-                f"HTTP {method} {path}",
-                kind=otel_trace.SpanKind.SERVER,
-                attributes={"http.request.method": method, "url.path": path},
-            ) as span:
+            with (
+                continued(carrier),
+                tel.tracer.start_as_current_span(
+                    f"HTTP {method} {path}",
+                    kind=otel_trace.SpanKind.SERVER,
+                    attributes={"http.request.method": method, "url.path": path},
+                ) as span,
+            ):
                 await self.app(scope, receive, sending)
                 span.set_attribute("http.response.status_code", answer["status"])
                 if answer["format"]:
