@@ -28,15 +28,19 @@ def _tracing() -> tuple[TracerProvider, InMemorySpanExporter]:
     return provider, exporter
 
 
-def test_the_server_continues_the_clients_trace() -> None:
-    server_provider, server_spans = _tracing()
-    client_provider, client_spans = _tracing()
-    app = create_app(
+def _traced_app(provider: TracerProvider) -> Any:
+    return create_app(
         MemoryStore(),
-        config=ServerConfig(tracer_provider=server_provider),
+        config=ServerConfig(tracer_provider=provider),
         admin=ADMIN,
         on_startup=[BUILDING.load],
     )
+
+
+def test_the_server_continues_the_clients_trace() -> None:
+    server_provider, server_spans = _tracing()
+    client_provider, client_spans = _tracing()
+    app = _traced_app(server_provider)
     with serve(app) as url, Client(url, *ADMIN, tracer_provider=client_provider) as c:
         c.read("site")
     read = next(s for s in client_spans.get_finished_spans() if s.name == "haystack read")
@@ -87,12 +91,7 @@ async def test_the_server_continues_the_clients_trace_over_the_websocket(
 ) -> None:
     server_provider, server_spans = _tracing()
     client_provider, client_spans = _tracing()
-    app = create_app(
-        MemoryStore(),
-        config=ServerConfig(tracer_provider=server_provider),
-        admin=ADMIN,
-        on_startup=[BUILDING.load],
-    )
+    app = _traced_app(server_provider)
     with serve(app) as url:
         async with AsyncWebSocketClient(
             url, *ADMIN, tracer_provider=client_provider, timeout=30
