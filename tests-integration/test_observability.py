@@ -28,15 +28,19 @@ def _tracing() -> tuple[TracerProvider, InMemorySpanExporter]:
     return provider, exporter
 
 
-def test_the_server_continues_the_clients_trace() -> None:
-    server_provider, server_spans = _tracing()
-    client_provider, client_spans = _tracing()
-    app = create_app(
+def _traced_app(provider: TracerProvider) -> Any:
+    return create_app(
         MemoryStore(),
-        config=ServerConfig(tracer_provider=server_provider),
+        config=ServerConfig(tracer_provider=provider),
         admin=ADMIN,
         on_startup=[BUILDING.load],
     )
+
+
+def test_the_server_continues_the_clients_trace() -> None:
+    server_provider, server_spans = _tracing()
+    client_provider, client_spans = _tracing()
+    app = _traced_app(server_provider)
     with serve(app) as url, Client(url, *ADMIN, tracer_provider=client_provider) as c:
         c.read("site")
     read = next(s for s in client_spans.get_finished_spans() if s.name == "haystack read")
@@ -78,3 +82,27 @@ async def test_websocket_hooks(anyio_backend: str) -> None:
     assert after[:3] == ["request", "sent", "received"]
     assert after[3] == "response"
     assert any(e[0] == "disconnect" and e[1] == ws_url for e in events)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_the_server_continues_the_clients_trace_over_the_websocket(
+    anyio_backend: str,
+) -> None:
+    server_provider, server_spans = _tracing()
+    client_provider, client_spans = _tracing()
+    app = _traced_app(server_provider)
+    with serve(app) as url:
+        async with AsyncWebSocketClient(
+            url, *ADMIN, tracer_provider=client_provider, timeout=30
+        ) as ws:
+            await ws.read("site")
+    read = next(s for s in client_spans.get_finished_spans() if s.name == "haystack read")
+    ops = [s for s in server_spans.get_finished_spans() if s.name == "haystack read"]
+    assert len(ops) == 1
+    assert ops[0].context.trace_id == read.context.trace_id
+    assert ops[0].parent is not None
+    assert ops[0].parent.span_id == read.context.span_id
+    assert ops[0].parent.is_remote
+    server_provider.shutdown()
+    client_provider.shutdown()

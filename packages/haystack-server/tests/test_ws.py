@@ -154,6 +154,12 @@ async def test_malformed_and_refused_frames(make_live) -> None:  # type: ignore[
         assert bad["id"] is None and "malformed" in bad["grid"]["meta"]["dis"]
         unknown_field = await ask(json.dumps({"id": 1, "op": "about", "x": 1}))
         assert "malformed" in unknown_field["grid"]["meta"]["dis"]
+        # A trace context the server cannot use is ignored: the op runs as without one.
+        for n, trace in enumerate(
+            [None, "00-x", [1], {"traceparent": 7}, {"traceparent": "junk", "tracestate": "?"}]
+        ):
+            traced = await ask(json.dumps({"id": f"t{n}", "op": "about", "trace": trace}))
+            assert traced["id"] == f"t{n}" and not traced["grid"]["meta"].get("err")
         empty = await ask(json.dumps({"id": 2}))
         assert "needs 'op' or 'batch'" in empty["grid"]["meta"]["dis"]
         forbidden = await ask(json.dumps({"id": 3, "op": "hisWrite"}))

@@ -101,6 +101,14 @@ class Observer:
         if self.tracer is not None:
             otel_propagate.inject(headers)
 
+    def trace_context(self) -> dict[str, str]:
+        """The current W3C trace context (``traceparent``, and ``tracestate`` when there
+        is one) for a WebSocket request frame; empty when not tracing or no span is
+        current.  Baggage and other propagators' fields stay off the socket."""
+        carrier: dict[str, str] = {}
+        self.inject(carrier)
+        return {k: carrier[k] for k in ("traceparent", "tracestate") if k in carrier}
+
     def sent(self, url: str, size: int) -> None:
         if self.hooks.on_message_sent:
             self.hooks.on_message_sent(url, size)

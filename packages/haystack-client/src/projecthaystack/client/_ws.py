@@ -23,6 +23,8 @@ client → server                               server → client
                                               or an error grid when the watch expired
 ============================================  ================================================
 
+A request may carry ``"trace": {"traceparent": ..., "tracestate": ...}`` (W3C trace
+context, sent when OpenTelemetry is in use): the server's op spans continue that trace.
 ``id`` is the client's (a number or string) and only echoed.  The server keeps every
 watch subscribed over the socket alive (it polls them for you) and pushes changes as
 writes happen, from any worker.
@@ -368,6 +370,8 @@ class AsyncWebSocketClient(AsyncClient):
         self._next_id += 1
         rid = self._next_id
         message["id"] = rid
+        if self._obs is not None and (trace := self._obs.trace_context()):
+            message["trace"] = trace  # continued by the server for this request's op spans
         text = _splice(message, raw)
         event = anyio.Event()
         box: list[Any] = []

@@ -6,7 +6,8 @@ given as ``ServerConfig.tracer_provider``/``meter_provider``, before ``create_ap
 :func:`instrument` (called once by ``create_app``) wraps the server's op call, its login
 step, its token minting and every coroutine method of its store, and adds an ASGI
 middleware that opens a span per HTTP request in the trace context the client sent
-(``traceparent``).  Not installed, or installed but not set up, nothing is wrapped and
+(``traceparent``); a WebSocket request's ``trace`` field is continued the same way
+(:func:`continued`).  Not installed, or installed but not set up, nothing is wrapped and
 no middleware is added (unless the access log is on): no cost per request.
 
 Spans
@@ -28,12 +29,13 @@ Metrics (instrument names)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
 from projecthaystack.auth import AuthError, parse_auth_header
@@ -55,7 +57,7 @@ try:  # the [otel] extra
 except ImportError:  # pragma: no cover - exercised where the extra is absent
     otel_trace = None  # type: ignore[assignment]
 
-__all__ = ["OTEL_AVAILABLE", "instrument"]
+__all__ = ["OTEL_AVAILABLE", "continued", "instrument"]
 
 OTEL_AVAILABLE: Final = otel_trace is not None
 """Whether ``opentelemetry-api`` is importable (the ``[otel]`` extra)."""
@@ -283,6 +285,23 @@ class _Telemetry:
         return timed
 
 
+@contextlib.contextmanager
+def continued(carrier: Mapping[str, str]) -> Iterator[None]:
+    """Make the trace context a caller sent (``traceparent``, ``tracestate``, as HTTP
+    headers or a WebSocket frame's ``trace``) current, so that the spans started inside
+    continue the caller's trace.  A malformed context is ignored by the propagator (the
+    spans start a trace of their own); nothing to continue, or no OpenTelemetry, nothing
+    is done."""
+    if not OTEL_AVAILABLE or not carrier:
+        yield
+        return
+    token = otel_context.attach(otel_propagate.extract(carrier))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 def _handshake_token(header: str) -> str | None:
     if "handshakeToken" not in header:
         return None
@@ -324,21 +343,20 @@ class _HttpMiddleware:
                 await self.app(scope, receive, sending)
                 return
             carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            token = otel_context.attach(otel_propagate.extract(carrier))
-            try:
-                with tel.tracer.start_as_current_span(
+            with (
+                continued(carrier),
+                tel.tracer.start_as_current_span(
                     f"HTTP {method} {path}",
                     kind=otel_trace.SpanKind.SERVER,
                     attributes={"http.request.method": method, "url.path": path},
-                ) as span:
-                    await self.app(scope, receive, sending)
-                    span.set_attribute("http.response.status_code", answer["status"])
-                    if answer["format"]:
-                        span.set_attribute("haystack.format", answer["format"])
-                    if answer["status"] >= 500:
-                        span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR))
-            finally:
-                otel_context.detach(token)
+                ) as span,
+            ):
+                await self.app(scope, receive, sending)
+                span.set_attribute("http.response.status_code", answer["status"])
+                if answer["format"]:
+                    span.set_attribute("haystack.format", answer["format"])
+                if answer["status"] >= 500:
+                    span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR))
         finally:
             elapsed = time.perf_counter() - start
             if tel is not None:

@@ -12,6 +12,8 @@ The frame protocol is documented with the client (``haystack-client``'s README,
   over this connection;
 * request errors come back as error grids; a refused op (unknown, or the role does not
   allow it) also carries ``"status"`` (404, 403) like its HTTP twin;
+* a request may carry ``"trace": {"traceparent": ..., "tracestate": ...}`` (W3C trace
+  context): its op spans continue that trace; a malformed one is ignored;
 * cancel ``{"cancel": 1}``: the client no longer wants the answer to request 1; if it
   is still running and has no side effects (a read, a hisRead, ...) it is stopped and
   not answered; one that writes runs to its end.  No answer.
@@ -43,6 +45,7 @@ from projecthaystack.kinds import Grid, HaystackError
 from ._app import HaystackServer
 from ._auth import Authenticated
 from ._errors import HttpError
+from ._observe import continued
 from ._ops import changed_rows
 from ._responses import error_grid
 from ._store import Role
@@ -70,6 +73,24 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
     batch: list[_Call] | None = None
     auth: str | None = None
     cancel: int | str | None = None
+    # Any JSON, checked by _trace_carrier: a malformed trace context is ignored, not refused.
+    trace: Any = None
+
+
+_TRACE_FIELDS = ("traceparent", "tracestate")
+_MAX_TRACE_FIELD = 1024  # a traceparent is 55 characters; W3C tracestate is kept to 512
+
+
+def _trace_carrier(value: Any) -> dict[str, str]:
+    """The W3C trace context of a request's ``trace`` field; anything else in it, or a
+    field that is not an object of strings, is dropped (the op then starts its own trace)."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        k: v
+        for k in _TRACE_FIELDS
+        if isinstance(v := value.get(k), str) and len(v) <= _MAX_TRACE_FIELD
+    }
 
 
 _JSON = codec_for_name("json")
@@ -148,7 +169,7 @@ class _Connection:
         if key is not None:
             self.running[key] = scope
         try:
-            with scope:
+            with scope, continued(_trace_carrier(msg.trace)):
                 await self.handle(msg)
         finally:
             if key is not None and self.running.get(key) is scope:
