@@ -87,9 +87,7 @@ def test_charts_are_drawn_from_the_report_the_same_every_time(tmp_path: Path) ->
 
 
 def test_doctests_of_the_docs_tools() -> None:
-    done = _in_docs_env(
-        "-m", "doctest", "tools/docs/charts.py", "tools/docs/griffe_markdown.py"
-    )
+    done = _in_docs_env("-m", "doctest", "tools/docs/charts.py", "tools/docs/griffe_markdown.py")
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -6,6 +6,7 @@
     python3 tools/dev.py lint      # ruff check and format check
     python3 tools/dev.py types     # mypy --strict
     python3 tools/dev.py bench     # the benchmarks under tools/bench
+    python3 tools/dev.py scaleout  # servers behind HAProxy under load and faults (tools/scaleout)
     python3 tools/dev.py wheels    # dist/wheels: a wheelhouse to pip install from
     python3 tools/dev.py docs      # build the documentation site (strict) into site/
     python3 tools/dev.py docs serve  # serve it on 127.0.0.1:8000, rebuilt on change
@@ -56,6 +57,7 @@ COMMANDS = {
     "types": ["run", "types:check"],
     "bench": ["run", "bench:run"],
     "docs": ["run", "docs:build"],
+    "scaleout": ["run", "scaleout:rig"],
 }
 
 

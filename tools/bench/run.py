@@ -32,9 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import client_bench
 import codecs_bench
 import filter_bench
+import otel_bench
 import pg_bench
 import redis_bench
 import server_bench
+import ws_bench
 from _report import tables
 
 BENCHES = {
@@ -42,6 +44,8 @@ BENCHES = {
     "filter": filter_bench.main,
     "server": server_bench.main,
     "client": client_bench.main,
+    "ws": ws_bench.main,
+    "otel": otel_bench.main,
     # The stores' benchmarks need PostgreSQL and Redis on 127.0.0.1 (as the tests do).
     "pg": lambda: pg_bench.main([]),
     "redis": lambda: redis_bench.main([]),

@@ -143,9 +143,7 @@ def draw(chart: Chart, caption: str) -> bytes:
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     buf = io.BytesIO()
-    fig.savefig(
-        buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None}
-    )
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return buf.getvalue()
 

@@ -109,8 +109,7 @@ def render_flow(flow: Flow) -> str:
     cols = max(b.col for b in flow.boxes.values()) + 1
     rows = max(b.row for b in flow.boxes.values()) + 1
     centre = {
-        name: (24 + cw * (b.col + 0.5), 24 + ch * (b.row + 0.5))
-        for name, b in flow.boxes.items()
+        name: (24 + cw * (b.col + 0.5), 24 + ch * (b.row + 0.5)) for name, b in flow.boxes.items()
     }
     body: list[str] = []
     for src, dst, label in flow.arrows:

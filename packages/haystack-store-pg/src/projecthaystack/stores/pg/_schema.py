@@ -18,12 +18,15 @@ table              what
                    ``tags`` (JSONB, Haystack JSON v4; GIN index)
 ``changes``        the change feed: ``seq`` (from ``change_seq``), ``id``
 ``his_points``     one row per point with history: ``pid`` (a small integer the samples
-                   carry), ``unit`` (its Numbers' unit, kept once), ``kinds`` (which
-                   sample tables hold its samples, a bit each)
-``his_num``        ``(pid, ts, val float8)``; ``his_bool`` (``val bool``), ``his_str``
-                   (``val text``), ``his_any`` (``val jsonb``: other kinds, Numbers in
-                   another unit, Strs with NUL): each partitioned by month of ``ts``,
-                   primary key ``(pid, ts)``
+                   carry), ``unit`` (its Numbers' unit, kept once)
+``his``            samples packed in chunks of up to :data:`CHUNK_SAMPLES`, one row per
+                   chunk: ``pid``, ``t_lo`` (its first instant), ``ts`` (its instants,
+                   ascending), and one array per kind, ``num`` (``float8``, Numbers in
+                   the point's unit), ``bool``, ``str`` (``text``) and ``other`` (JSON
+                   text: other kinds, Numbers in another unit, Strs with NUL), each NULL
+                   when the chunk has no such sample, else as long as ``ts`` with NULLs
+                   where another kind is; partitioned by month (UTC) of ``t_lo``, no
+                   chunk crossing a month; primary key ``(pid, t_lo)``
 ``priority``       ``id``, ``levels`` (``storeforms.encode_levels``)
 ``watches``        ``id``, ``owner``, ``dis``, ``lease``, ``expires``, ``cursor``
                    (feed position of the last poll), ``size``
@@ -37,8 +40,9 @@ table              what
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -48,17 +52,31 @@ from psycopg import sql
 from projecthaystack.server import SchemaError
 
 __all__ = [
-    "HIS_TABLES",
+    "CHUNK_SAMPLES",
+    "HIS",
     "LATEST_VERSION",
     "MIGRATIONS",
     "Migration",
     "Names",
     "migrate",
+    "month_start",
+    "partition",
     "schema_version",
 ]
 
-HIS_TABLES: Final = (("his_num", "float8"), ("his_bool", "boolean"), ("his_str", "text"))
-HIS_ANY: Final = "his_any"
+HIS: Final = "his"
+CHUNK_SAMPLES: Final = 120
+"""Samples a history chunk holds at most.  120 Numbers make a row of just under 2 KB,
+the size above which PostgreSQL would compress it or move it out of line (TOAST): rows
+stay inline, four to a page, about 17 bytes a sample with the index."""
+
+# The sample tables of schema version 2 and 3, one row per sample.
+_V2_TABLES: Final = (
+    ("his_num", "float8"),
+    ("his_bool", "boolean"),
+    ("his_str", "text"),
+    ("his_any", "jsonb"),
+)
 
 
 class Names:
@@ -72,14 +90,46 @@ class Names:
         return sql.Identifier(self.schema, table)
 
 
+Conn = psycopg.AsyncConnection[Any]
+
+
 @dataclass(frozen=True)
 class Migration:
-    """One step of the schema: its number, what it does, and its statements (which
-    may depend on the database, hence the connection)."""
+    """One step of the schema: its number, what it does, its statements (which may
+    depend on whether TimescaleDB is there), and a step that moves data, run after
+    them in the same transaction."""
 
     version: int
     description: str
     statements: Callable[[Names, bool], Sequence[sql.Composed]]
+    data: Callable[[Conn, Names, bool], Awaitable[None]] | None = None
+
+
+def month_start(when: dt.datetime) -> dt.datetime:
+    """The first instant of ``when``'s month in UTC (the history's partitions)."""
+    utc = when.astimezone(dt.UTC)
+    return dt.datetime(utc.year, utc.month, 1, tzinfo=dt.UTC)
+
+
+def next_month(start: dt.datetime) -> dt.datetime:
+    """The first instant of the month after the one starting at ``start``."""
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+
+
+def partition(n: Names, table: str, start: dt.datetime) -> sql.Composed:
+    """The statement that makes ``table``'s partition for the month starting at
+    ``start`` unless it is there."""
+    create = "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})"
+    return sql.SQL(create).format(
+        n(f"{table}_{start.year:04d}{start.month:02d}"),
+        n(table),
+        sql.Literal(start),
+        sql.Literal(next_month(start)),
+    )
 
 
 def _v1(n: Names, timescale: bool) -> list[sql.Composed]:
@@ -113,7 +163,7 @@ def _v2(n: Names, timescale: bool) -> list[sql.Composed]:
             n("meta"), sql.Literal("timescaledb" if timescale else "partitions")
         ),
     ]
-    for table, kind in (*HIS_TABLES, (HIS_ANY, "jsonb")):
+    for table, kind in _V2_TABLES:
         # Columns in this order pack a row into 24 bytes of data (ts, val, pid) for
         # numbers; the primary key's index also serves every range read.
         out.append(
@@ -129,7 +179,7 @@ def _v2(n: Names, timescale: bool) -> list[sql.Composed]:
         if timescale:
             from ._timescale import hypertable
 
-            out.append(hypertable(n, table))
+            out.append(hypertable(n, table, "ts"))
     return out
 
 
@@ -180,14 +230,78 @@ def _v3(n: Names, timescale: bool) -> list[sql.Composed]:
     ]
 
 
+def _v4(n: Names, timescale: bool) -> list[sql.Composed]:
+    out = [
+        sql.SQL(
+            "CREATE TABLE {} ("
+            " pid integer NOT NULL,"
+            " t_lo timestamptz NOT NULL,"
+            " ts timestamptz[] NOT NULL,"
+            " num float8[],"
+            " bool boolean[],"
+            " str text[],"
+            " other text[],"
+            " PRIMARY KEY (pid, t_lo)){}"
+        ).format(n(HIS), sql.SQL("") if timescale else sql.SQL(" PARTITION BY RANGE (t_lo)"))
+    ]
+    if timescale:
+        from ._timescale import hypertable
+
+        out.append(hypertable(n, HIS, "t_lo"))
+    return out
+
+
+async def _v4_data(conn: Conn, n: Names, timescale: bool) -> None:
+    """Pack the samples of the one-row-per-sample tables into chunks, then drop them."""
+    old = [
+        sql.SQL("SELECT pid, ts, {} FROM {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("val::text" if table == "his_any" else "val")
+                if table == other
+                else sql.SQL("NULL::{}").format(sql.SQL("text" if other == "his_any" else kind))
+                for other, kind in _V2_TABLES
+            ),
+            n(table),
+        )
+        for table, _ in _V2_TABLES
+    ]
+    samples = sql.SQL(" UNION ALL ").join(old)
+    if not timescale:
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT DISTINCT date_trunc('month', s.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+                " FROM ({}) s(pid, ts, num, b, s, o)"
+            ).format(samples)
+        )
+        for (start,) in await cur.fetchall():
+            await conn.execute(partition(n, HIS, month_start(start)))
+    await conn.execute(
+        sql.SQL(
+            "INSERT INTO {his} (pid, t_lo, ts, num, bool, str, other)"
+            " SELECT pid, min(ts), array_agg(ts ORDER BY ts),"
+            "  CASE WHEN count(num) > 0 THEN array_agg(num ORDER BY ts) END,"
+            "  CASE WHEN count(b) > 0 THEN array_agg(b ORDER BY ts) END,"
+            "  CASE WHEN count(s) > 0 THEN array_agg(s ORDER BY ts) END,"
+            "  CASE WHEN count(o) > 0 THEN array_agg(o ORDER BY ts) END"
+            " FROM (SELECT x.*, date_trunc('month', x.ts AT TIME ZONE 'UTC') AS month,"
+            "  (row_number() OVER (PARTITION BY x.pid, date_trunc('month', x.ts AT TIME ZONE 'UTC')"
+            "   ORDER BY x.ts) - 1) / {size} AS chunk"
+            "  FROM ({samples}) x(pid, ts, num, b, s, o)) y"
+            " GROUP BY pid, month, chunk"
+        ).format(his=n(HIS), samples=samples, size=sql.Literal(CHUNK_SAMPLES))
+    )
+    for table, _ in _V2_TABLES:
+        await conn.execute(sql.SQL("DROP TABLE {}").format(n(table)))
+    await conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN kinds").format(n("his_points")))
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "entities (JSONB tags, GIN index, first-put order) and the change feed", _v1),
     Migration(2, "history: typed sample tables partitioned by month, points with units", _v2),
     Migration(3, "priority arrays, watches, users, sessions, handshake claims, attempts", _v3),
+    Migration(4, "history packed in chunks of samples, one row each, by month", _v4, _v4_data),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
-
-Conn = psycopg.AsyncConnection[Any]
 
 
 async def schema_version(conn: Conn, names: Names) -> int:
@@ -250,6 +364,8 @@ async def migrate(
             if before < step.version <= upto:
                 for statement in step.statements(names, timescale):
                     await conn.execute(statement)
+                if step.data is not None:
+                    await step.data(conn, names, timescale)
                 await conn.execute(
                     sql.SQL("INSERT INTO {} (version, description) VALUES (%s, %s)").format(
                         names("schema_version")

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import itertools
+import operator
 import random
 import secrets
 import time
@@ -27,7 +28,6 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from projecthaystack.filter import Filter
@@ -59,15 +59,32 @@ from projecthaystack.server.storeforms import (
 
 from ._errors import PgStoreError, StoreUnavailableError
 from ._filter import compile_sql
-from ._jsonb import (
-    decode_many,
-    decode_tags,
-    decode_value,
-    encode_many,
-    encode_tags,
-    encode_value,
+from ._history import (
+    COPY_TYPES,
+    Header,
+    Run,
+    Samples,
+    decode_chunk,
+    merge,
+    months,
+    pieces,
+    plan,
+    prepare,
+    read_sql,
+    samples_of,
+    stored,
 )
-from ._schema import HIS_ANY, LATEST_VERSION, Names, migrate
+from ._jsonb import decode_many, decode_tags, encode_many, encode_tags
+from ._schema import (
+    CHUNK_SAMPLES,
+    HIS,
+    LATEST_VERSION,
+    Names,
+    migrate,
+    month_start,
+    next_month,
+    partition,
+)
 
 __all__ = ["DEFAULT_SCHEMA", "FEED_SIZE", "PgStore", "open_store", "split_url"]
 
@@ -77,11 +94,6 @@ FEED_SIZE: Final = 100_000
 _OUR_PARAMS: Final = ("schema", "pool_min", "pool_max", "pool_timeout")
 _SWEEP_EVERY: Final = 60.0  # seconds between sweeps of expired rows, per store object
 _POLL_FALLBACK: Final = 1.0  # seconds between feed checks while LISTEN is down
-
-# Sample tables, each a bit in his_points.kinds.
-_NUM, _BOOL, _STR, _ANY = 1, 2, 4, 8
-_TABLE_BITS: Final = {"his_num": _NUM, "his_bool": _BOOL, "his_str": _STR, HIS_ANY: _ANY}
-_TYPES: Final = {"his_num": "float8", "his_bool": "bool", "his_str": "text", HIS_ANY: "jsonb"}
 
 Conn = psycopg.AsyncConnection[Any]
 T = TypeVar("T")
@@ -102,37 +114,14 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
     return urllib.parse.urlunsplit(parts._replace(query=rest)), ours
 
 
-def _identity(text: Any) -> Any:
-    return text
-
-
-def _month(when: dt.datetime) -> tuple[int, int]:
-    utc = when.astimezone(dt.UTC)
-    return utc.year, utc.month
-
-
-def _months(lo: dt.datetime, hi: dt.datetime) -> list[tuple[int, int]]:
-    """Every (year, month) in UTC from ``lo``'s to ``hi``'s."""
-    (y, m), last = _month(lo), _month(hi)
-    out = []
-    while (y, m) <= last:
-        out.append((y, m))
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return out
-
-
-def _nones(like: Sequence[Any]) -> list[None]:
-    return [None] * len(like)
-
-
-def _month_start(y: int, m: int) -> dt.datetime:
-    return dt.datetime(y, m, 1, tzinfo=dt.UTC)
-
-
 async def _configure(conn: Conn) -> None:
     # Filter queries are many small plans whose estimates can pass jit_above_cost;
     # compiling them takes seconds, running them milliseconds.
     await conn.execute("SET jit = off")
+
+
+def _first_unit(values: Sequence[Any]) -> str | None:
+    return next((v.unit for v in values if type(v) is Number), None)
 
 
 class PgStore:
@@ -175,7 +164,13 @@ class PgStore:
         )
         self._epoch = ""
         self._timescale = False
-        self._partitions: set[tuple[str, int, int]] = set()
+        self._partitions: set[dt.datetime] = set()
+        self._chunk = CHUNK_SAMPLES  # samples a chunk holds (tests make it small)
+        self._his_sql = {
+            (quotas, limited): read_sql(n, quotas=quotas, limited=limited)
+            for quotas in (False, True)
+            for limited in (False, True)
+        }
         self._last_sweep = 0.0
         self._channel = "haystack_" + hashlib.sha256(schema.encode()).hexdigest()[:20]
         self._listener: asyncio.Task[None] | None = None
@@ -428,11 +423,9 @@ class PgStore:
             )
             pids = [r[0] for r in await cur.fetchall()]
             if pids:
-                for table in _TABLE_BITS:
-                    await conn.execute(
-                        sql.SQL("DELETE FROM {} WHERE pid = ANY(%s)").format(self._n(table)),
-                        [pids],
-                    )
+                await conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE pid = ANY(%s)").format(self._n(HIS)), [pids]
+                )
             await self._record_changes(conn, gone)
             return len(gone)
 
@@ -572,9 +565,10 @@ class PgStore:
         self._wakeup.set()
 
     # -- history -------------------------------------------------------------------------
-    async def _ensure_partitions(self, needed: set[tuple[str, int, int]]) -> None:
-        """Create the monthly partitions that samples about to be written need, in their
-        own transaction (DDL inside the write would lock the tables until its end)."""
+    async def _ensure_partitions(self, needed: set[dt.datetime]) -> None:
+        """Create the monthly partitions (by their first instant, UTC) that samples
+        about to be written need, in their own transaction (DDL inside the write would
+        lock the table until its end)."""
         missing = needed - self._partitions
         if not missing or self._timescale:
             return
@@ -583,25 +577,8 @@ class PgStore:
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 2))", [self.schema]
             )
-            for table, y, m in sorted(missing):
-                name = f"{table}_{y:04d}{m:02d}"
-                cur = await conn.execute(
-                    "SELECT 1 FROM pg_catalog.pg_class c"
-                    " JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace"
-                    " WHERE s.nspname = %s AND c.relname = %s",
-                    [self.schema, name],
-                )
-                if await cur.fetchone() is None:
-                    end = (y + 1, 1) if m == 12 else (y, m + 1)
-                    create = sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})")
-                    await conn.execute(
-                        create.format(
-                            self._n(name),
-                            self._n(table),
-                            sql.Literal(_month_start(y, m)),
-                            sql.Literal(_month_start(*end)),
-                        )
-                    )
+            for start in sorted(missing):
+                await conn.execute(partition(self._n, HIS, start))
 
         await self._call(run)
         self._partitions |= missing
@@ -609,44 +586,28 @@ class PgStore:
     async def his_write(self, batch: Mapping[str, HisChunk]) -> int:
         """Add samples to several points in one transaction: all of them or none.
 
-        Each sample goes to the table of its kind (``his_num`` for Numbers in the
-        point's unit, ``his_bool``, ``his_str``, ``his_any`` for the rest); a sample at
-        an instant already stored replaces it, whichever table held it.
+        The samples are packed into chunks (``_history`` says how); a sample at an
+        instant already stored replaces it, whatever its kind.  New chunks go in by
+        binary COPY; the chunks that get samples among theirs are read, deleted and
+        written again, merged, in the same transaction.
         """
         ids = list(batch)
         if not ids:
             return 0
-        needed: set[tuple[str, int, int]] = set()
-        first_unit: dict[str, str | None] = {}
-        for id, chunk in batch.items():
-            if not len(chunk):
-                continue
-            tables: set[str] = set()
-            for v in chunk.val:
-                t = type(v)
-                if t is Number:
-                    tables.update(("his_num", HIS_ANY))
-                    first_unit.setdefault(id, v.unit)
-                elif t is bool:
-                    tables.add("his_bool")
-                else:
-                    tables.update(("his_str", HIS_ANY) if t is str else (HIS_ANY,))
-                if len(tables) == 4:
-                    break
-            for month in _months(min(chunk.ts), max(chunk.ts)):
-                needed.update((table, *month) for table in tables)
+        runs = {id: prepare(chunk.ts, chunk.val) for id, chunk in batch.items() if len(chunk)}
+        needed = {start for run in runs.values() for start, _, _ in months(run.ts)}
         await self._ensure_partitions(needed)
         try:
-            return await self._call(self._his_write_tx(ids, batch, first_unit))
+            return await self._call(self._his_write_tx(ids, runs))
         except pgerrors.CheckViolation:
             # A partition this process believed in is gone (dropped or archived): make
             # the partitions again and write once more (nothing was applied).
             self._partitions.clear()
             await self._ensure_partitions(needed)
-            return await self._call(self._his_write_tx(ids, batch, first_unit))
+            return await self._call(self._his_write_tx(ids, runs))
 
     def _his_write_tx(
-        self, ids: list[str], batch: Mapping[str, HisChunk], first_unit: Mapping[str, str | None]
+        self, ids: list[str], runs: Mapping[str, Run]
     ) -> Callable[[Conn], Awaitable[int]]:
         async def run(conn: Conn) -> int:
             cur = await conn.execute(
@@ -658,131 +619,108 @@ class PgStore:
             found = {r[0] for r in await cur.fetchall()}
             if len(found) < len(ids):
                 raise UnknownEntityError(i for i in ids if i not in found)
-            written = [i for i in ids if len(batch[i])]
+            written = [i for i in ids if i in runs]
             if not written:
                 return 0
-            await conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} (id, unit) SELECT * FROM unnest(%s::text[], %s::text[])"
-                    " ON CONFLICT (id) DO NOTHING"
-                ).format(self._points),
-                [written, [first_unit.get(i) for i in written]],
-            )
+            # A point's Numbers are kept in the unit of its first one.
+            units = [_first_unit(runs[i].val) for i in written]
             cur = await conn.execute(
                 sql.SQL(
-                    "SELECT id, pid, unit, kinds FROM {} WHERE id = ANY(%s)"
-                    " ORDER BY id FOR NO KEY UPDATE"
+                    "INSERT INTO {} (id, unit) SELECT * FROM unnest(%s::text[], %s::text[])"
+                    " ON CONFLICT (id) DO NOTHING RETURNING id"
+                ).format(self._points),
+                [written, units],
+            )
+            fresh = {r[0] for r in await cur.fetchall()}
+            cur = await conn.execute(
+                sql.SQL(
+                    "SELECT id, pid, unit FROM {} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE"
                 ).format(self._points),
                 [written],
             )
-            points = {r[0]: (r[1], r[2], r[3]) for r in await cur.fetchall()}
-            return await self._his_rows(conn, batch, points)
+            points = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+            groups: list[tuple[int, dt.datetime, Samples]] = []
+            lookup: list[int] = []  # the groups of points that may have chunks already
+            for id in written:
+                pid, unit = points[id]
+                his = runs[id]
+                for start, a, b in months(his.ts):
+                    if id not in fresh:
+                        lookup.append(len(groups))
+                    groups.append((pid, start, samples_of(his.ts[a:b], his.val[a:b], unit)))
+            headers = await self._headers(conn, groups, lookup)
+            rows: list[Any] = []
+            rewrite: list[tuple[int, Header, Samples]] = []
+            for k, (pid, _, new) in enumerate(groups):
+                plan_ = plan(new, headers.get(k, ()), self._chunk)
+                rewrite.extend((pid, head, part) for head, part in plan_.rewrite)
+                for part in plan_.alone:
+                    rows.extend(pieces(pid, part, self._chunk))
+            if rewrite:
+                cur = conn.cursor(binary=True)
+                await cur.execute(
+                    sql.SQL(
+                        "DELETE FROM {} h USING unnest(%s::int4[], %s::timestamptz[])"
+                        " WITH ORDINALITY d(pid, t_lo, k)"
+                        " WHERE h.pid = d.pid AND h.t_lo = d.t_lo"
+                        " RETURNING d.k, h.ts, h.num, h.bool, h.str, h.other"
+                    ).format(self._n(HIS)),
+                    [[pid for pid, _, _ in rewrite], [head.t_lo for _, head, _ in rewrite]],
+                )
+                before = {r[0]: stored(r[1:]) for r in await cur.fetchall()}
+                for k, (pid, head, part) in enumerate(rewrite, 1):
+                    merged = merge(before[k], part)
+                    # Samples past a chunk's end fill it up; samples among its own
+                    # leave room in every piece for more.
+                    inside = part.ts[0] <= head.last
+                    rows.extend(pieces(pid, merged, self._chunk, balanced=inside))
+            async with conn.cursor().copy(
+                sql.SQL(
+                    "COPY {} (pid, t_lo, ts, num, bool, str, other) FROM STDIN WITH (FORMAT BINARY)"
+                ).format(self._n(HIS))
+            ) as cp:
+                cp.set_types(COPY_TYPES)
+                write = cp.write_row
+                for row in rows:
+                    await write(row)
+            return sum(len(runs[i].ts) for i in written)
 
         return run
 
-    async def _his_rows(
-        self,
-        conn: Conn,
-        batch: Mapping[str, HisChunk],
-        points: Mapping[str, tuple[int, str | None, int]],
-    ) -> int:
-        rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in _TABLE_BITS}
-        kinds_after: dict[int, int] = {}
-        mixed = False
-        count = 0
-        for id, (pid, unit, kinds) in points.items():
-            chunk = batch[id]
-            count += len(chunk)
-            num, bools, strs = rows["his_num"], rows["his_bool"], rows["his_str"]
-            other = rows[HIS_ANY]
-            bits = 0
-            for ts, v in zip(chunk.ts, chunk.val, strict=True):
-                t = type(v)
-                if t is Number and v.unit == unit:
-                    num.append((ts, v.val, pid))
-                    bits |= _NUM
-                elif t is bool:
-                    bools.append((ts, v, pid))
-                    bits |= _BOOL
-                elif t is str and "\x00" not in v:
-                    strs.append((ts, v, pid))
-                    bits |= _STR
-                else:
-                    other.append((ts, Jsonb(encode_value(v), dumps=_identity), pid))
-                    bits |= _ANY
-            if (kinds | bits) != bits or bits & (bits - 1):
-                mixed = True  # an instant may move from one table to another
-            if kinds | bits != kinds:
-                kinds_after[pid] = kinds | bits
-        for table, table_rows in rows.items():
-            if table_rows:
-                await self._write_samples(conn, table, table_rows, staged=mixed)
-        if mixed:
-            await self._drop_moved(conn, rows)
-        if kinds_after:
-            await conn.execute(
-                sql.SQL(
-                    "UPDATE {} p SET kinds = u.kinds"
-                    " FROM unnest(%s::int[], %s::smallint[]) u(pid, kinds) WHERE p.pid = u.pid"
-                ).format(self._points),
-                [list(kinds_after), list(kinds_after.values())],
-            )
-        return count
-
-    async def _write_samples(
-        self, conn: Conn, table: str, rows: list[tuple[Any, ...]], *, staged: bool
-    ) -> None:
-        """COPY rows into ``table``: straight in when none of them is there yet (the
-        usual case, new samples), else through a staging table and an upsert."""
-        types = ["timestamptz", _TYPES[table], "int4"]
-        target = self._n(table)
-        if not staged:
-            try:
-                async with conn.transaction():  # a savepoint: a clash undoes only this
-                    await self._copy(conn, target, types, rows)
-                return
-            except pgerrors.UniqueViolation:
-                pass
-        stage = sql.Identifier(f"haystack_stage_{table}")
-        await conn.execute(
+    async def _headers(
+        self, conn: Conn, groups: Sequence[tuple[int, dt.datetime, Samples]], which: list[int]
+    ) -> dict[int, list[Header]]:
+        """For the groups numbered ``which`` (each a point's month of new samples), the
+        headers of the chunks its samples may belong to: from the floor chunk of its
+        first sample (or that sample) to its last sample, within the month; one
+        statement."""
+        if not which:
+            return {}
+        chosen = [groups[k] for k in which]
+        cur = await conn.execute(
             sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} (ts timestamptz, val {}, pid int4)"
-                " ON COMMIT DELETE ROWS"
-            ).format(stage, sql.SQL(_TYPES[table]))
+                "SELECT g.i, c.t_lo, c.ts[cardinality(c.ts)], cardinality(c.ts)"
+                " FROM unnest(%s::int4[], %s::int4[], %s::timestamptz[], %s::timestamptz[],"
+                "  %s::timestamptz[], %s::timestamptz[]) g(i, pid, lo, hi, ms, me)"
+                " CROSS JOIN LATERAL (SELECT c.t_lo, c.ts FROM {his} c"
+                "  WHERE c.pid = g.pid AND c.t_lo >= g.ms AND c.t_lo < g.me AND c.t_lo <= g.hi"
+                "  AND c.t_lo >= coalesce((SELECT max(f.t_lo) FROM {his} f WHERE f.pid = g.pid"
+                "   AND f.t_lo >= g.ms AND f.t_lo <= g.lo), g.lo)) c"
+                " ORDER BY g.i, c.t_lo"
+            ).format(his=self._n(HIS)),
+            [
+                which,
+                [pid for pid, _, _ in chosen],
+                [s.ts[0] for _, _, s in chosen],
+                [s.ts[-1] for _, _, s in chosen],
+                [start for _, start, _ in chosen],
+                [next_month(start) for _, start, _ in chosen],
+            ],
         )
-        await self._copy(conn, stage, types, rows)
-        await conn.execute(
-            sql.SQL(
-                "INSERT INTO {} (ts, val, pid) SELECT ts, val, pid FROM {}"
-                " ON CONFLICT (pid, ts) DO UPDATE SET val = EXCLUDED.val"
-            ).format(target, stage)
-        )
-
-    @staticmethod
-    async def _copy(
-        conn: Conn, table: sql.Identifier, types: list[str], rows: list[tuple[Any, ...]]
-    ) -> None:
-        statement = sql.SQL("COPY {} (ts, val, pid) FROM STDIN WITH (FORMAT BINARY)")
-        async with conn.cursor().copy(statement.format(table)) as cp:
-            cp.set_types(types)
-            write = cp.write_row
-            for row in rows:
-                await write(row)
-
-    async def _drop_moved(self, conn: Conn, rows: Mapping[str, list[tuple[Any, ...]]]) -> None:
-        """Delete the samples of other tables at the instants just written to one (a
-        sample that changed kind moves tables)."""
-        for table, table_rows in rows.items():
-            if not table_rows:
-                continue
-            stage = sql.Identifier(f"haystack_stage_{table}")
-            for other in _TABLE_BITS:
-                if other != table:
-                    await conn.execute(
-                        sql.SQL(
-                            "DELETE FROM {o} t USING {s} s WHERE t.pid = s.pid AND t.ts = s.ts"
-                        ).format(o=self._n(other), s=stage)
-                    )
+        out: dict[int, list[Header]] = {}
+        for i, t_lo, last, n in await cur.fetchall():
+            out.setdefault(i, []).append(Header(t_lo, last, n))
+        return out
 
     async def his_read(
         self,
@@ -796,17 +734,23 @@ class PgStore:
         """Each point's samples in ``[start, end)``, oldest first, at most ``limit`` in
         all (taken point by point in the order of ``ids``).
 
-        One statement for all the points: each sample table is read by its primary key
-        ``(pid, ts)`` within the partitions of the range only, a table only when the
-        point has samples in it, and each point's samples come back as one row of
-        arrays (timestamps already in ``tz``), which psycopg loads in C.
+        One statement for all the points: each point's chunks of the range are found
+        by the primary key ``(pid, t_lo)`` within the partitions of the range only, and
+        come back cut to the range as arrays (timestamps already in ``tz``), which
+        psycopg loads in C.
         """
         if not ids:
             return []
         if limit is not None and limit <= 0:
             return [() for _ in ids]
-        query = self._his_sql(len(ids) > 1 and limit is not None, limit is not None)
-        params: dict[str, Any] = {"ids": list(ids), "lo": start, "hi": end, "limit": limit}
+        query = self._his_sql[len(ids) > 1 and limit is not None, limit is not None]
+        params: dict[str, Any] = {
+            "ids": list(ids),
+            "lo": start,
+            "hi": end,
+            "ms": None if start is None else month_start(start),
+            "limit": limit,
+        }
         zone = tz.key if isinstance(tz, zoneinfo.ZoneInfo) and tz.key else "UTC"
 
         async def run(conn: Conn) -> list[Any]:
@@ -821,77 +765,16 @@ class PgStore:
 
         rows = await self._call(run, read_only=True, tx=False)
         out: list[Sequence[HisChunk]] = [() for _ in ids]
-        for ord_, unit, tss, nums, bools, strs, anys in rows:
-            if not tss:
-                continue
-            if nums is not None and bools is None and strs is None and anys is None:
-                vals: list[Any] = [Number(v, unit) for v in nums]
-            else:
-                vals = [
-                    Number(n, unit)
-                    if n is not None
-                    else b
-                    if b is not None
-                    else s
-                    if s is not None
-                    else decode_value(j)
-                    for n, b, s, j in zip(
-                        nums or _nones(tss),
-                        bools or _nones(tss),
-                        strs or _nones(tss),
-                        anys or _nones(tss),
-                        strict=True,
-                    )
-                ]
-            times: list[dt.datetime] = tss
-            if any(a >= b for a, b in itertools.pairwise(times)):
-                pairs = sorted(zip(times, vals, strict=True), key=lambda pair: pair[0])
-                times, vals = [t for t, _ in pairs], [v for _, v in pairs]
-            zoned = times if times[0].tzinfo is tz else [t.astimezone(tz) for t in times]
-            out[ord_ - 1] = (HisChunk(tuple(zoned), tuple(vals)),)
+        for ord_, point in itertools.groupby(rows, key=operator.itemgetter(0)):
+            times: list[dt.datetime] = []
+            vals: list[Any] = []
+            for _, unit, ts, num, bools, strs, other in point:
+                times += ts
+                vals += decode_chunk(unit, num, bools, strs, other, len(ts))
+            if times[0].tzinfo is not tz:
+                times = [t.astimezone(tz) for t in times]
+            out[ord_ - 1] = (HisChunk(tuple(times), tuple(vals)),)
         return out
-
-    def _his_sql(self, quotas: bool, limited: bool) -> sql.Composed:
-        """The statement of :meth:`his_read`: with ``quotas``, each point gets what the
-        points before it in ``ids`` left of ``%(limit)s`` (counted, at most the limit
-        each, in the same statement)."""
-        branches = []
-        for table, bit in _TABLE_BITS.items():
-            cols = ["NULL::float8", "NULL::boolean", "NULL::text", "NULL::text"]
-            cols[list(_TABLE_BITS).index(table)] = "val::text" if table == HIS_ANY else "val"
-            branches.append(
-                sql.SQL(
-                    "SELECT ts, {cols} FROM {t} h WHERE p.kinds & {bit} <> 0 AND h.pid = p.pid"
-                    " AND h.ts >= coalesce(%(lo)s::timestamptz, '-infinity')"
-                    " AND h.ts < coalesce(%(hi)s::timestamptz, 'infinity')"
-                ).format(cols=sql.SQL(", ").join(map(sql.SQL, cols)), t=self._n(table), bit=bit)
-            )
-        samples = sql.SQL(" UNION ALL ").join(branches)
-        points = sql.SQL(
-            "SELECT u.ord, h.pid, h.unit, h.kinds FROM unnest(%(ids)s::text[])"
-            " WITH ORDINALITY u(id, ord) JOIN {} h ON h.id = u.id"
-        ).format(self._points)
-        if quotas:
-            points = sql.SQL(
-                "SELECT c.*, greatest(0, least(c.n, %(limit)s - coalesce(sum(c.n) OVER"
-                " (ORDER BY c.ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))) AS q"
-                " FROM (SELECT p.*, (SELECT count(*) FROM ({samples} LIMIT %(limit)s) k) AS n"
-                "  FROM ({points}) p) c"
-            ).format(samples=samples, points=points)
-            quota = sql.SQL("p.q")
-        else:
-            quota = sql.SQL("%(limit)s" if limited else "ALL")
-        # Aggregated in the order of the sorted subquery (PostgreSQL keeps it; the
-        # caller still checks), which spares a second sort of every sample.
-        return sql.SQL(
-            "SELECT p.ord, p.unit, s.* FROM ({points}) p CROSS JOIN LATERAL ("
-            " SELECT array_agg(x.ts) AS ts,"
-            "  CASE WHEN p.kinds & 1 <> 0 THEN array_agg(x.num) END,"
-            "  CASE WHEN p.kinds & 2 <> 0 THEN array_agg(x.b) END,"
-            "  CASE WHEN p.kinds & 4 <> 0 THEN array_agg(x.s) END,"
-            "  CASE WHEN p.kinds & 8 <> 0 THEN array_agg(x.j) END"
-            " FROM ({samples} ORDER BY ts LIMIT {quota}) x(ts, num, b, s, j)) s"
-        ).format(points=points, samples=samples, quota=quota)
 
     # -- priority arrays -----------------------------------------------------------------
     async def point_write(
@@ -907,17 +790,24 @@ class PgStore:
 
         async def run(conn: Conn) -> dict[int, PriorityLevel] | None:
             cur = await conn.execute(
-                sql.SQL(
-                    "SELECT e.tags::text, p.levels FROM {} e LEFT JOIN {} p ON p.id = e.id"
-                    " WHERE e.id = %s FOR NO KEY UPDATE OF e"
-                ).format(self._entities, self._priority),
+                sql.SQL("SELECT tags::text FROM {} WHERE id = %s FOR NO KEY UPDATE").format(
+                    self._entities
+                ),
                 [id],
             )
             row = await cur.fetchone()
             if row is None:
                 return None
+            # The array is read by a statement of its own, after the lock is held: a
+            # statement that waited for a row lock re-reads only the locked row, so an
+            # array joined to it would be the one from before the lock holder's commit,
+            # and writing it back would undo that writer's level.
+            cur = await conn.execute(
+                sql.SQL("SELECT levels FROM {} WHERE id = %s").format(self._priority), [id]
+            )
+            held = await cur.fetchone()
             entity = decode_tags(row[0])
-            levels = decode_levels(row[1]) if row[1] else {}
+            levels = decode_levels(held[0]) if held is not None and held[0] else {}
             decided = apply_point_write(entity, levels, level, entry, now)
             if decided.levels != levels:
                 if decided.levels:
