@@ -259,24 +259,6 @@ DIAGRAMS: dict[str, Flow | Exchange] = {
         ],
         gap=240,
     ),
-    "deployment": Flow(
-        "Several servers behind a load balancer, over one shared store",
-        {
-            "clients": Box(("clients",), 0, 0.5),
-            "lb": Box(("load balancer", "TLS termination"), 1, 0.5),
-            "h1": Box(("host 1", "haystack-server, N workers"), 2, 0),
-            "h2": Box(("host 2", "haystack-server, N workers"), 2, 1),
-            "store": Box(("shared store", "PostgreSQL or Redis"), 3, 0.5, store=True),
-        },
-        [
-            ("clients", "lb", ""),
-            ("lb", "h1", ""),
-            ("lb", "h2", ""),
-            ("h1", "store", ""),
-            ("h2", "store", ""),
-        ],
-        cell=(210, 80),
-    ),
 }
 
 
