@@ -43,6 +43,7 @@ class TestPgStore(StoreContract):
             )
         return PgStore(PG_URL, schema=store.schema)
 
+    @pytest.mark.anyio
     async def test_concurrent_point_writes_at_two_levels_keep_both(
         self, stores: tuple[PgStore, PgStore]
     ) -> None:
