@@ -599,11 +599,20 @@ class PgStore:
                 )
                 if await cur.fetchone() is None:
                     end = (y + 1, 1) if m == 12 else (y, m + 1)
-                    create = sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})")
+                    # Made apart, then attached: ATTACH PARTITION locks the parent only
+                    # against other DDL, where CREATE TABLE ... PARTITION OF takes its
+                    # ACCESS EXCLUSIVE lock, waits behind every read of history and
+                    # deadlocks with a read that holds another history table.
                     await conn.execute(
-                        create.format(
-                            self._n(name),
+                        sql.SQL("CREATE TABLE {} (LIKE {})").format(self._n(name), self._n(table))
+                    )
+                    attach = sql.SQL(
+                        "ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
+                    )
+                    await conn.execute(
+                        attach.format(
                             self._n(table),
+                            self._n(name),
                             sql.Literal(_month_start(y, m)),
                             sql.Literal(_month_start(*end)),
                         )
