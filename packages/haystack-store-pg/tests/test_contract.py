@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from projecthaystack.kinds import Marker, Number, Ref
-from projecthaystack.server import PriorityLevel
+from projecthaystack.server import HisChunk, PriorityLevel
 from projecthaystack.server.storetests import StoreContract
 from projecthaystack.stores.pg import PgStore
 
@@ -43,6 +43,7 @@ class TestPgStore(StoreContract):
             )
         return PgStore(PG_URL, schema=store.schema)
 
+    @pytest.mark.anyio
     async def test_concurrent_point_writes_at_two_levels_keep_both(
         self, stores: tuple[PgStore, PgStore]
     ) -> None:
@@ -66,3 +67,44 @@ class TestPgStore(StoreContract):
         assert point is not None
         assert point["writeVal"] == Number(59)
         assert point["writeLevel"] == Number(10)
+
+    @pytest.mark.anyio
+    async def test_new_months_of_history_do_not_deadlock_readers(
+        self, stores: tuple[PgStore, PgStore]
+    ) -> None:
+        # Found by the scale-out rig: a month's partitions used to be made with CREATE
+        # TABLE ... PARTITION OF, which takes the parent's ACCESS EXCLUSIVE lock and
+        # deadlocked with reads of several history tables (503s under load).
+        a, b = stores
+        ids = ["n", "s", "f", "w"]
+        await a.put_entities(
+            [{"id": Ref(i), "point": Marker, "his": Marker, "unit": "kW"} for i in ids]
+        )
+        t0 = dt.datetime(2015, 1, 1, tzinfo=dt.UTC)
+        await a.his_write({i: HisChunk((t0,), (Number(1, "kW"),)) for i in ids})
+        done = asyncio.Event()
+
+        async def read() -> int:
+            reads = 0
+            while not done.is_set():
+                await b.his_read(ids, t0, t0 + dt.timedelta(days=400), tz=dt.UTC)
+                reads += 1
+            return reads
+
+        readers = [asyncio.ensure_future(read()) for _ in range(3)]
+        try:
+            for month in range(1, 9):
+                ts = (t0 + dt.timedelta(days=31 * month),)
+                await a.his_write(
+                    {
+                        "n": HisChunk(ts, (Number(2, "kW"),)),
+                        "s": HisChunk(ts, ("text",)),
+                        "f": HisChunk(ts, (True,)),
+                        "w": HisChunk(ts, (Number(3, "W"),)),
+                    }
+                )
+        finally:
+            done.set()
+        assert all(n > 0 for n in await asyncio.gather(*readers))
+        (n,) = await b.his_read(["n"], t0, None, tz=dt.UTC)
+        assert sum(len(c) for c in n) == 9

@@ -58,6 +58,7 @@ __all__ = [
     "MIGRATIONS",
     "Migration",
     "Names",
+    "add_partition",
     "migrate",
     "month_start",
     "partition",
@@ -129,6 +130,29 @@ def partition(n: Names, table: str, start: dt.datetime) -> sql.Composed:
         n(table),
         sql.Literal(start),
         sql.Literal(next_month(start)),
+    )
+
+
+async def add_partition(conn: Conn, n: Names, table: str, start: dt.datetime) -> None:
+    """Make ``table``'s partition for the month starting at ``start`` unless it is there,
+    without stopping readers: ``CREATE TABLE ... PARTITION OF`` takes an ACCESS EXCLUSIVE
+    lock on the parent, waits behind every read of history and deadlocks with a read
+    holding another table; a table made apart and then attached (``ATTACH PARTITION``
+    locks the parent only against other DDL) does not.  Callers hold the store's
+    partition lock, so two never make the same one."""
+    name = f"{table}_{start.year:04d}{start.month:02d}"
+    cur = await conn.execute(
+        "SELECT 1 FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace"
+        " WHERE s.nspname = %s AND c.relname = %s",
+        [n.schema, name],
+    )
+    if await cur.fetchone() is not None:
+        return
+    await conn.execute(sql.SQL("CREATE TABLE {} (LIKE {})").format(n(name), n(table)))
+    attach = sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})")
+    await conn.execute(
+        attach.format(n(table), n(name), sql.Literal(start), sql.Literal(next_month(start)))
     )
 
 

@@ -80,10 +80,10 @@ from ._schema import (
     HIS,
     LATEST_VERSION,
     Names,
+    add_partition,
     migrate,
     month_start,
     next_month,
-    partition,
 )
 
 __all__ = ["DEFAULT_SCHEMA", "FEED_SIZE", "PgStore", "open_store", "split_url"]
@@ -578,7 +578,7 @@ class PgStore:
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 2))", [self.schema]
             )
             for start in sorted(missing):
-                await conn.execute(partition(self._n, HIS, start))
+                await add_partition(conn, self._n, HIS, start)
 
         await self._call(run)
         self._partitions |= missing
