@@ -83,9 +83,7 @@ async def test_a_dropped_partition_is_made_again(store: PgStore, schema: str) ->
     await store.his_write({"p": chunk([(T0, Number(1))])})
     async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
         # An operator archives January: the store's own notion of its partitions is stale.
-        await conn.execute(
-            sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "his_202601"))
-        )
+        await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, "his_202601")))
     assert await store.his_write({"p": chunk([(T0 + HOUR, Number(2))])}) == 1
     assert [v for _, v in await read(store, "p")] == [Number(2)]
 
