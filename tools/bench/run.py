@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import client_bench
 import codecs_bench
 import filter_bench
+import pg_bench
 import server_bench
 
 BENCHES = {
@@ -25,6 +26,7 @@ BENCHES = {
     "filter": filter_bench.main,
     "server": server_bench.main,
     "client": client_bench.main,
+    "pg": pg_bench.main,
 }
 
 
