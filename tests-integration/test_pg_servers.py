@@ -153,15 +153,22 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 def test_a_login_on_one_is_honoured_by_the_other(servers: Servers) -> None:
     a, b = servers.urls
-    # Used while the client is open: leaving its block ends the session (on both).
-    with Client(a, ADMIN, PASSWORD) as client:
+    client = Client(a, ADMIN, PASSWORD)
+    try:
         token = client.login()
         assert client.read("site")[0]["id"] == Ref("site")
-        auth = {"Authorization": f"BEARER authToken={token}", "Accept": "text/zinc"}
-        response = httpx.get(b + "/about", headers=auth)
+        response = httpx.get(
+            b + "/about",
+            headers={"Authorization": f"BEARER authToken={token}", "Accept": "text/zinc"},
+        )
         assert response.status_code == 200
         assert "haystackVersion" in response.text
-    assert httpx.get(b + "/about", headers=auth).status_code in (401, 403)
+        # Ending the session on one server ends it on the other.
+        client.close_session()
+        response = httpx.get(b + "/about", headers={"Authorization": f"BEARER authToken={token}"})
+        assert response.status_code in (401, 403)
+    finally:
+        client.close()
     response = httpx.get(b + "/about", headers={"Authorization": "BEARER authToken=" + "0" * 64})
     assert response.status_code in (401, 403)
 
@@ -183,7 +190,7 @@ def test_eight_concurrent_writers_lose_nothing(servers: Servers) -> None:
     writers, each, batch = 8, 10_000, 2_000
 
     def write(k: int) -> int:
-        with Client(servers.urls[k % 2], ADMIN, PASSWORD) as client:
+        with Client(servers.urls[k % 2], ADMIN, PASSWORD, timeout=120) as client:
             for start in range(0, each, batch):
                 slots = [writers * i + k for i in range(start, start + batch)]
                 items = [(T0 + dt.timedelta(seconds=n), Number(float(n), "kWh")) for n in slots]
@@ -192,7 +199,7 @@ def test_eight_concurrent_writers_lose_nothing(servers: Servers) -> None:
 
     with ThreadPoolExecutor(writers) as pool:
         assert sorted(pool.map(write, range(writers))) == list(range(writers))
-    with Client(servers.urls[0], ADMIN, PASSWORD) as client:
+    with Client(servers.urls[0], ADMIN, PASSWORD, timeout=120) as client:
         his = client.his_read("shared", "2026-03-02,2026-03-04")
     values = [r["val"].val for r in his]
     assert len(values) == writers * each

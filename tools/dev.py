@@ -6,7 +6,10 @@
     python3 tools/dev.py lint      # ruff check and format check
     python3 tools/dev.py types     # mypy --strict
     python3 tools/dev.py bench     # the benchmarks under tools/bench
+    python3 tools/dev.py scaleout  # servers behind HAProxy under load and faults (tools/scaleout)
     python3 tools/dev.py wheels    # dist/wheels: a wheelhouse to pip install from
+    python3 tools/dev.py docs      # build the documentation site (strict) into site/
+    python3 tools/dev.py docs serve  # serve it on 127.0.0.1:8000, rebuilt on change
     python3 tools/dev.py hatch ... # any other hatch command
 
 The first run makes ``.tools-venv`` beside this repository's root with pinned hatch and
@@ -53,6 +56,8 @@ COMMANDS = {
     "lint": ["run", "lint:check"],
     "types": ["run", "types:check"],
     "bench": ["run", "bench:run"],
+    "docs": ["run", "docs:build"],
+    "scaleout": ["run", "scaleout:rig"],
 }
 
 
@@ -278,6 +283,8 @@ def main(argv: list[str]) -> int:
     env.setdefault("HATCH_DATA_DIR", str(TOOLS / "hatch-data"))
     if verb == "hatch":
         return _run([str(hatch), *rest], env)
+    if verb == "docs" and rest[:1] == ["serve"]:
+        return _run([str(hatch), "run", "docs:serve", *rest[1:]], env)
     if verb != "test":
         return _run([str(hatch), *COMMANDS[verb], *rest], env)
     pythons, line = plan_tests(rest, found, missing)

@@ -200,9 +200,13 @@ class Server:
         if kind == "ours":
             from projecthaystack.client import Client
 
-            with Client(self.url, USER, PASSWORD) as client:
+            # Not a with-block: leaving one ends the session, and the token must live on.
+            client = Client(self.url, USER, PASSWORD)
+            try:
                 client.about()
                 self.headers["Authorization"] = f"BEARER authToken={client.token}"
+            finally:
+                client.close()  # the connections only
 
     def stop(self) -> None:
         self.proc.terminate()

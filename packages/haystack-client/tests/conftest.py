@@ -100,6 +100,8 @@ class ServerState:
     quirks: set[str] = field(default_factory=set)
     # A canned answer to every login request: (status, headers, body).
     login_answer: tuple[int, dict[str, str], bytes] | None = None
+    # Canned watchPoll answers (rows), used in turn before the real ones.
+    poll_answers: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
 def _error(dis: str) -> Grid:
@@ -243,17 +245,27 @@ def run(op: str, req: Grid, user: str, token: str) -> Grid:
         levels[int(row["level"].val)] = row.get("val")
         return Grid.empty()
     if op == "watchSub":
-        wid = req.meta.get("watchId") or f"w{len(state.watches)}"
+        wid = req.meta.get("watchId")
+        if wid is not None and wid not in state.watches:
+            raise KeyError(f"unknown watch {wid}")
+        wid = wid or f"w{time.monotonic_ns()}"
         state.watches.setdefault(wid, set()).update(r["id"].id for r in req)
-        return Grid.from_rows(
-            [by_id[r["id"].id] for r in req], {"watchId": wid, "lease": Number(1, "min")}
+        rows = [by_id.get(r["id"].id, {}) for r in req]
+        return Grid(
+            ["id", *{k: None for r in rows for k in r if k != "id"}],
+            rows,
+            {"watchId": wid, "lease": Number(1, "min")},
         )
     if op == "watchUnsub":
         if "close" in req.meta:
             state.watches.pop(req.meta["watchId"], None)
+        else:
+            state.watches[req.meta["watchId"]] -= {r["id"].id for r in req}
         return Grid.empty()
     if op == "watchPoll":
         ids = state.watches[req.meta["watchId"]]
+        if state.poll_answers:
+            return Grid.from_rows(state.poll_answers.pop(0), {"watchId": req.meta["watchId"]})
         return Grid.from_rows(
             [by_id[i] for i in sorted(ids)] if "refresh" in req.meta else [],
             {"watchId": req.meta["watchId"]},

@@ -34,6 +34,7 @@ def test_public_names_are_pinned():
     assert sorted(client_pkg.__all__) == sorted(
         [
             "AsyncClient",
+            "AsyncWatch",
             "AsyncWebSocketClient",
             "AuthProtocolError",
             "AuthenticationError",
@@ -41,6 +42,7 @@ def test_public_names_are_pinned():
             "Client",
             "ClientCore",
             "ClientError",
+            "ClientHooks",
             "CredentialsRejectedError",
             "CredentialsRequiredError",
             "HisRange",
@@ -50,6 +52,8 @@ def test_public_names_are_pinned():
             "TooManyRequestsError",
             "UnknownRecError",
             "UnsupportedMechanismError",
+            "Watch",
+            "WatchChanges",
             "WatchUpdate",
             "format_range",
             "his_frame",

@@ -26,6 +26,7 @@ def test_format_modules_are_pinned():
         "encode_grid",
         "encode_grid_bytes",
         "encode_value",
+        "encode_value_bytes",
     ]
     assert trio.__all__ == [
         "decode_dicts",

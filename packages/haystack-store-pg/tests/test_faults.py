@@ -68,7 +68,7 @@ class Cluster:
     def _unavailable(message: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip(f"{message}; install or start what it names to run the fault tests")
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run(

@@ -94,6 +94,9 @@ class RedisProcs:
                 "2000",
                 "--cluster-config-file",
                 "nodes.conf",
+                # A replica syncs at once (not after the default 5 s wait for others).
+                "--repl-diskless-sync-delay",
+                "0",
             ]
         self.procs[port] = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -164,10 +167,18 @@ def start_cluster(masters: int = 3, replicas: int = 0) -> RedisProcs:
             wait_for(
                 lambda p=p: "cluster_state:ok" in cli(p, "CLUSTER", "INFO"), "cluster state ok"
             )
+        # A replica that never synced with its primary would not take over from it.
+        for p in ports:
+            wait_for(lambda p=p: _synced(p), f"the replica on {p} in sync")
     except BaseException:
         procs.close()
         raise
     return procs
+
+
+def _synced(port: int) -> bool:
+    info = cli(port, "INFO", "replication")
+    return "role:master" in info or "master_link_status:up" in info
 
 
 @pytest.fixture(scope="session")
@@ -182,8 +193,8 @@ def prefix() -> str:
     return "test-" + uuid.uuid4().hex[:12]
 
 
-async def opened(url: str, prefix: str) -> RedisStore:
-    store = RedisStore(url, prefix=prefix)
+async def opened(url: str, prefix: str, protocol: int = 2) -> RedisStore:
+    store = RedisStore(url, prefix=prefix, protocol=protocol)
     await store.open()
     return store
 
@@ -207,9 +218,11 @@ async def on_cluster(cluster: RedisProcs, prefix: str) -> AsyncIterator[RedisSto
     await store.close()
 
 
-async def _pair(url: str, prefix: str) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
-    a = await opened(url, prefix)
-    b = await opened(url, prefix)
+async def _pair(
+    url: str, prefix: str, protocol: int = 2
+) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    a = await opened(url, prefix, protocol)
+    b = await opened(url, prefix, protocol)
     yield a, b
     await a.drop()
     await a.close()
@@ -234,6 +247,24 @@ async def pair_cluster(
         yield pair
 
 
+@pytest.fixture
+async def pair_single_resp3(prefix: str) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two store instances on the shared node speaking RESP3 (``protocol=3``)."""
+    if not shared_up():
+        unavailable("no Redis on 127.0.0.1:6379 (start one: redis-server --port 6379)")
+    async for pair in _pair(SHARED, prefix, protocol=3):
+        yield pair
+
+
+@pytest.fixture
+async def pair_cluster_resp3(
+    cluster: RedisProcs, prefix: str
+) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two store instances on the test cluster speaking RESP3."""
+    async for pair in _pair(f"redis+cluster://127.0.0.1:{cluster.ports[0]}", prefix, 3):
+        yield pair
+
+
 @pytest.fixture(params=["single", "cluster"])
 def pair(request: pytest.FixtureRequest) -> tuple[RedisStore, RedisStore]:
     """Both of the above, one after the other."""
@@ -249,3 +280,10 @@ def anyio_backend() -> str:
 def building_dir() -> Path:
     root = Path(__file__).resolve().parents[3]
     return Path(os.environ.get("HAYSTACK_BUILDINGS", root.parent / "shared" / "data" / "buildings"))
+
+
+@pytest.fixture(params=["single", "cluster"])
+def pair_resp3(request: pytest.FixtureRequest) -> tuple[RedisStore, RedisStore]:
+    """Both RESP3 pairs, one after the other."""
+    got: tuple[RedisStore, RedisStore] = request.getfixturevalue(f"pair_{request.param}_resp3")
+    return got

@@ -16,7 +16,9 @@ class RedisContract(StoreContract):
     async def reopen_with_schema(self, store: Store, schema: int) -> Store:
         assert isinstance(store, RedisStore)
         await store.redis.hset(store.keys.meta, "layout", str(schema))
-        return RedisStore(store.url, prefix=store.keys.prefix, cluster=store.cluster)
+        return RedisStore(
+            store.url, prefix=store.keys.prefix, cluster=store.cluster, protocol=store.protocol
+        )
 
 
 class TestSingleNode(RedisContract):
@@ -33,3 +35,19 @@ class TestCluster(RedisContract):
         self, pair_cluster: tuple[RedisStore, RedisStore]
     ) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
         return pair_cluster
+
+
+class TestSingleNodeResp3(RedisContract):
+    @pytest.fixture
+    async def stores(
+        self, pair_single_resp3: tuple[RedisStore, RedisStore]
+    ) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+        return pair_single_resp3
+
+
+class TestClusterResp3(RedisContract):
+    @pytest.fixture
+    async def stores(
+        self, pair_cluster_resp3: tuple[RedisStore, RedisStore]
+    ) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+        return pair_cluster_resp3

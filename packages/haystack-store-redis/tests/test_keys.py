@@ -18,6 +18,7 @@ from projecthaystack.stores.redis import (
     RedisStoreError,
     decode_part,
     encode_part,
+    open_store,
 )
 
 # Ref ids allow ':' among the characters that matter in keys; ids that name the store's own
@@ -53,6 +54,16 @@ def test_bad_prefixes_are_refused(prefix: str) -> None:
 def test_bad_urls_are_refused() -> None:
     with pytest.raises(RedisStoreError, match="not a Redis URL"):
         RedisStore("http://127.0.0.1:6379")
+    for bad in ("protocol=4", "protocol=resp3", "feed_maxlen=many", "feed_maxlen=0"):
+        with pytest.raises(RedisStoreError, match=bad.split("=")[0]):
+            open_store(f"redis://127.0.0.1:6379/0?{bad}")
+
+
+def test_url_parameters_of_the_store() -> None:
+    store = open_store("redis+cluster://h:7000?prefix=p&protocol=3&feed_maxlen=50&socket_timeout=2")
+    assert (store.keys.prefix, store.protocol, store.feed_maxlen) == ("p", 3, 50)
+    assert store.cluster and store.url == "redis://h:7000?socket_timeout=2"
+    assert open_store("redis://h/0").protocol == 2
 
 
 async def _nasty_workload(store: RedisStore) -> None:

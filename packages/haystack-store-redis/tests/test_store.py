@@ -61,6 +61,17 @@ def flat(chunks: Any) -> list[tuple[dt.datetime, Any]]:
 
 # -- entities ------------------------------------------------------------------------------
 @pytest.mark.anyio
+async def test_resp3_is_spoken_when_asked(pair_resp3: Pair) -> None:
+    """The RESP3 runs of the contract suite (test_contract.py) really speak RESP3."""
+    a, b = pair_resp3
+    for store in (a, b):
+        assert store.protocol == 3
+        assert str((await store.redis.client_info())["resp"]) == "3"
+    unknown = await a.watch_poll(["w-none"], user="u", any_owner=False, refresh=False, now=T0)
+    assert unknown == [None]
+
+
+@pytest.mark.anyio
 async def test_info_and_layout_check(pair: Pair) -> None:
     a, _ = pair
     info = await a.info()

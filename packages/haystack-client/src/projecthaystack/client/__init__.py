@@ -31,11 +31,16 @@ from ._errors import UnsupportedMechanismError as UnsupportedMechanismError
 from ._frames import his_frame as his_frame
 from ._frames import to_pandas as to_pandas
 from ._frames import to_polars as to_polars
+from ._observe import ClientHooks as ClientHooks
+from ._watch import AsyncWatch as AsyncWatch
+from ._watch import Watch as Watch
+from ._watch import WatchChanges as WatchChanges
 from ._ws import AsyncWebSocketClient as AsyncWebSocketClient
 from ._ws import WatchUpdate as WatchUpdate
 
 __all__ = [
     "AsyncClient",
+    "AsyncWatch",
     "AsyncWebSocketClient",
     "AuthProtocolError",
     "AuthenticationError",
@@ -43,6 +48,7 @@ __all__ = [
     "Client",
     "ClientCore",
     "ClientError",
+    "ClientHooks",
     "CredentialsRejectedError",
     "CredentialsRequiredError",
     "HisRange",
@@ -52,6 +58,8 @@ __all__ = [
     "TooManyRequestsError",
     "UnknownRecError",
     "UnsupportedMechanismError",
+    "Watch",
+    "WatchChanges",
     "WatchUpdate",
     "format_range",
     "his_frame",

@@ -4,6 +4,8 @@ haystack --url http://host/api --user me about
 haystack read "point and temp" --limit 10 -o csv
 haystack nav @site-1
 haystack his @temp-1 yesterday -o json
+haystack his @temp-1 2024-01-01,2024-12-31 --out temp.csv      # in chunks, resumable
+haystack his --filter "point and temp" 2024-01-01,2024-03-31 --out temps.parquet --plot t.png
 haystack convert building.zinc building.json
 
 The options that say where and how (``--url``, ``--user``, ``--password``, ``--wire``,
@@ -34,6 +36,7 @@ from projecthaystack.kinds import Grid, HaystackError, Number, Ref, format_float
 
 from ._client import Client
 from ._errors import ClientError
+from ._export import FORMATS, ExportError, Point, Progress, export, format_for, plot
 
 __all__ = ["main"]
 
@@ -82,9 +85,30 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--limit", type=int)
     nav = sub.add_parser("nav", parents=[common], help="navigate sites, equips and points")
     nav.add_argument("nav_id", nargs="?")
-    his = sub.add_parser("his", parents=[common], help="read history of one point")
-    his.add_argument("point")
+    his = sub.add_parser(
+        "his",
+        parents=[common],
+        help="read the history of a point, or of every point a filter matches",
+        description="Read history.  With --out, --filter or --plot the range is read in "
+        "chunks and written as it goes (CSV, JSON Lines, or Parquet with pyarrow), with "
+        "progress on a terminal; --resume goes on with an interrupted export.",
+    )
+    his.add_argument("point", help="a point id (@p1), or with --filter a filter")
     his.add_argument("range", help="today, yesterday, a date, or 'date,date'")
+    his.add_argument(
+        "--filter",
+        action="store_true",
+        help="POINT is a filter: every historized point it matches (batch hisRead)",
+    )
+    his.add_argument("--out", metavar="FILE", help="write the samples to FILE, chunk by chunk")
+    his.add_argument(
+        "--format", choices=FORMATS, help="csv, json (JSON Lines) or parquet (from --out)"
+    )
+    his.add_argument(
+        "--chunk-days", type=float, default=7.0, metavar="DAYS", help="days per request (7)"
+    )
+    his.add_argument("--resume", action="store_true", help="go on with an interrupted --out")
+    his.add_argument("--plot", metavar="PNG", help="draw the series into a PNG (matplotlib)")
     conv = sub.add_parser("convert", help="convert a grid file between formats (no server)")
     conv.add_argument("source", help="input file, or - for standard input")
     conv.add_argument("target", help="output file, or - for standard output")
@@ -196,17 +220,67 @@ def _print(grid: Grid, output: str, out: TextIO) -> None:
         _write_table(grid, out)
 
 
+def _read_with_progress(path: str, progress: Progress) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    size = Path(path).stat().st_size
+    chunks: list[bytes] = []
+    read = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            chunks.append(block)
+            read += len(block)
+            progress.show(f"reading {read / 2**20:,.1f} of {size / 2**20:,.1f} MiB")
+    return b"".join(chunks)
+
+
 def _convert(args: argparse.Namespace) -> int:
     src_fmt = _format_of(args.source, args.src_fmt)
     dst_fmt = _format_of(args.target, args.dst_fmt)
-    data = sys.stdin.buffer.read() if args.source == "-" else Path(args.source).read_bytes()
+    progress = Progress("haystack convert")
+    data = _read_with_progress(args.source, progress)
+    progress.show(f"decoding {src_fmt}")
     grid = codec_for_name(src_fmt).decode(data)
+    progress.show(f"encoding {len(grid):,} rows as {dst_fmt}")
     encoded = codec_for_name(dst_fmt).encode(grid)
     if args.target == "-":
         sys.stdout.write(encoded.decode())
     else:
+        progress.show(f"writing {len(encoded) / 2**20:,.1f} MiB")
         Path(args.target).write_bytes(encoded)
+    progress.done(f"{len(grid):,} rows converted")
     return 0
+
+
+def _his_export(c: Client, args: argparse.Namespace) -> None:
+    if args.filter:
+        records = list(c.read(f"his and ({args.point})"))
+        if not records:
+            raise ExportError(f"no historized point matches {args.point!r}")
+    else:
+        records = list(c.read_ids([args.point], checked=True))
+    points = [Point.of(r) for r in records]
+
+    def read(group: Sequence[Point], span: tuple[dt.datetime, dt.datetime]) -> Grid:
+        if len(group) == 1:
+            return c.his_read(group[0].id, span)
+        return c.his_read_batch([p.id for p in group], span)
+
+    fmt = format_for(args.out, args.format or ("json" if args.output == "json" else None))
+    result = export(
+        read,
+        points,
+        args.range,
+        out=args.out,
+        fmt=fmt,
+        chunk_days=args.chunk_days,
+        resume=args.resume,
+        keep=bool(args.plot),
+        write=args.out is not None or not args.plot,
+        progress=Progress("haystack his"),
+    )
+    if args.plot:
+        plot(result.series, points, args.plot, title=f"{args.point} {args.range}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,10 +301,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 grid = c.read(args.filter, limit=args.limit)
             elif args.command == "nav":
                 grid = c.nav(args.nav_id)
+            elif args.filter or args.out or args.plot:
+                _his_export(c, args)
+                return 0
             else:
                 grid = c.his_read(args.point, args.range)
         _print(grid, args.output, sys.stdout)
-    except (ClientError, HaystackError, OSError) as exc:
+    except (ClientError, HaystackError, OSError, ExportError, ValueError) as exc:
         print(f"haystack: {exc}", file=sys.stderr)
         return 1
     return 0

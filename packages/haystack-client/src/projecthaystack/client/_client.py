@@ -16,6 +16,8 @@ from projecthaystack.kinds import Grid, Number, Ref
 
 from ._core import ClientCore, Flow, HisRange, Reply, Request, url_join
 from ._errors import ClientError, RequestNotSentError, ResponseError
+from ._observe import ClientHooks, observer
+from ._watch import AsyncWatch, Watch
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -57,8 +59,12 @@ class _Base:
         use_get: bool,
         allow_plaintext: bool,
         hello_with_data: bool,
+        hooks: ClientHooks | None,
+        tracer_provider: Any,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        # None unless there are hooks or OpenTelemetry: then the plain path costs nothing.
+        self._obs = observer(hooks, tracer_provider)
         self._core = ClientCore(
             username,
             password,
@@ -76,7 +82,11 @@ class _Base:
             kwargs["params"] = dict(req.params)
         if req.body is not None:
             kwargs["content"] = req.body
-        return req.method, url_join(self.base_url, req.path), kwargs
+        url = url_join(self.base_url, req.path)
+        if self._obs is not None:
+            self._obs.inject(kwargs["headers"])
+            self._obs.sent(url, len(req.body or b""))
+        return req.method, url, kwargs
 
     def _closed_error(self, url: str) -> RequestNotSentError:
         return RequestNotSentError(f"request to {url} not sent: the client is closed", url=url)
@@ -115,6 +125,8 @@ class Client(_Base):
         use_get: bool = True,
         allow_plaintext: bool = False,
         hello_with_data: bool = False,
+        hooks: ClientHooks | None = None,
+        tracer_provider: Any = None,
         http: httpx.Client | None = None,
         **httpx_options: Any,
     ) -> None:
@@ -126,6 +138,8 @@ class Client(_Base):
             use_get=use_get,
             allow_plaintext=allow_plaintext,
             hello_with_data=hello_with_data,
+            hooks=hooks,
+            tracer_provider=tracer_provider,
         )
         self._own_http = http is None
         self._closed = False
@@ -153,15 +167,23 @@ class Client(_Base):
         self._closed = True
         if self._own_http:
             self._http.close()
+        if self._obs is not None:
+            self._obs.disconnected(self.base_url, "closed")
 
     def _send(self, req: Request) -> httpx.Response:
         method, url, kwargs = self._build(req)
         if self._closed or self._http.is_closed:
             raise self._closed_error(url)
+        obs = self._obs
+        if obs is not None and obs.traces_connections:
+            kwargs["extensions"] = {"trace": obs.sync_trace(url)}
         try:
-            return self._http.request(method, url, **kwargs)
+            response = self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise _translate(exc, url) from exc
+        if obs is not None:
+            obs.received(url, len(response.content))
+        return response
 
     def _drive(self, flow: Flow[T]) -> T:
         try:
@@ -178,7 +200,11 @@ class Client(_Base):
 
     def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op, standard or vendor (``eval``, ...), with a request grid."""
-        return self._drive(self._core.call_flow(op, grid if grid is not None else Grid.empty()))
+        flow = self._core.call_flow(op, grid if grid is not None else Grid.empty())
+        if self._obs is None:
+            return self._drive(flow)
+        with self._obs.request(op, self._core.url(op)):
+            return self._drive(flow)
 
     # ------------------------------------------------------------------ the standard ops
 
@@ -283,6 +309,25 @@ class Client(_Base):
         """The ``watchPoll`` op: what changed (everything with ``refresh``)."""
         return self.call("watchPoll", self._core.watch_poll_grid(watch_id, refresh))
 
+    def watch(
+        self,
+        ids: Iterable[Ref | str],
+        *,
+        dis: str | None = None,
+        lease: Number | None = None,
+        partial: bool = False,
+    ) -> Watch:
+        """A :class:`Watch` on ``ids``: the current record of each entity, kept up to
+        date by :meth:`Watch.poll`.  Nothing is sent until it is opened (``with``,
+        :meth:`Watch.open` or the first poll).  ``partial=True`` is for servers whose
+        polls send only the changed tags of an entity.
+
+        >>> with client.watch(["@p1", "@p2"], dis="dashboard") as watch:  # doctest: +SKIP
+        ...     for changes in watch.changes(interval=5):
+        ...         print({i: watch[i].get("curVal") for i in changes.updated})
+        """
+        return Watch(self, ids, dis=dis, lease=lease, partial=partial)
+
     def invoke_action(
         self, target: Ref | str, action: str, args: Mapping[str, Any] | None = None
     ) -> Grid:
@@ -311,6 +356,8 @@ class AsyncClient(_Base):
         use_get: bool = True,
         allow_plaintext: bool = False,
         hello_with_data: bool = False,
+        hooks: ClientHooks | None = None,
+        tracer_provider: Any = None,
         http: httpx.AsyncClient | None = None,
         **httpx_options: Any,
     ) -> None:
@@ -322,6 +369,8 @@ class AsyncClient(_Base):
             use_get=use_get,
             allow_plaintext=allow_plaintext,
             hello_with_data=hello_with_data,
+            hooks=hooks,
+            tracer_provider=tracer_provider,
         )
         self._own_http = http is None
         self._closed = False
@@ -348,15 +397,23 @@ class AsyncClient(_Base):
         self._closed = True
         if self._own_http:
             await self._http.aclose()
+        if self._obs is not None:
+            self._obs.disconnected(self.base_url, "closed")
 
     async def _send(self, req: Request) -> httpx.Response:
         method, url, kwargs = self._build(req)
         if self._closed or self._http.is_closed:
             raise self._closed_error(url)
+        obs = self._obs
+        if obs is not None and obs.traces_connections:
+            kwargs["extensions"] = {"trace": obs.async_trace(url)}
         try:
-            return await self._http.request(method, url, **kwargs)
+            response = await self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise _translate(exc, url) from exc
+        if obs is not None:
+            obs.received(url, len(response.content))
+        return response
 
     async def _drive(self, flow: Flow[T]) -> T:
         try:
@@ -373,9 +430,11 @@ class AsyncClient(_Base):
 
     async def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op with a request grid."""
-        return await self._drive(
-            self._core.call_flow(op, grid if grid is not None else Grid.empty())
-        )
+        flow = self._core.call_flow(op, grid if grid is not None else Grid.empty())
+        if self._obs is None:
+            return await self._drive(flow)
+        with self._obs.request(op, self._core.url(op)):
+            return await self._drive(flow)
 
     async def about(self) -> Grid:
         """The ``about`` op."""
@@ -474,6 +533,30 @@ class AsyncClient(_Base):
     async def watch_poll(self, watch_id: str, refresh: bool = False) -> Grid:
         """The ``watchPoll`` op."""
         return await self.call("watchPoll", self._core.watch_poll_grid(watch_id, refresh))
+
+    def watch(
+        self,
+        ids: Iterable[Ref | str],
+        *,
+        dis: str | None = None,
+        lease: Number | None = None,
+        partial: bool = False,
+    ) -> AsyncWatch:
+        """An :class:`AsyncWatch` on ``ids`` (see :meth:`Client.watch`); open it with
+        ``async with`` or :meth:`AsyncWatch.open`.  From an
+        :class:`AsyncWebSocketClient` its records follow the server's pushes (no polling
+        needed) and are refreshed after a reconnect; its changes go to the watch
+        (:meth:`AsyncWatch.changes`), not to ``updates()``."""
+        return AsyncWatch(self, ids, dis=dis, lease=lease, partial=partial)
+
+    # Whether the server pushes watch changes to this client (a WebSocket does).
+    _pushes_watches = False
+
+    def _watch_moved(self, watch: AsyncWatch, old: str | None, new: str | None) -> None:
+        """A watch object was opened, reopened under a new id, or closed."""
+
+    def _watch_opening(self, delta: int) -> None:
+        """A watch object starts (1) or ends (-1) an exchange that may open a watch."""
 
     async def invoke_action(
         self, target: Ref | str, action: str, args: Mapping[str, Any] | None = None

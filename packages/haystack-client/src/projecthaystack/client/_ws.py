@@ -48,6 +48,7 @@ from projecthaystack.kinds import Grid, Marker
 
 from ._client import AsyncClient, _ends_session
 from ._errors import CallError, ClientError, RequestNotSentError, ResponseError
+from ._watch import AsyncWatch
 
 if TYPE_CHECKING:
     from httpx_ws import AsyncWebSocketSession
@@ -81,7 +82,14 @@ class AsyncWebSocketClient(AsyncClient):
     ...         print(update.watch_id, update.grid.to_python())
 
     A request in flight when the connection drops raises :class:`ResponseError` (it may
-    have run); requests made while reconnecting wait for the new connection.
+    have run); requests made while reconnecting wait for the new connection.  Any
+    number of requests may be in flight at once, from many tasks, each answered on its
+    own.
+
+    Messages are compressed (per-message deflate) when the server agrees, unless
+    ``compression=False``; a message from the server over ``max_message_size`` bytes,
+    once inflated, ends the connection (close code 1009) and fails the requests in
+    flight with :class:`ResponseError`.
 
     Leaving the ``async with`` block ends the server session (best effort, over HTTP,
     not when cancelled), closes the socket and releases the connections;
@@ -98,10 +106,13 @@ class AsyncWebSocketClient(AsyncClient):
         max_reconnect_delay: float = 30.0,
         timeout: float = 60.0,
         max_message_size: int = 64 * 1024 * 1024,
+        compression: bool = True,
         **options: Any,
     ) -> None:
         # httpx-ws (and wsproto under it) loads only once a WebSocket client is made.
         import httpx_ws
+
+        from . import _wsext
 
         super().__init__(base_url, username, password, fmt="json", **options)
         self._httpx_ws: ModuleType = httpx_ws
@@ -111,6 +122,9 @@ class AsyncWebSocketClient(AsyncClient):
         self._max_delay = max_reconnect_delay
         self._timeout = timeout
         self._max_message = max_message_size
+        self._session_class = _wsext.session_class(max_message_size)
+        self._extensions_offer = _wsext.offer() if compression else None
+        self._read_size = _wsext.READ_SIZE
         self._next_id = 0
         self._pending: dict[int, tuple[anyio.Event, list[Any]]] = {}
         self._session: AsyncWebSocketSession | None = None
@@ -118,6 +132,11 @@ class AsyncWebSocketClient(AsyncClient):
         self._closing = False
         self._fatal: BaseException | None = None
         self._watches: dict[str, list[Any]] = {}
+        # Watch objects by their watch id; pushes go to them, not to updates().
+        self._watch_objects: dict[str, AsyncWatch] = {}
+        # Pushes that came while a watch object was being opened: they may be its own.
+        self._opening = 0
+        self._held: dict[str, list[Grid]] = {}
         self._tg: TaskGroup | None = None
         self._updates_in: MemoryObjectSendStream[WatchUpdate]
         self._updates_out: MemoryObjectReceiveStream[WatchUpdate]
@@ -154,6 +173,8 @@ class AsyncWebSocketClient(AsyncClient):
         """Close the socket (pending calls fail) and release the HTTP connections; the
         server session stays valid until it expires."""
         self._closing = True
+        if self._session is not None and self._obs is not None:
+            self._obs.disconnected(self.ws_url, "closed")
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
         await self._exit.aclose()
@@ -174,27 +195,34 @@ class AsyncWebSocketClient(AsyncClient):
     async def _run(self, first: anyio.Event) -> None:
         delay = 0.2
         while not self._closing:
+            lost = "connection lost"
             try:
                 token = self.token or await self.login()
                 headers = {"Authorization": f"BEARER authToken={token}"}
+                if self._extensions_offer:
+                    headers["Sec-WebSocket-Extensions"] = self._extensions_offer
                 session: AsyncWebSocketSession
                 async with self._httpx_ws.aconnect_ws(
                     self.ws_url,
                     self._http,
                     headers=headers,
-                    max_message_size_bytes=self._max_message,
+                    max_message_size_bytes=self._read_size,
+                    session_class=self._session_class,
                 ) as session:
                     self._session = session
+                    if self._obs is not None:
+                        self._obs.connected(self.ws_url)
                     assert self._connected is not None
                     self._connected.set()
                     first.set()
                     delay = 0.2
-                    if self._watches:
+                    if self._watches or self._watch_objects:
                         assert self._tg is not None
                         self._tg.start_soon(self._resubscribe)
                     await self._read(session)
             except Exception as exc:
                 leaves = _leaves(exc)
+                lost = self._why_lost(leaves)
                 fatal = next((e for e in leaves if not isinstance(e, self._retryable)), None)
                 if fatal is None and not first.is_set():  # reconnecting is for lost connections
                     fatal = RequestNotSentError(
@@ -205,11 +233,13 @@ class AsyncWebSocketClient(AsyncClient):
                     first.set()
                     self._fail_pending(fatal)
                     return
+            if self._session is not None and self._obs is not None:
+                self._obs.disconnected(self.ws_url, lost)
             self._session = None
             self._connected = anyio.Event()
             self._fail_pending(
                 ResponseError(
-                    f"WebSocket {self.ws_url}: connection lost; the request may have run",
+                    f"WebSocket {self.ws_url}: {lost}; the request may have run",
                     url=self.ws_url,
                 )
             )
@@ -220,19 +250,77 @@ class AsyncWebSocketClient(AsyncClient):
             await anyio.sleep(delay)
             delay = min(delay * 2, self._max_delay)
 
+    def _why_lost(self, leaves: list[BaseException]) -> str:
+        for leaf in leaves:
+            if isinstance(leaf, self._httpx_ws.WebSocketDisconnect):
+                if leaf.code == 1009:
+                    return (
+                        f"a message was over the limit of {self._max_message} bytes "
+                        "(max_message_size); the connection was closed with code 1009"
+                    )
+                said = f": {leaf.reason}" if leaf.reason else ""
+                return f"connection closed (code {leaf.code}{said})"
+        return "connection lost"
+
+    @property
+    def compressed(self) -> bool:
+        """Whether messages are compressed (per-message deflate) on the current
+        connection: offered unless ``compression=False``, and accepted by the server."""
+        session = self._session
+        return bool(session is not None and getattr(session, "compressed", False))
+
     async def _read(self, session: AsyncWebSocketSession) -> None:
         while True:
-            msg = _DECODER.decode(await session.receive_text())
+            text = await session.receive_text()
+            if self._obs is not None:
+                self._obs.received(self.ws_url, len(text))
+            msg = _DECODER.decode(text)
             if msg.watch is not None:
-                grid = _grid(msg.grid, self.ws_url)
-                if grid.is_error:
-                    self._watches.pop(msg.watch, None)
-                self._updates_in.send_nowait(WatchUpdate(msg.watch, grid))
+                self._push(msg.watch, _grid(msg.grid, self.ws_url))
                 continue
             slot = self._pending.pop(msg.id, None) if isinstance(msg.id, int) else None
             if slot is not None:
                 slot[1].append(msg)
                 slot[0].set()
+
+    def _push(self, wid: str, grid: Grid) -> None:
+        watch = self._watch_objects.get(wid)
+        if watch is not None:
+            if grid.is_error:  # the watch expired: open it again, records refreshed
+                assert self._tg is not None
+                self._tg.start_soon(self._reopen, watch)
+            else:
+                watch._pushed(grid)
+            return
+        if self._opening:
+            self._held.setdefault(wid, []).append(grid)
+            return
+        if grid.is_error:
+            self._watches.pop(wid, None)
+        self._updates_in.send_nowait(WatchUpdate(wid, grid))
+
+    async def _reopen(self, watch: AsyncWatch) -> None:
+        with contextlib.suppress(ClientError, RuntimeError):  # RuntimeError: closed meanwhile
+            watch._note(await watch.resubscribe())
+
+    def _watch_opening(self, delta: int) -> None:
+        self._opening += delta
+        if not self._opening and self._held:
+            held, self._held = self._held, {}
+            for wid, grids in held.items():
+                for grid in grids:
+                    self._push(wid, grid)
+
+    def _watch_moved(self, watch: AsyncWatch, old: str | None, new: str | None) -> None:
+        if old is not None and old != new:
+            self._watch_objects.pop(old, None)
+            self._watches.pop(old, None)
+        if new is not None:
+            self._watch_objects[new] = watch
+            for grid in self._held.pop(new, ()):
+                self._push(new, grid)
+
+    _pushes_watches = True
 
     def _fail_pending(self, exc: BaseException) -> None:
         pending, self._pending = self._pending, {}
@@ -241,7 +329,11 @@ class AsyncWebSocketClient(AsyncClient):
             event.set()
 
     async def _resubscribe(self) -> None:
+        for watch in list(self._watch_objects.values()):
+            await self._reopen(watch)
         for wid, ids in list(self._watches.items()):
+            if wid in self._watch_objects:
+                continue
             rows = [{"id": i} for i in ids]
             try:
                 await self.call("watchSub", Grid(["id"], rows, {"watchId": wid}))
@@ -264,6 +356,10 @@ class AsyncWebSocketClient(AsyncClient):
 
     # -- requests ------------------------------------------------------------------------
     async def _exchange(self, message: dict[str, Any], raw: dict[str, bytes]) -> _Reply:
+        """Send one request and wait for its answer.  Many may be in flight at once,
+        from many tasks: each waits for the answer with its own id.  Whatever ends the
+        wait (the answer, a timeout, cancellation) removes the request from the table;
+        a request cancelled after it was sent is withdrawn from the server too."""
         if self._closing or self._tg is None:
             raise RequestNotSentError(
                 f"WebSocket {self.ws_url}: the client is not open (use 'async with')",
@@ -272,32 +368,86 @@ class AsyncWebSocketClient(AsyncClient):
         self._next_id += 1
         rid = self._next_id
         message["id"] = rid
+        text = _splice(message, raw)
         event = anyio.Event()
         box: list[Any] = []
-        with anyio.fail_after(self._timeout):
-            while self._session is None:
-                if self._fatal is not None:
-                    raise RequestNotSentError(
-                        f"WebSocket {self.ws_url}: {self._fatal}", url=self.ws_url
-                    )
-                assert self._connected is not None
-                await self._connected.wait()
-            self._pending[rid] = (event, box)
-            try:
-                await self._session.send_text(_splice(message, raw))
-            except (self._httpx_ws.HTTPXWSException, OSError) as exc:
-                self._pending.pop(rid, None)
+        sent = False
+        try:
+            with anyio.fail_after(self._timeout):
+                while self._session is None:
+                    if self._fatal is not None:
+                        raise RequestNotSentError(
+                            f"WebSocket {self.ws_url}: {self._fatal}", url=self.ws_url
+                        )
+                    assert self._connected is not None
+                    await self._connected.wait()
+                session = self._session
+                self._pending[rid] = (event, box)
+                await self._write(session, text)
+                sent = True
+                await event.wait()
+        except TimeoutError:
+            if not sent:
                 raise RequestNotSentError(
-                    f"WebSocket {self.ws_url}: send failed: {exc}", url=self.ws_url
-                ) from exc
-            await event.wait()
+                    f"WebSocket {self.ws_url}: not connected within {self._timeout:g} s",
+                    url=self.ws_url,
+                ) from None
+            raise ResponseError(
+                f"WebSocket {self.ws_url}: no answer within {self._timeout:g} s; "
+                "the request may have run",
+                url=self.ws_url,
+            ) from None
+        finally:
+            if self._pending.pop(rid, None) is not None and sent:
+                self._withdraw(rid)
         if isinstance(box[0], BaseException):
             raise box[0]
         reply: _Reply = box[0]
         return reply
 
+    async def _write(self, session: AsyncWebSocketSession, text: str) -> None:
+        # A write cut short by cancellation could leave half a frame on the wire and
+        # garble the connection for every other request: it is shielded, and bounded
+        # by the timeout instead; one that fails midway ends the connection.
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(self._timeout):
+                    await session.send_text(text)
+                if self._obs is not None:
+                    self._obs.sent(self.ws_url, len(text))
+            except (self._httpx_ws.HTTPXWSException, OSError) as exc:
+                raise RequestNotSentError(
+                    f"WebSocket {self.ws_url}: send failed: {exc}", url=self.ws_url
+                ) from exc
+            except TimeoutError:
+                await session.close(1011, "a write did not finish")
+                raise ResponseError(
+                    f"WebSocket {self.ws_url}: a write did not finish within {self._timeout:g} s",
+                    url=self.ws_url,
+                ) from None
+
+    def _withdraw(self, rid: int) -> None:
+        """Tell the server a request's answer is no longer wanted (its task was
+        cancelled or timed out), so that it can stop working on it.  Best effort: a
+        server that does not know ``cancel`` answers with an error grid, ignored."""
+        session, tg = self._session, self._tg
+        if session is None or tg is None or self._closing:
+            return
+
+        async def send() -> None:
+            with contextlib.suppress(ClientError):
+                await self._write(session, json.dumps({"cancel": rid}))
+
+        tg.start_soon(send)
+
     async def call(self, op: str, grid: Grid | None = None) -> Grid:
         """Call any op over the WebSocket."""
+        if self._obs is None:
+            return await self._call(op, grid)
+        with self._obs.request(op, f"{self.ws_url} ({op})"):
+            return await self._call(op, grid)
+
+    async def _call(self, op: str, grid: Grid | None) -> Grid:
         req = grid if grid is not None else Grid.empty()
         reply = await self._exchange({"op": op}, {"grid": hjson.encode_grid_bytes(req)})
         result = _grid(reply.grid, self.ws_url)

@@ -21,6 +21,7 @@ __all__ = [
     "encode_grid",
     "encode_grid_bytes",
     "encode_value",
+    "encode_value_bytes",
 ]
 
 Version = Literal[3, 4]
@@ -80,7 +81,18 @@ def encode_value(value: Any, *, version: Version = 4) -> str:
     >>> encode_value(Number(72, "°F"), version=3)
     '"n:72 °F"'
     """
-    return (encode_value3(value) if version == 3 else encode_value4(value)).decode()
+    return encode_value_bytes(value, version=version).decode()
+
+
+def encode_value_bytes(value: Any, *, version: Version = 4) -> bytes:
+    """One value as UTF-8 JSON bytes, without the copy to ``str`` (what a store that
+    keeps records as JSON writes).
+
+    >>> from projecthaystack.kinds import Marker
+    >>> encode_value_bytes({"site": Marker})
+    b'{"site":{"_kind":"marker"}}'
+    """
+    return encode_value3(value) if version == 3 else encode_value4(value)
 
 
 def encode_grid_bytes(grid: Grid, *, version: Version = 4) -> bytes:

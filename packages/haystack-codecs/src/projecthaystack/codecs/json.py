@@ -11,6 +11,7 @@ from ._json import decode_value as decode_value
 from ._json import encode_grid as encode_grid
 from ._json import encode_grid_bytes as encode_grid_bytes
 from ._json import encode_value as encode_value
+from ._json import encode_value_bytes as encode_value_bytes
 
 __all__ = [
     "decode_grid",
@@ -18,6 +19,7 @@ __all__ = [
     "encode_grid",
     "encode_grid_bytes",
     "encode_value",
+    "encode_value_bytes",
 ]
 
 # Show the public module in tracebacks, reprs and help() rather than the private one.

@@ -32,7 +32,10 @@ def _rdflib() -> Any:
     try:
         import rdflib  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:  # the extra is optional; say how to get it
-        raise ImportError("RDF export needs rdflib: pip install 'haystack-ontology[rdf]'") from exc
+        raise ImportError(
+            "RDF export needs rdflib: python -m pip install rdflib "
+            "(the [rdf] extra of haystack-ontology)"
+        ) from exc
     return rdflib
 
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HaystackServer", "StartupHook"]
 
-log = logging.getLogger("projecthaystack.server")
+log = logging.getLogger("projecthaystack.server.ops")
 
 ZINC = codec_for_mime("text/zinc")
 

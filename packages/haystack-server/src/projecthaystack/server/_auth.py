@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -39,6 +40,10 @@ __all__ = ["Authenticated", "Authenticator", "LoginStep"]
 
 _HELLO = {"WWW-Authenticate": "HELLO"}
 _MAX_USERNAME = 256
+
+log = logging.getLogger("projecthaystack.server.auth")
+# Why a login step failed, by its status, for the log line.
+_REASONS = {400: "malformed", 403: "rejected", 429: "throttled"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +161,50 @@ class Authenticator:
         self, authorization: str, *, client: str, tls: bool, now: dt.datetime
     ) -> LoginStep:
         """One step of a login: HELLO, SCRAM (first or final), PLAINTEXT or Basic.
-        Raises :class:`HttpError` (400, 403, 429) when the step fails."""
+        Raises :class:`HttpError` (400, 403, 429) when the step fails, and logs one line
+        to ``projecthaystack.server.auth`` saying who, from where and why (never the
+        password, proof or token)."""
+        try:
+            return await self._login(authorization, client=client, tls=tls, now=now)
+        except HttpError as exc:
+            user = self._claimed_user(authorization, now)
+            reason = _REASONS.get(exc.status, "refused")
+            log.warning(
+                "login failed: %s: user %r from %s (%s)",
+                reason,
+                user,
+                client,
+                str(exc)[:200],
+                extra={
+                    "reason": reason,
+                    "username": user,
+                    "client_address": client,
+                    "status": exc.status,
+                },
+            )
+            raise
+
+    def _claimed_user(self, authorization: str, now: dt.datetime) -> str | None:
+        """The user name a login step claims, if it can be read (for the log)."""
+        try:
+            header = parse_auth_header(authorization[:8192])
+            if header.scheme == "HELLO":
+                return ServerAuth.hello_user(header)[:_MAX_USERNAME] or None
+            if header.scheme == "SCRAM":
+                return self._server_auth(None, None, now).handshake_user(header)
+            if header.scheme == "PLAINTEXT":
+                name = b64url_decode(header.get("username") or "").decode("utf-8")
+                return name[:_MAX_USERNAME] or None
+            if header.scheme == "BASIC":
+                decoded = base64.b64decode(authorization.split(None, 1)[1], validate=True)
+                return decoded.decode("utf-8").partition(":")[0][:_MAX_USERNAME] or None
+        except (AuthError, IndexError, ValueError, binascii.Error):
+            return None
+        return None
+
+    async def _login(
+        self, authorization: str, *, client: str, tls: bool, now: dt.datetime
+    ) -> LoginStep:
         if len(authorization) > 8192:
             raise HttpError(400, "Authorization header too long")
         try:

@@ -32,7 +32,7 @@ from starlette.applications import Starlette
 from projecthaystack.kinds import HaystackError
 
 from ._app import HaystackServer, StartupHook
-from ._config import ServerConfig
+from ._config import ServerConfig, ServerLimits
 from ._demo import DEMO_ACTIONS, demo_building
 from ._errors import StartupError
 from ._factory import create_app
@@ -74,11 +74,21 @@ def _redact(url: str) -> str:
         return url.split("@")[-1]
 
 
-def _load_files(paths: Sequence[str]) -> list[dict[str, Any]]:
+def _show(text: str | None) -> None:
+    """Progress of a long load on a terminal (one line, rewritten); none when piped."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\rhaystack-server: {text}\x1b[K" if text else "\n")
+        sys.stderr.flush()
+
+
+def _load_files(paths: Sequence[str], progress: bool = False) -> list[dict[str, Any]]:
     from projecthaystack.codecs import codec_for_name
 
     records: list[dict[str, Any]] = []
     for path in paths:
+        if progress:
+            size = Path(path).stat().st_size if Path(path).exists() else 0
+            _show(f"--load {path}: reading and decoding {size / 2**20:,.1f} MiB")
         suffix = Path(path).suffix.lower()
         if suffix not in _FORMATS:
             raise StartupError(
@@ -92,14 +102,19 @@ def _load_files(paths: Sequence[str]) -> list[dict[str, Any]]:
         except HaystackError as exc:
             raise StartupError(f"--load {path}: {_one_line(exc)}") from None
         records.extend(dict(r) for r in grid)
+        if progress:
+            _show(f"--load {path}: {len(grid):,} entities")
+    if progress and paths:
+        _show(None)
     return records
 
 
-def _hooks(opts: dict[str, Any]) -> list[StartupHook]:
-    """What fills the store at startup: ``--load`` files and the demo building."""
+def _hooks(opts: dict[str, Any], progress: bool = False) -> list[StartupHook]:
+    """What fills the store at startup: ``--load`` files and the demo building
+    (``progress`` on a terminal: the command's own check, not every worker's)."""
     hooks: list[StartupHook] = []
     if opts["load"]:
-        records = _load_files(opts["load"])
+        records = _load_files(opts["load"], progress)
 
         async def load(store: Store) -> None:
             await store.put_entities(records)
@@ -127,6 +142,8 @@ def _config(opts: dict[str, Any]) -> ServerConfig:
         debug=opts["debug"],
         server_name=opts["server_name"],
         trusted_proxies=tuple(opts["trusted_proxies"]),
+        limits=ServerLimits(max_body=opts.get("max_body") or ServerLimits().max_body),
+        access_log=bool(opts.get("access_log")),
     )
 
 
@@ -256,6 +273,23 @@ def _add_serve_options(p: argparse.ArgumentParser, *, port_help: str) -> None:
         "--allow-plaintext", action="store_true", help="accept PLAINTEXT/Basic logins over TLS"
     )
     p.add_argument("--server-name", default="haystack-server", help="serverName in the about op")
+    p.add_argument(
+        "--max-body",
+        type=int,
+        metavar="BYTES",
+        help="largest request body, and WebSocket message once inflated (default 16 MiB)",
+    )
+    p.add_argument(
+        "--ws-compression",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per-message deflate on the WebSocket when the client offers it (default on)",
+    )
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="one log line per HTTP request (projecthaystack.server.access)",
+    )
     p.add_argument("--debug", action="store_true", help="stack traces in error grids")
     p.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
 
@@ -271,6 +305,8 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         raise StartupError("--certfile and --keyfile go together")
     if args.client_ca and not args.certfile:
         raise StartupError("--client-ca needs --certfile and --keyfile")
+    if args.max_body is not None and args.max_body < 1024:
+        raise StartupError("--max-body must be at least 1024 bytes")
     if args.demo and not 1 <= args.demo_sites <= 5:
         raise StartupError("--demo-sites must be 1 to 5")
     opts = {
@@ -282,6 +318,8 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         "debug": args.debug,
         "server_name": args.server_name,
         "trusted_proxies": list(args.trusted_proxy),
+        "max_body": args.max_body,
+        "access_log": args.access_log,
         "run_hooks": True,
         "demo": {
             "seed": args.demo_seed,
@@ -306,6 +344,7 @@ def _set_options(opts: dict[str, Any]) -> None:
 
 def _uvicorn_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from ._tls import tls_protocols
+    from ._wsprotocol import WS_PROTOCOL
 
     # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any local client
     # could pick the address the login throttle counts: the app decides instead
@@ -314,7 +353,9 @@ def _uvicorn_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "host": args.host,
         "port": args.port,
         "log_level": args.log_level,
-        "ws": "wsproto",
+        "ws": WS_PROTOCOL,  # wsproto's, with inflation bounded step by step
+        "ws_max_size": args.max_body or ServerLimits().max_body,
+        "ws_per_message_deflate": args.ws_compression,
         "proxy_headers": False,
         "lifespan": "on",
     }
@@ -341,7 +382,7 @@ async def _preflight(opts: dict[str, Any], fill: bool) -> int:
         ) from None
     try:
         await ensure_admin(store, None, ServerConfig().scram_hash)
-        for hook in _hooks(opts) if fill else ():
+        for hook in _hooks(opts, progress=True) if fill else ():
             await hook(store)
         return await store.count_entities()
     finally:

@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["ServerConfig", "ServerLimits"]
 
@@ -46,6 +47,9 @@ class ServerLimits:
     """Live watches one user may hold."""
     max_batch: int = 100
     """Requests in one WebSocket batch."""
+    max_ws_concurrent: int = 32
+    """Requests one WebSocket connection runs at once; while that many run, its next
+    message waits (the connection is not read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,14 @@ class ServerConfig:
     time on instead of sleeping."""
     debug: bool = False
     """Put stack traces in error grids (``errTrace``)."""
+    access_log: bool = False
+    """Log one line per HTTP request to ``projecthaystack.server.access`` (INFO): method,
+    path, status, duration and client address (never a header or a body)."""
+    tracer_provider: Any = None
+    """The OpenTelemetry tracer provider for the server's spans (the ``[otel]`` extra);
+    ``None``: OpenTelemetry's global one."""
+    meter_provider: Any = None
+    """The OpenTelemetry meter provider for the server's metrics; ``None``: the global one."""
     limits: ServerLimits = field(default_factory=ServerLimits)
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 from ._app import HaystackServer, StartupHook
 from ._config import ServerConfig
 from ._memory import MemoryStore
+from ._observe import instrument
 from ._opapi import Action, Op
 from ._store import Store
 from ._userapi import user_routes
@@ -83,6 +84,7 @@ def create_app(
         routes.append(Route("/", server.handle_home, methods=["GET"]))
     app = Starlette(
         routes=routes,
+        middleware=instrument(server),  # OpenTelemetry ([otel]) and the access log
         lifespan=lifespan,
         exception_handlers={HTTPException: server.not_found},
     )

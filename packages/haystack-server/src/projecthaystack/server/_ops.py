@@ -647,8 +647,25 @@ async def watch_poll(ctx: OpContext, req: Grid) -> Grid:
     )
     if changed is None:
         raise OpError(f"unknown or expired watch {wid!r}")
-    recs = [r for r in await ctx.store.get_entities(changed) if r is not None] if changed else []
+    refresh = "refresh" in req.meta
+    found = await ctx.store.get_entities(changed) if changed else []
+    recs = changed_rows(changed, found, gone=not refresh)
     return _rows_grid(recs, {"watchId": wid}) if recs else Grid(["id"], [], {"watchId": wid})
+
+
+def changed_rows(
+    ids: Sequence[str], found: Sequence[Mapping[str, Any] | None], *, gone: bool = True
+) -> list[Mapping[str, Any]]:
+    """The rows a watch reports for ``ids``: each entity's record, and (with ``gone``) for
+    one deleted since, a row of its ``id`` and a ``removed`` marker, so that a client
+    knows to drop it.  A refresh leaves deleted ones out instead, as the spec says."""
+    rows: list[Mapping[str, Any]] = []
+    for id, rec in zip(ids, found, strict=True):
+        if rec is not None:
+            rows.append(rec)
+        elif gone:
+            rows.append({"id": Ref(id), "removed": Marker})
+    return rows
 
 
 # -- invokeAction -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ __all__ = [
     "ensure_admin",
 ]
 
-log = logging.getLogger("projecthaystack.server")
+log = logging.getLogger("projecthaystack.server.users")
 
 MIN_PASSWORD = 8
 """The fewest characters a password may have."""

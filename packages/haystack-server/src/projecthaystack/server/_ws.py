@@ -11,7 +11,14 @@ The frame protocol is documented with the client (``haystack-client``'s README,
 * push ``{"watch": "<watchId>", "grid": ...}`` for changes of a watch opened (or added to)
   over this connection;
 * request errors come back as error grids; a refused op (unknown, or the role does not
-  allow it) also carries ``"status"`` (404, 403) like its HTTP twin.
+  allow it) also carries ``"status"`` (404, 403) like its HTTP twin;
+* cancel ``{"cancel": 1}``: the client no longer wants the answer to request 1; if it
+  is still running and has no side effects (a read, a hisRead, ...) it is stopped and
+  not answered; one that writes runs to its end.  No answer.
+
+Requests are run concurrently, each answered when it is done (so a slow one holds up
+no other), up to ``ServerLimits.max_ws_concurrent`` at once per connection; past that
+the connection is not read until one finishes.
 
 The connection authenticates with the upgrade request's ``Authorization: BEARER
 authToken=...`` header (or a client certificate), or, for browsers that cannot set
@@ -20,11 +27,13 @@ headers, with a first message ``{"auth": "<token>"}``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import anyio
 import msgspec
+from anyio.abc import TaskGroup
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from projecthaystack.codecs import codec_for_name
@@ -34,6 +43,7 @@ from projecthaystack.kinds import Grid, HaystackError
 from ._app import HaystackServer
 from ._auth import Authenticated
 from ._errors import HttpError
+from ._ops import changed_rows
 from ._responses import error_grid
 from ._store import Role
 
@@ -59,6 +69,7 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
     grid: msgspec.Raw = _NONE
     batch: list[_Call] | None = None
     auth: str | None = None
+    cancel: int | str | None = None
 
 
 _JSON = codec_for_name("json")
@@ -87,10 +98,62 @@ class _Connection:
         self.watches: set[str] = set()
         self.lock = anyio.Lock()
         self.closed = False
+        # Requests running that a cancel may stop, by the client's id.
+        self.running: dict[int | str, anyio.CancelScope] = {}
+        self.slots = anyio.Semaphore(server.config.limits.max_ws_concurrent)
 
     async def send(self, text: str) -> None:
+        """Send a message, unless the connection is closed (by another request, the
+        client or the network): then there is no one to tell."""
         async with self.lock:
-            await self.ws.send_text(text)
+            if self.closed:
+                return
+            try:
+                await self.ws.send_text(text)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.closed = True
+
+    async def close(self, code: int, reason: str) -> None:
+        async with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self.ws.close(code, reason)
+
+    async def dispatch(self, text: str | bytes, tg: TaskGroup) -> None:
+        """Read one message and start it (a cancel is done at once); waits while the
+        connection already runs as many requests as it may."""
+        try:
+            msg = _DECODER.decode(text)
+        except msgspec.DecodeError as exc:
+            await self.send(_frame({"id": None}, error_grid(f"malformed message: {exc}"), "grid"))
+            return
+        if msg.cancel is not None and msg.op is None and msg.batch is None:
+            scope = self.running.pop(msg.cancel, None)
+            if scope is not None:
+                scope.cancel()
+            return
+        await self.slots.acquire()
+        tg.start_soon(self._run, msg)
+
+    def _cancellable(self, msg: _Message) -> bool:
+        names: list[str | None] = [c.op for c in msg.batch] if msg.batch else [msg.op]
+        ops = [self.server.ops.get(n) if n is not None else None for n in names]
+        return all(op is not None and op.no_side_effects for op in ops)
+
+    async def _run(self, msg: _Message) -> None:
+        key = msg.id if isinstance(msg.id, int | str) and self._cancellable(msg) else None
+        scope = anyio.CancelScope()
+        if key is not None:
+            self.running[key] = scope
+        try:
+            with scope:
+                await self.handle(msg)
+        finally:
+            if key is not None and self.running.get(key) is scope:
+                del self.running[key]
+            self.slots.release()
 
     async def _grid(self, raw: msgspec.Raw) -> Grid:
         data = bytes(raw)
@@ -135,16 +198,11 @@ class _Connection:
         elif op == "watchUnsub" and "close" in req.meta:
             self.watches.discard(str(req.meta.get("watchId")))
 
-    async def handle(self, text: str | bytes) -> None:
-        try:
-            msg = _DECODER.decode(text)
-        except msgspec.DecodeError as exc:
-            await self.send(_frame({"id": None}, error_grid(f"malformed message: {exc}"), "grid"))
-            return
+    async def handle(self, msg: _Message) -> None:
+        """Run one request (an op or a batch) and send its answer."""
         head: dict[str, Any] = {"id": msg.id}
         if not await self._still_valid():
-            await self.ws.close(CLOSE_AUTH, "the auth token was revoked or expired")
-            self.closed = True
+            await self.close(CLOSE_AUTH, "the auth token was revoked or expired")
             return
         if msg.batch is not None:
             limit = self.server.config.limits.max_batch
@@ -166,8 +224,7 @@ class _Connection:
             await self.send(_frame(head, error_grid("a message needs 'op' or 'batch'"), "grid"))
             return
         if "close" in ops:
-            await self.ws.close(1000, "closed")
-            self.closed = True
+            await self.close(1000, "closed")
 
     async def push_loop(self) -> None:
         """Push the changes of this connection's watches as they happen.
@@ -203,7 +260,7 @@ class _Connection:
                         _frame({"watch": wid}, error_grid(f"watch {wid!r} expired"), "grid")
                     )
                 elif changed:
-                    recs = [r for r in await store.get_entities(changed) if r is not None]
+                    recs = changed_rows(changed, await store.get_entities(changed))
                     if recs:
                         grid = Grid.from_rows(recs, {"watchId": wid})
                         await self.send(_frame({"watch": wid}, grid, "grid"))
@@ -248,9 +305,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
                     break
                 data = message.get("text") or message.get("bytes") or ""
                 if len(data) > cap:
-                    await ws.close(CLOSE_TOO_BIG, f"message over the limit of {cap} bytes")
+                    await conn.close(CLOSE_TOO_BIG, f"message over the limit of {cap} bytes")
                     break
-                await conn.handle(data)
+                await conn.dispatch(data, tg)
             conn.closed = True
             tg.cancel_scope.cancel()
     except WebSocketDisconnect:

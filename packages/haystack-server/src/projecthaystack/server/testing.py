@@ -60,19 +60,24 @@ def serve(
     :func:`~projecthaystack.server.create_app`, else to nothing.  ``port`` defaults to
     a free one.  Other keyword arguments go to ``uvicorn.Config`` (``http="h11"``,
     ``ssl_certfile=...``: the URL then starts with ``https``).  By default the
-    WebSocket implementation is wsproto, logging is quiet, and uvicorn's own belief in
-    ``X-Forwarded-For`` is off, as ``haystack-server serve`` runs it.  Raises
+    WebSocket protocol, its bound on a message (the app's ``max_body``) and its
+    per-message deflate are those of ``haystack-server serve``, logging is quiet, and
+    uvicorn's own belief in ``X-Forwarded-For`` is off, as the command runs it.  Raises
     ``RuntimeError`` when the server does not start (the app's startup failed, the port
     is taken) within ``timeout`` seconds; the server is stopped on leaving the block.
     """
     import uvicorn
 
+    from ._wsprotocol import WS_PROTOCOL
+
+    state = getattr(app, "state", None)
+    haystack = getattr(state, "haystack", None) if state is not None else None
     if path is None:
-        state = getattr(app, "state", None)
-        haystack = getattr(state, "haystack", None) if state is not None else None
         path = haystack.config.prefix.rstrip("/") if haystack is not None else ""
     port = port or free_port(host)
-    options: dict[str, Any] = {"ws": "wsproto", "log_level": "error", "proxy_headers": False}
+    options: dict[str, Any] = {"ws": WS_PROTOCOL, "log_level": "error", "proxy_headers": False}
+    if haystack is not None:
+        options["ws_max_size"] = haystack.config.limits.max_body
     options.update(uvicorn_options)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

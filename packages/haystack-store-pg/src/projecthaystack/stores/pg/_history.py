@@ -257,9 +257,8 @@ def decode_chunk(
     """The values of a chunk read back (columns as loaded, ``None`` where absent)."""
     if num is not None and bools is None and strs is None and other is None:
         return [Number(v, unit) for v in num]
-    columns = [
-        itertools.repeat(None, length) if c is None else c for c in (num, bools, strs, other)
-    ]
+    parts = (num, bools, strs, other)
+    columns = [itertools.repeat(None, length) if c is None else c for c in parts]
     return [
         Number(n, unit)
         if n is not None

@@ -790,17 +790,24 @@ class PgStore:
 
         async def run(conn: Conn) -> dict[int, PriorityLevel] | None:
             cur = await conn.execute(
-                sql.SQL(
-                    "SELECT e.tags::text, p.levels FROM {} e LEFT JOIN {} p ON p.id = e.id"
-                    " WHERE e.id = %s FOR NO KEY UPDATE OF e"
-                ).format(self._entities, self._priority),
+                sql.SQL("SELECT tags::text FROM {} WHERE id = %s FOR NO KEY UPDATE").format(
+                    self._entities
+                ),
                 [id],
             )
             row = await cur.fetchone()
             if row is None:
                 return None
+            # The array is read by a statement of its own, after the lock is held: a
+            # statement that waited for a row lock re-reads only the locked row, so an
+            # array joined to it would be the one from before the lock holder's commit,
+            # and writing it back would undo that writer's level.
+            cur = await conn.execute(
+                sql.SQL("SELECT levels FROM {} WHERE id = %s").format(self._priority), [id]
+            )
+            held = await cur.fetchone()
             entity = decode_tags(row[0])
-            levels = decode_levels(row[1]) if row[1] else {}
+            levels = decode_levels(held[0]) if held is not None and held[0] else {}
             decided = apply_point_write(entity, levels, level, entry, now)
             if decided.levels != levels:
                 if decided.levels:

@@ -118,8 +118,9 @@ class RedisStore:
 
     ``url``: ``redis://[user:pass@]host:port/db``, ``rediss://`` (TLS), ``unix://path``,
     or ``redis+cluster://host:port`` (any node of a cluster); ``prefix`` puts every key
-    under ``{prefix}:``; ``feed_maxlen`` bounds the change feed stream (approximately).
-    Extra keyword arguments go to redis-py's client.
+    under ``{prefix}:``; ``feed_maxlen`` bounds the change feed stream (approximately);
+    ``protocol`` is the RESP version spoken, 2 or 3.  Extra keyword arguments go to
+    redis-py's client.
 
     >>> store = RedisStore("redis://127.0.0.1:6379/0", prefix="demo")
     >>> store.keys.entities
@@ -133,6 +134,7 @@ class RedisStore:
         prefix: str = "haystack",
         cluster: bool | None = None,
         feed_maxlen: int = 100_000,
+        protocol: int = 2,
         **client_options: Any,
     ) -> None:
         scheme = urlsplit(url).scheme
@@ -150,6 +152,9 @@ class RedisStore:
         if feed_maxlen < 1:
             raise RedisStoreError("feed_maxlen must be positive")
         self.feed_maxlen = feed_maxlen
+        if protocol not in (2, 3):
+            raise RedisStoreError(f"protocol must be 2 or 3 (RESP2, RESP3), not {protocol!r}")
+        self.protocol = protocol
         self._options = client_options
         self._redis: Any = None
         self._scripts: dict[str, AsyncScript] = {}
@@ -159,7 +164,7 @@ class RedisStore:
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
         """Connect, load the scripts and check (or write) the layout version."""
-        options = {"decode_responses": False, **self._options}
+        options = {"decode_responses": False, **self._options, "protocol": self.protocol}
         if self.cluster:
             self._redis = RedisCluster.from_url(self.url, **options)
         else:
@@ -564,7 +569,8 @@ class RedisStore:
             return []
         args = [user, "1" if any_owner else "0", "1" if refresh else "0", _ms(now)]
         got = await self._run("WATCH_POLL", [*args, *watch_ids])
-        return [None if ids is None else [i.decode() for i in ids] for ids in got]
+        # An unknown watch is Lua's false: nil in RESP2, nil or False in RESP3.
+        return [[i.decode() for i in ids] if isinstance(ids, list) else None for ids in got]
 
     # -- users ---------------------------------------------------------------------------
     async def get_user(self, username: str) -> User | None:
@@ -672,13 +678,14 @@ def _collect_refs(val: Any, into: set[str]) -> None:
                 into.add(item.id)
 
 
-_OURS = {"prefix", "feed_maxlen"}
+_OURS = {"prefix", "feed_maxlen", "protocol"}
 
 
 def open_store(url: str, **options: Any) -> RedisStore:
     """A :class:`RedisStore` for ``url`` (not yet opened): the ``projecthaystack.stores``
-    entry point.  ``prefix`` and ``feed_maxlen`` may be given in the query string
-    (``redis://host:6379/0?prefix=hs``); other query parameters go to redis-py.
+    entry point.  ``prefix``, ``feed_maxlen`` and ``protocol`` may be given in the query
+    string (``redis://host:6379/0?prefix=hs&protocol=3``); other query parameters go to
+    redis-py.
 
     >>> open_store("redis+cluster://127.0.0.1:7000?prefix=site-a").keys.base
     '{site-a}:'
@@ -690,9 +697,10 @@ def open_store(url: str, **options: Any) -> RedisStore:
     kwargs: dict[str, Any] = dict(options)
     if "prefix" in ours:
         kwargs.setdefault("prefix", ours["prefix"])
-    if "feed_maxlen" in ours:
-        try:
-            kwargs.setdefault("feed_maxlen", int(ours["feed_maxlen"]))
-        except ValueError:
-            raise RedisStoreError(f"feed_maxlen is not a number: {ours['feed_maxlen']!r}") from None
+    for name in ("feed_maxlen", "protocol"):
+        if name in ours:
+            try:
+                kwargs.setdefault(name, int(ours[name]))
+            except ValueError:
+                raise RedisStoreError(f"{name} is not a number: {ours[name]!r}") from None
     return RedisStore(urlunsplit(parts._replace(query=urlencode(rest))), **kwargs)

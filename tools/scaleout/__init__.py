@@ -1,0 +1,2 @@
+"""The scale-out rig: several haystack-server instances behind HAProxy on one shared
+store, under load and faults (see ``rig.py``; ``plot.py`` draws its figure)."""
