@@ -2,6 +2,8 @@
 a test).
 
     python tools/bench/pg_bench.py [--big]     # PostgreSQL at HAYSTACK_PG_URL or 127.0.0.1
+    python3 tools/dev.py bench pg              # the same, in the bench env (Python 3.13)
+    HAYSTACK_BENCH_BIG=1 python3 tools/dev.py bench pg     # with --big
 
 Each operation is timed against a floor doing the same job by hand with psycopg on the
 same server, interleaved round by round (medians):
@@ -16,7 +18,11 @@ same server, interleaved round by round (medians):
   decoded the same way (and, beside it, that query alone).
 
 It also reports the table size per million samples, and with ``--big`` a one-day
-hisRead at 10 million samples over 1,000 points next to the same read at 100,000.
+hisRead at 10 million samples over 1,000 points next to the same read at 100,000 (the
+990 other points' chunks made by one ``generate_series`` statement, which is how the run
+stays short).  Where haystack-py and asyncpg are importable (the ``bench`` env on Python
+3.13), its PostgreSQL store (``hs_py.storage.timescale``, on plain PostgreSQL here) is
+timed on the same operations, in a schema of its own.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from projecthaystack.kinds import Number, tz_from_name
 from projecthaystack.server import HisChunk
 from projecthaystack.stores.pg import PgStore
 from projecthaystack.stores.pg._jsonb import decode_many
+from projecthaystack.stores.pg._schema import CHUNK_SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDINGS = Path(
@@ -52,6 +59,14 @@ PG_URL = os.environ.get("HAYSTACK_PG_URL", "postgresql://postgres@127.0.0.1:5432
 NY = tz_from_name("New_York")
 T0 = dt.datetime(2026, 3, 1, tzinfo=NY)
 STEP = dt.timedelta(seconds=8.64)  # 10,000 samples a day
+
+
+def instants(count: int, step: dt.timedelta = STEP) -> tuple[dt.datetime, ...]:
+    """``count`` instants ``step`` apart from T0, in New York (stepped in UTC: adding to
+    a zoned datetime steps its wall clock, which goes back and forth around DST)."""
+    start = T0.astimezone(dt.UTC)
+    return tuple((start + i * step).astimezone(NY) for i in range(count))
+
 
 FILTERS = {
     "point": "e.tags ? 'point'",
@@ -114,7 +129,45 @@ async def _exec(conn: psycopg.AsyncConnection[Any], query: Any, params: Any = No
     await conn.execute(query, params)
 
 
-def main(argv: list[str]) -> int:
+class Theirs:
+    """haystack-py's PostgreSQL store (asyncpg) in a schema of its own, when importable."""
+
+    def __init__(self, adapter: Any, hs: dict[str, Any], records: list[Any]) -> None:
+        self.adapter, self.hs, self.records = adapter, hs, records
+
+    @classmethod
+    async def open(cls, raw: bytes, schema: str) -> Theirs | None:
+        try:
+            import hs_py
+            from hs_py.encoding import json as hs_json
+            from hs_py.kinds import Number as HsNumber
+            from hs_py.kinds import Ref as HsRef
+            from hs_py.storage.timescale import TimescaleAdapter, create_timescale_pool
+        except ImportError:
+            return None
+        async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as c:
+            await c.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        # asyncpg sends query parameters it does not know as settings of the session.
+        pool = await create_timescale_pool(f"{PG_URL}?search_path={schema}", min_size=1, max_size=2)
+        adapter = TimescaleAdapter(pool)
+        await adapter.start()
+        hs = {"parse": hs_py.parse, "Number": HsNumber, "Ref": HsRef}
+        return cls(adapter, hs, list(hs_json.decode_grid(raw)))
+
+    async def clear(self, table: str) -> None:
+        async with self.adapter._pool.acquire() as c:
+            await c.execute(f"TRUNCATE {table}")
+
+    async def query(self, text: str) -> list[Any]:
+        self.adapter._read_cache.clear()  # measure the query, not its cache
+        return await self.adapter.read_by_filter(self.hs["parse"](text))  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; ``--big`` (or ``HAYSTACK_BENCH_BIG=1``) adds the 10-million-
+    sample read."""
+    if argv is None:
+        argv = ["--big"] if os.environ.get("HAYSTACK_BENCH_BIG") == "1" else []
     alpha = BUILDINGS / "alpha.json"
     if not alpha.exists():
         print(f"pg bench: no {alpha} (set HAYSTACK_BUILDINGS); skipped")
@@ -133,6 +186,7 @@ def main(argv: list[str]) -> int:
     store = PgStore(PG_URL, schema=schema, max_size=2)
     runner.run(store.open())
     conn = runner.run(psycopg.AsyncConnection.connect(PG_URL, autocommit=True))
+    theirs = runner.run(Theirs.open(raw, schema + "_hs_py"))
     n = sql.Identifier
     try:
         runner.run(_exec(conn, "SET jit = off"))
@@ -173,6 +227,12 @@ def main(argv: list[str]) -> int:
             "|---|---:|---:|---:|---:|---|",
         ]
 
+        def add(name: str, got: dict[str, float], target: float | None, note: str = "") -> None:
+            if "hs_py" in got:
+                mine = f"haystack-py: {got['hs_py'] / got['floor']:.2f}{X}"
+                note = f"{note}; {mine}" if note else mine
+            lines.append(row(name, got["ours"], got["floor"], target, note))
+
         # -- load ------------------------------------------------------------------------
         async def clear_ours() -> None:
             await conn.execute(sql.SQL("TRUNCATE {}").format(n(schema, "entities")))
@@ -193,18 +253,28 @@ def main(argv: list[str]) -> int:
                     await cp.write_row(item)
 
         cases = {"ours": (clear_ours, load_ours), "floor": (clear_floor, load_floor)}
+        if theirs is not None:
+            them = theirs
+
+            async def clear_theirs() -> None:
+                await them.clear("hs_entities")
+
+            async def load_theirs() -> None:
+                await them.adapter.load_entities(them.records)
+
+            cases["hs_py"] = (clear_theirs, load_theirs)
         got = timed(runner, cases, 7)
-        lines.append(row("load Alpha, 2,032 entities", got["ours"], got["floor"], 1.3))
+        add("load Alpha, 2,032 entities", got, 1.3)
 
         # -- hisWrite --------------------------------------------------------------------
         pid_point = "bench-point"
         runner.run(store.put_entities([{"id": records[0]["id"].__class__(pid_point)}]))
-        times = tuple(T0 + i * STEP for i in range(100_000))
+        times = instants(100_000)
         values = tuple(Number(float(i % 1000), "kW") for i in range(100_000))
         chunk = HisChunk(times, values)
 
         async def clear_his_ours() -> None:
-            for table in ("his_num", "his_any", "his_points"):
+            for table in ("his", "his_points"):
                 await conn.execute(sql.SQL("TRUNCATE {}").format(n(schema, table)))
 
         async def clear_his_floor() -> None:
@@ -224,12 +294,24 @@ def main(argv: list[str]) -> int:
                 for ts, v in zip(chunk.ts, chunk.val, strict=True):
                     await cp.write_row((ts, v.val, 1))
 
-        got = timed(
-            runner,
-            {"ours": (clear_his_ours, write_ours), "floor": (clear_his_floor, write_floor)},
-            5,
-        )
-        lines.append(row("hisWrite 100,000 samples", got["ours"], got["floor"], 1.5))
+        cases = {"ours": (clear_his_ours, write_ours), "floor": (clear_his_floor, write_floor)}
+        if theirs is not None:
+            them = theirs
+            ref = them.hs["Ref"](pid_point)
+            items = [
+                {"ts": t, "val": them.hs["Number"](v.val, "kW")}
+                for t, v in zip(chunk.ts, chunk.val, strict=True)
+            ]
+
+            async def clear_his_theirs() -> None:
+                await them.clear("hs_history")
+
+            async def write_theirs() -> None:
+                await them.adapter.his_write(ref, items)
+
+            cases["hs_py"] = (clear_his_theirs, write_theirs)
+        got = timed(runner, cases, 5)
+        add("hisWrite 100,000 samples", got, 1.5)
 
         # -- hisRead ---------------------------------------------------------------------
         day = T0 + dt.timedelta(days=3)
@@ -250,8 +332,18 @@ def main(argv: list[str]) -> int:
             rows = await cur.fetchall()
             return HisChunk(tuple(r[0] for r in rows), tuple(Number(r[1], "kW") for r in rows))
 
-        got = timed(runner, {"ours": (None, read_ours), "floor": (None, read_floor)}, 15)
-        lines.append(row("hisRead one day (10,000 of 100,000)", got["ours"], got["floor"], 1.3))
+        cases = {"ours": (None, read_ours), "floor": (None, read_floor)}
+        if theirs is not None:
+            them = theirs
+            span = f"{day.date().isoformat()},{end.date().isoformat()}"
+
+            async def read_theirs() -> object:
+                # Its range is a day in UTC: as many samples, five hours later.
+                return await them.adapter.his_read(ref, span)
+
+            cases["hs_py"] = (None, read_theirs)
+        got = timed(runner, cases, 15)
+        add("hisRead one day (10,000 of 100,000)", got, 1.3)
 
         # -- filters ---------------------------------------------------------------------
         for text, where in FILTERS.items():
@@ -275,20 +367,25 @@ def main(argv: list[str]) -> int:
 
             count = len(runner.run(ours()))
             assert count == len(runner.run(floor())), text  # type: ignore[arg-type]
-            got = timed(
-                runner,
-                {"ours": (None, ours), "floor": (None, floor), "sql": (None, floor_sql)},
-                9,
+            cases = {"ours": (None, ours), "floor": (None, floor), "sql": (None, floor_sql)}
+            note = ""
+            if theirs is not None:
+                them = theirs
+
+                async def query_theirs(text: str = text, them: Theirs = them) -> object:
+                    return await them.query(text)
+
+                cases["hs_py"] = (None, query_theirs)
+                note = f" ({len(runner.run(query_theirs()))} rows)"  # type: ignore[arg-type]
+            got = timed(runner, cases, 9)
+            add(
+                f"`{text}` ({count} rows)",
+                got,
+                1.5,
+                f"the query alone: {got['sql'] * 1e3:.1f} ms",
             )
-            lines.append(
-                row(
-                    f"`{text}` ({count} rows)",
-                    got["ours"],
-                    got["floor"],
-                    1.5,
-                    f"the query alone: {got['sql'] * 1e3:.1f} ms",
-                )
-            )
+            if note:
+                lines[-1] = lines[-1][:-2] + note + " |"
 
         # -- size ------------------------------------------------------------------------
         async def size() -> tuple[int, int]:
@@ -296,7 +393,7 @@ def main(argv: list[str]) -> int:
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0),"
                 " coalesce(sum(c.reltuples), 0) FROM pg_catalog.pg_class c"
                 " JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace"
-                " WHERE s.nspname = %s AND c.relname LIKE 'his\\_num\\_%%' AND c.relkind = 'r'",
+                " WHERE s.nspname = %s AND c.relname LIKE 'his\\_%%' AND c.relkind = 'r'",
                 [schema],
             )
             found = await cur.fetchone()
@@ -308,34 +405,57 @@ def main(argv: list[str]) -> int:
         runner.run(store.put_entities([{"id": records[0]["id"].__class__(i)} for i in ids]))
         for i in ids:  # 10,000 samples a point, a million in all
             runner.run(store.his_write({i: HisChunk(times[:10_000], values[:10_000])}))
-        runner.run(conn.execute(sql.SQL("VACUUM ANALYZE {}").format(n(schema, "his_num"))))
+        runner.run(conn.execute(sql.SQL("VACUUM ANALYZE {}").format(n(schema, "his"))))
         total, _ = runner.run(size())
         lines.append(
             f"\nTable size: {total / 1e6:.1f} MB per million Number samples, with the"
-            " primary-key index (haystack-py: 92 MB; aim: ≤ 60 MB)."
+            " primary-key index (aim: ≤ 60 MB)."
         )
+        if theirs is not None:
+            lines.append(runner.run(their_size(theirs, ids, times[:10_000])))
         if "--big" in argv:
             lines.append(big(runner, store, conn, schema))
         print("\n".join(lines))
     finally:
         runner.run(store.close())
-        for s in (schema, floor_schema):
+        if theirs is not None:
+            runner.run(theirs.adapter.close())
+        for s in (schema, floor_schema, schema + "_hs_py"):
             runner.run(_exec(conn, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(n(s))))
         runner.run(conn.close())
         runner.close()
     return 0
 
 
+async def their_size(theirs: Theirs, ids: list[str], times: tuple[dt.datetime, ...]) -> str:
+    """haystack-py's table size per million samples: the same million, put in by SQL
+    (its hisWrite is an ``executemany`` of upserts, minutes for a million rows)."""
+    async with theirs.adapter._pool.acquire() as c:
+        await c.execute("TRUNCATE hs_history")
+        await c.execute(
+            "INSERT INTO hs_history (entity_id, ts, val, unit)"
+            " SELECT id, t, (n % 1000)::float8, 'kW'"
+            " FROM unnest($1::text[]) id, unnest($2::timestamptz[]) WITH ORDINALITY u(t, n)",
+            ids,
+            list(times),
+        )
+        await c.execute("VACUUM ANALYZE hs_history")
+        total = await c.fetchval("SELECT pg_total_relation_size('hs_history')")
+    return f"haystack-py's table: {total / 1e6:.1f} MB per million samples, with its index."
+
+
 def big(
     runner: asyncio.Runner, store: PgStore, conn: psycopg.AsyncConnection[Any], schema: str
 ) -> str:
     """A one-day hisRead of one point at 10 million samples over 1,000 points, next to the
-    same read when the store holds 100,000."""
+    same read when the store holds 100,000 (10 points)."""
     from projecthaystack.kinds import Ref
 
+    n = sql.Identifier
     ids = [f"b{i}" for i in range(1000)]
     runner.run(store.put_entities([{"id": Ref(i)} for i in ids]))
-    times = tuple(T0 + i * STEP * 10 for i in range(10_000))  # ~10 days a point
+    step = STEP * 10  # 10,000 samples over ten days a point, all in March (UTC)
+    times = instants(10_000, step)
     vals = tuple(Number(float(i), "kW") for i in range(10_000))
     day = T0 + dt.timedelta(days=3)
     end = day + dt.timedelta(days=1)
@@ -345,13 +465,43 @@ def big(
 
     for i in ids[:10]:
         runner.run(store.his_write({i: HisChunk(times, vals)}))
+    runner.run(_exec(conn, sql.SQL("VACUUM ANALYZE {}").format(n(schema, "his"))))
     small = timed(runner, {"read": (None, read)}, 15)["read"]
-    for start in range(10, 1000, 10):
-        runner.run(store.his_write({i: HisChunk(times, vals) for i in ids[start : start + 10]}))
-    runner.run(conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(schema, "his_num"))))
+    # The 990 other points: the chunks the store would write, made in SQL at once.
+    runner.run(
+        _exec(
+            conn,
+            sql.SQL("INSERT INTO {} (id, unit) SELECT id, 'kW' FROM unnest(%s::text[]) id").format(
+                n(schema, "his_points")
+            ),
+            [ids[10:]],
+        )
+    )
+    runner.run(
+        _exec(
+            conn,
+            sql.SQL(
+                "INSERT INTO {his} (pid, t_lo, ts, num)"
+                " SELECT p.pid, c.ts[1], c.ts, c.num FROM {points} p CROSS JOIN LATERAL ("
+                "  SELECT array_agg(%(t0)s::timestamptz + i * %(step)s::interval ORDER BY i) ts,"
+                "   array_agg(i::float8 ORDER BY i) num"
+                "  FROM generate_series(0, %(count)s - 1) i GROUP BY i / %(size)s) c"
+                " WHERE p.id = ANY(%(ids)s)"
+            ).format(his=n(schema, "his"), points=n(schema, "his_points")),
+            {
+                "t0": times[0],
+                "step": step,
+                "count": len(times),
+                "size": CHUNK_SAMPLES,
+                "ids": ids[10:],
+            },
+        )
+    )
+    runner.run(_exec(conn, sql.SQL("VACUUM ANALYZE {}").format(n(schema, "his"))))
     large = timed(runner, {"read": (None, read)}, 15)["read"]
+    got = runner.run(read())
     return (
-        f"\nOne-day hisRead of one point ({len(runner.run(read())[0][0])} samples):"  # type: ignore[index]
+        f"\nOne-day hisRead of one point ({len(got[0][0])} samples):"  # type: ignore[index]
         f" {small * 1e3:.1f} ms at 100,000 samples in the store,"
         f" {large * 1e3:.1f} ms at 10,000,000 over 1,000 points ({large / small:.2f}{X})."
     )

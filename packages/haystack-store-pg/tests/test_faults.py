@@ -30,6 +30,7 @@ import pytest
 from projecthaystack.kinds import Marker, Number, Ref
 from projecthaystack.server import HisChunk, create_app
 from projecthaystack.stores.pg import PgStore, StoreUnavailableError
+from projecthaystack.stores.pg._schema import CHUNK_SAMPLES
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -193,8 +194,9 @@ async def test_a_crash_mid_write_leaves_nothing(running: Cluster) -> None:
             "n": HisChunk(times, tuple(Number(i) for i in range(5000))),
             "b": HisChunk(times, tuple(i % 2 == 0 for i in range(5000))),
         }
-        # An uncommitted sample of b at one of the batch's instants: the batch's COPY
-        # into his_bool waits on it, after its Numbers are already written.
+        # An uncommitted chunk of b where the batch's second chunk of b starts (its
+        # first holds the sample at T0 and the batch's first 119): the batch's COPY
+        # waits on it, after n's chunks and b's first are already written.
         blocker = await psycopg.AsyncConnection.connect(running.url)
         look = await psycopg.AsyncConnection.connect(running.url, autocommit=True)
         try:
@@ -202,8 +204,8 @@ async def test_a_crash_mid_write_leaves_nothing(running: Cluster) -> None:
             row = await cur.fetchone()
             assert row is not None
             await blocker.execute(
-                "INSERT INTO crash.his_bool (ts, val, pid) VALUES (%s, true, %s)",
-                [times[-1], row[0]],
+                "INSERT INTO crash.his (pid, t_lo, ts, bool) VALUES (%s, %s, ARRAY[%s], '{t}')",
+                [row[0], times[CHUNK_SAMPLES - 1], times[CHUNK_SAMPLES - 1]],
             )
             write = asyncio.create_task(store.his_write(batch))
             for _ in range(400):
@@ -216,7 +218,7 @@ async def test_a_crash_mid_write_leaves_nothing(running: Cluster) -> None:
                     break
                 await asyncio.sleep(0.05)
             else:
-                pytest.fail("the write never reached its second table")
+                pytest.fail("the write never reached b's second chunk")
             running.stop("immediate")  # a crash: no transaction gets to finish
             with pytest.raises(StoreUnavailableError):
                 await write
