@@ -77,6 +77,16 @@ async def bench(url: str) -> None:
     async def load_ours() -> None:
         await store.put_entities(records)
 
+    # A first load into an empty store: a fresh store (prefix) for every call.
+    rounds = 5
+    empty = [RedisStore(url, prefix=f"bench-{run}-load{i}") for i in range(rounds + 1)]
+    for each in empty:
+        await each.open()
+    unused = list(empty)
+
+    async def load_empty() -> None:
+        await unused.pop().put_entities(records)
+
     async def load_floor() -> None:
         async with raw.pipeline(transaction=False) as pipe:
             for i, b in blobs.items():
@@ -121,8 +131,12 @@ async def bench(url: str) -> None:
     # The timing helper is synchronous: run it in a thread beside this loop.
     results = await asyncio.to_thread(
         medians,
-        {"load": sync(load_ours), "load floor": sync(load_floor)},
-        5,
+        {
+            "load": sync(load_ours),
+            "load empty": sync(load_empty),
+            "load floor": sync(load_floor),
+        },
+        rounds,
     )
     await write_ours()
     await write_floor()
@@ -141,8 +155,10 @@ async def bench(url: str) -> None:
         )
     )
     assert sum(map(len, (await read_ours())[0])) == len((await read_floor()).ts) == 288
+    load_empty_row = (results["load empty"], results["load floor"])
     rows = [
-        ("load 2,032 entities (alpha)", results["load"], results["load floor"], 1.5, None),
+        ("load 2,032 entities (alpha) into an empty store", *load_empty_row, 1.5, None),
+        ("load them again (replacing)", results["load"], results["load floor"], 1.5, None),
         ("hisWrite 100,000 samples", his["write"], his["write floor"], 1.5, None),
         ("hisRead one day (288 samples)", his["read"], his["read floor"], 1.5, None),
     ]
@@ -181,6 +197,9 @@ async def bench(url: str) -> None:
     )
     await mem.drop()
     await mem.close()
+    for each in empty:
+        await each.drop()
+        await each.close()
     await store.drop()
     await store.close()
     async for key in raw.scan_iter(match=f"bench-{run}-floor*"):
