@@ -2,6 +2,7 @@
 history memory per million samples (ours beside a naive sorted set).
 
     python tools/bench/redis_bench.py [redis://127.0.0.1:6379/0]
+    python3 tools/dev.py bench redis      # the same, from tools/bench/run.py
 
 Needs a Redis it may write to under throwaway prefixes (deleted at the end, SCAN +
 UNLINK on those prefixes only).  Floors:
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import medians, table
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from projecthaystack.codecs import json as hjson
 from projecthaystack.codecs import zinc
@@ -51,6 +53,7 @@ FILTERS = (
 NY = tz_from_name("New_York")
 T0 = dt.datetime(2026, 1, 1, tzinfo=NY)
 N_SAMPLES = 100_000
+URL_ENV = "HAYSTACK_BENCH_REDIS"
 
 
 async def _memory(redis: Redis, pattern: str) -> int:
@@ -207,11 +210,30 @@ async def bench(url: str) -> None:
     await raw.aclose()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the Redis store benchmark."""
-    args = sys.argv[1:] if argv is None else argv
-    asyncio.run(bench(args[0] if args else "redis://127.0.0.1:6379/0"))
+def main(url: str | None = None) -> None:
+    """Run the Redis store benchmark against ``url`` (default: ``HAYSTACK_BENCH_REDIS``,
+    else the local Redis); skipped, with a line saying why, without a Redis or the
+    Alpha building."""
+    url = url or os.environ.get(URL_ENV) or "redis://127.0.0.1:6379/0"
+    shown = url.rsplit("@", 1)[-1]
+    try:
+        asyncio.run(_ping(url))
+    except (RedisError, OSError) as exc:
+        print(f"redis bench: no Redis at {shown} ({exc}); start one or set {URL_ENV}; skipped")
+        return
+    if not (BUILDINGS / "alpha.zinc").exists():
+        print("redis bench: no Alpha building (set HAYSTACK_BUILDINGS); skipped")
+        return
+    asyncio.run(bench(url))
+
+
+async def _ping(url: str) -> None:
+    raw = Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        await raw.ping()
+    finally:
+        await raw.aclose()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)
