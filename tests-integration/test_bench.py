@@ -27,7 +27,7 @@ def test_the_runner_has_the_redis_bench() -> None:
         for k, v in zip(benches.keys, benches.values, strict=True)
         if isinstance(k, ast.Constant)
     }
-    assert named["redis"] == "redis_bench.main"
+    assert "redis_bench.main(" in named["redis"]
 
 
 def test_the_redis_bench_skips_without_a_redis() -> None:

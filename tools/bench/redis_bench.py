@@ -210,11 +210,12 @@ async def bench(url: str) -> None:
     await raw.aclose()
 
 
-def main(url: str | None = None) -> None:
-    """Run the Redis store benchmark against ``url`` (default: ``HAYSTACK_BENCH_REDIS``,
-    else the local Redis); skipped, with a line saying why, without a Redis or the
-    Alpha building."""
-    url = url or os.environ.get(URL_ENV) or "redis://127.0.0.1:6379/0"
+def main(argv: list[str] | None = None) -> None:
+    """Run the Redis store benchmark against the URL in ``argv`` (the command line's
+    when ``None``; else ``HAYSTACK_BENCH_REDIS``, else the local Redis); skipped, with
+    a line saying why, without a Redis or the Alpha building."""
+    args = sys.argv[1:] if argv is None else argv
+    url = (args[0] if args else None) or os.environ.get(URL_ENV) or "redis://127.0.0.1:6379/0"
     shown = url.rsplit("@", 1)[-1]
     try:
         asyncio.run(_ping(url))
@@ -236,4 +237,4 @@ async def _ping(url: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    main()

@@ -28,7 +28,7 @@ BENCHES = {
     "filter": filter_bench.main,
     "server": server_bench.main,
     "client": client_bench.main,
-    "redis": redis_bench.main,
+    "redis": lambda: redis_bench.main([]),
 }
 
 
