@@ -6,8 +6,6 @@
 Each benchmark times our operation and its floor (``orjson`` on the same building) with
 the same method in the same process, interleaved, and prints the median of each and
 their ratio; where haystack-py (``hs_py``) is importable it is timed the same way.
-``redis`` measures the Redis store against raw redis-py on the same server
-(``HAYSTACK_BENCH_REDIS``, default ``redis://127.0.0.1:6379/0``; skipped without one).
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import client_bench
 import codecs_bench
 import filter_bench
-import redis_bench
 import server_bench
 
 BENCHES = {
@@ -28,7 +25,6 @@ BENCHES = {
     "filter": filter_bench.main,
     "server": server_bench.main,
     "client": client_bench.main,
-    "redis": lambda: redis_bench.main([]),
 }
 
 
