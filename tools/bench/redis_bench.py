@@ -2,6 +2,7 @@
 history memory per million samples (ours beside a naive sorted set).
 
     python tools/bench/redis_bench.py [redis://127.0.0.1:6379/0]
+    python3 tools/dev.py bench redis      # the same, from tools/bench/run.py
 
 Needs a Redis it may write to under throwaway prefixes (deleted at the end, SCAN +
 UNLINK on those prefixes only).  Floors:
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import medians, table
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from projecthaystack.codecs import json as hjson
 from projecthaystack.codecs import zinc
@@ -51,6 +53,7 @@ FILTERS = (
 NY = tz_from_name("New_York")
 T0 = dt.datetime(2026, 1, 1, tzinfo=NY)
 N_SAMPLES = 100_000
+URL_ENV = "HAYSTACK_BENCH_REDIS"
 
 
 async def _memory(redis: Redis, pattern: str) -> int:
@@ -76,6 +79,16 @@ async def bench(url: str) -> None:
 
     async def load_ours() -> None:
         await store.put_entities(records)
+
+    # A first load into an empty store: a fresh store (prefix) for every call.
+    rounds = 5
+    empty = [RedisStore(url, prefix=f"bench-{run}-load{i}") for i in range(rounds + 1)]
+    for each in empty:
+        await each.open()
+    unused = list(empty)
+
+    async def load_empty() -> None:
+        await unused.pop().put_entities(records)
 
     async def load_floor() -> None:
         async with raw.pipeline(transaction=False) as pipe:
@@ -121,8 +134,12 @@ async def bench(url: str) -> None:
     # The timing helper is synchronous: run it in a thread beside this loop.
     results = await asyncio.to_thread(
         medians,
-        {"load": sync(load_ours), "load floor": sync(load_floor)},
-        5,
+        {
+            "load": sync(load_ours),
+            "load empty": sync(load_empty),
+            "load floor": sync(load_floor),
+        },
+        rounds,
     )
     await write_ours()
     await write_floor()
@@ -141,8 +158,10 @@ async def bench(url: str) -> None:
         )
     )
     assert sum(map(len, (await read_ours())[0])) == len((await read_floor()).ts) == 288
+    load_empty_row = (results["load empty"], results["load floor"])
     rows = [
-        ("load 2,032 entities (alpha)", results["load"], results["load floor"], 1.5, None),
+        ("load 2,032 entities (alpha) into an empty store", *load_empty_row, 1.5, None),
+        ("load them again (replacing)", results["load"], results["load floor"], 1.5, None),
         ("hisWrite 100,000 samples", his["write"], his["write floor"], 1.5, None),
         ("hisRead one day (288 samples)", his["read"], his["read floor"], 1.5, None),
     ]
@@ -181,6 +200,9 @@ async def bench(url: str) -> None:
     )
     await mem.drop()
     await mem.close()
+    for each in empty:
+        await each.drop()
+        await each.close()
     await store.drop()
     await store.close()
     async for key in raw.scan_iter(match=f"bench-{run}-floor*"):
@@ -189,9 +211,29 @@ async def bench(url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the Redis store benchmark."""
+    """Run the Redis store benchmark against the URL in ``argv`` (the command line's
+    when ``None``; else ``HAYSTACK_BENCH_REDIS``, else the local Redis); skipped, with
+    a line saying why, without a Redis or the Alpha building."""
     args = sys.argv[1:] if argv is None else argv
-    asyncio.run(bench(args[0] if args else "redis://127.0.0.1:6379/0"))
+    url = (args[0] if args else None) or os.environ.get(URL_ENV) or "redis://127.0.0.1:6379/0"
+    shown = url.rsplit("@", 1)[-1]
+    try:
+        asyncio.run(_ping(url))
+    except (RedisError, OSError) as exc:
+        print(f"redis bench: no Redis at {shown} ({exc}); start one or set {URL_ENV}; skipped")
+        return
+    if not (BUILDINGS / "alpha.zinc").exists():
+        print("redis bench: no Alpha building (set HAYSTACK_BUILDINGS); skipped")
+        return
+    asyncio.run(bench(url))
+
+
+async def _ping(url: str) -> None:
+    raw = Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        await raw.ping()
+    finally:
+        await raw.aclose()
 
 
 if __name__ == "__main__":

@@ -108,6 +108,38 @@ async def test_entities_shared_between_instances(pair: Pair) -> None:
 
 
 @pytest.mark.anyio
+async def test_batches_new_mixed_and_repeated(pair: Pair) -> None:
+    """put_entities' two paths (an all-new batch writes the index sets grouped in
+    Python; any other compares each entity's old and new sets) give what a scan gives;
+    an id twice in one batch: the last record, in the first one's place."""
+    a, b = pair
+    building = demo_building(5, sites=2, ahus=2, vavs=2, days=0).records
+    await a.put_entities(building)  # all new
+    changed = [
+        {**r, "dis": "changed", "flag": Marker} if "equip" in r else r for r in building[::2]
+    ]
+    gone = {"point", "equipRef"}
+    stripped = [{k: v for k, v in r.items() if k not in gone} for r in building[1::4]]
+    fresh = [
+        {"id": Ref(f"new{i}"), "equip": Marker, "siteRef": building[0]["id"]} for i in range(3)
+    ]
+    twice = {"id": Ref("new0"), "equip": Marker, "flag": Marker}
+    await b.put_entities([*changed, fresh[0], *stripped, *fresh[1:], twice])  # mixed
+    final = {r["id"].id: r for r in building}
+    final.update({r["id"].id: r for r in [*changed, *stripped]})
+    final.update({"new0": twice, "new1": fresh[1], "new2": fresh[2]})
+    expected = list(final.values())
+    for text in ("flag", "point", "equipRef", "siteRef == @demo.site1", "equip and not flag"):
+        assert await a.query(parse(text)) == select(parse(text), expected), text
+    assert [r["id"].id for r in await b.query(parse("id"))] == list(final)
+    await a.put_entities([twice, twice, fresh[0]])  # all known, repeated: the last wins
+    final["new0"] = fresh[0]
+    assert await b.get_entities(["new0"]) == [fresh[0]]
+    for text in ("flag", "siteRef", "siteRef == @demo.site1", "id"):
+        assert await b.query(parse(text)) == select(parse(text), list(final.values())), text
+
+
+@pytest.mark.anyio
 async def test_concurrent_updates_lose_nothing(pair: Pair) -> None:
     a, b = pair
     await a.put_entities([{"id": Ref("p")}])

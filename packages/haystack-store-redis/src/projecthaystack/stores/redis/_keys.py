@@ -19,13 +19,9 @@ import re
 
 __all__ = ["KeySpace", "decode_part", "encode_part"]
 
-_SPECIAL = re.compile(r"[%:{}]")
+_ESCAPES = {ord(c): f"%{ord(c):02X}" for c in "%:{}"}
 _ESCAPED = re.compile(r"%([0-9A-F]{2})")
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-/]{1,64}")
-
-
-def _escape(m: re.Match[str]) -> str:
-    return f"%{ord(m.group()):02X}"
 
 
 def encode_part(text: str) -> str:
@@ -35,7 +31,7 @@ def encode_part(text: str) -> str:
     >>> encode_part("a:b{c}%")
     'a%3Ab%7Bc%7D%25'
     """
-    return _SPECIAL.sub(_escape, text)
+    return text.translate(_ESCAPES)  # str.translate: several times faster than re.sub
 
 
 def decode_part(part: str) -> str:

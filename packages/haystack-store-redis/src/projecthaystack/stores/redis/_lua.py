@@ -48,20 +48,78 @@ end
 PUT = (
     _COMMON
     + r"""
--- ARGV[2..]: id, entity JSON, index suffixes JSON; repeated.
-local ids = {}
-for i = 2, #ARGV, 3 do
-  local id = ARGV[i]
-  reindex(id, redis.call('HGET', base .. 'm', id), ARGV[i + 2])
-  local v = redis.call('INCR', base .. 'seq')
-  redis.call('HSET', base .. 'e', id, ARGV[i + 1])
-  redis.call('HSET', base .. 'v', id, v)
-  redis.call('HSET', base .. 'm', id, ARGV[i + 2])
-  redis.call('ZADD', base .. 'o', 'NX', v, id)
-  ids[#ids + 1] = id
+-- ARGV[2]: JSON [ids, ends of the entity texts, ends of the suffix texts, groups]; ARGV[3]:
+-- the entity texts (JSON v4) end to end; ARGV[4]: each entity's index suffixes as a JSON
+-- array, end to end.  groups: {suffix: [ids]}, the sets the batch adds to if every id is
+-- new.  The ids are distinct.  A few arguments, not three per entity: redis-py packs each
+-- argument in Python.  Redis calls go per set and per chunk of entities, never per entity
+-- and set: an all-new batch SADDs the groups as they are; otherwise each entity's old
+-- suffixes (a few HMGETs) are compared with its new ones, unchanged text skipped, and the
+-- differences gathered into one SREM and one SADD per set.
+local CHUNK = 1000  -- arguments per call stay well under Lua's stack limit
+local head = cjson.decode(ARGV[2])
+local ids, ends_e, ends_m, groups = head[1], head[2], head[3], head[4]
+local n = #ids
+local function piece(all, ends, i)
+  return string.sub(all, (ends[i - 1] or 0) + 1, ends[i])
+end
+local old, fresh = {}, true
+for c = 1, n, CHUNK do
+  local got = redis.call('HMGET', base .. 'm', unpack(ids, c, math.min(c + CHUNK - 1, n)))
+  for j = 1, #got do
+    if got[j] then old[c + j - 1] = got[j]; fresh = false end
+  end
+end
+local function each(cmd, sets)
+  for k, members in pairs(sets) do
+    for c = 1, #members, CHUNK do
+      redis.call(cmd, base .. k, unpack(members, c, math.min(c + CHUNK - 1, #members)))
+    end
+  end
+end
+if fresh then
+  each('SADD', groups)
+else
+  local add, rem = {}, {}
+  local function gather(into, k, id)
+    local members = into[k]
+    if not members then members = {}; into[k] = members end
+    members[#members + 1] = id
+  end
+  for i, id in ipairs(ids) do
+    local was, now = old[i], piece(ARGV[4], ends_m, i)
+    if not was then
+      for _, k in ipairs(cjson.decode(now)) do gather(add, k, id) end
+    elseif was ~= now then  -- the same text: the same sets, nothing to do
+      local had = {}
+      for _, k in ipairs(cjson.decode(was)) do had[k] = true end
+      for _, k in ipairs(cjson.decode(now)) do
+        if had[k] then had[k] = nil else gather(add, k, id) end
+      end
+      for k, _ in pairs(had) do gather(rem, k, id) end
+    end
+  end
+  each('SREM', rem)
+  each('SADD', add)
+end
+-- Versions in batch order: a new id's version is also its place in the order.
+local v0 = redis.call('INCRBY', base .. 'seq', n) - n
+for c = 1, n, CHUNK do
+  local e, v, m, o = {}, {}, {}, {}
+  for i = c, math.min(c + CHUNK - 1, n) do
+    local id = ids[i]
+    e[#e + 1] = id; e[#e + 1] = piece(ARGV[3], ends_e, i)
+    v[#v + 1] = id; v[#v + 1] = v0 + i
+    m[#m + 1] = id; m[#m + 1] = piece(ARGV[4], ends_m, i)
+    o[#o + 1] = v0 + i; o[#o + 1] = id
+  end
+  redis.call('HSET', base .. 'e', unpack(e))
+  redis.call('HSET', base .. 'v', unpack(v))
+  redis.call('HSET', base .. 'm', unpack(m))
+  redis.call('ZADD', base .. 'o', 'NX', unpack(o))
 end
 feed(ids)
-return #ids
+return n
 """
 )
 

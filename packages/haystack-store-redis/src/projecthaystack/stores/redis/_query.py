@@ -21,12 +21,13 @@ index answers is tested in Python, on the entities holding that tag.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from projecthaystack.filter import And, Cmp, Filter, Has, IsSpec, Missing, Or, Path
-from projecthaystack.kinds import Ref
+from projecthaystack.kinds import Coord, MarkerType, NAType, Number, Ref, Symbol, Uri, XStr
 
 from ._keys import encode_part
 
@@ -36,25 +37,49 @@ Step = list[Any]
 LeafIds = Callable[[Filter], Awaitable[list[str]]]
 
 
+_SCALARS = frozenset(
+    {MarkerType, NAType, str, bool, int, float, Number, Uri, Symbol, Coord, XStr}
+    | {dt.date, dt.time, dt.datetime}
+)
+_NAMES: dict[str, tuple[str, str]] = {}  # tag name -> its "t:" suffix and "r:" prefix
+_NAMES_KEPT = 10_000  # names are client input: the cache is bounded
+
+
+def _name_parts(name: str) -> tuple[str, str]:
+    parts = _NAMES.get(name)
+    if parts is None:
+        if len(_NAMES) >= _NAMES_KEPT:
+            _NAMES.clear()
+        n = encode_part(name)
+        parts = _NAMES[name] = ("t:" + n, "r:" + n + ":")
+    return parts
+
+
 def index_suffixes(record: Mapping[str, Any]) -> list[str]:
-    """The index sets (as key suffixes) an entity belongs to."""
+    """The index sets (as key suffixes) an entity belongs to.
+
+    >>> index_suffixes({"id": Ref("p"), "siteRef": Ref("s:1"), "a": {}})
+    ['t:siteRef', 'r:siteRef:s%3A1', 't:a', 'd:a']
+    """
     out: list[str] = []
     for name, val in record.items():
         if val is None or name == "id":
             continue  # every entity has an id: the universe answers ``id``
-        n = encode_part(name)
-        out.append("t:" + n)
+        tag, ref = _NAMES.get(name) or _name_parts(name)
+        out.append(tag)
         t = type(val)
+        if t in _SCALARS:
+            continue  # most tags: no Ref and no Dict inside (skips an ABC isinstance)
         if t is Ref:
-            out.append(f"r:{n}:{encode_part(val.id)}")
+            out.append(ref + encode_part(val.id))
         elif t is list:
             seen = set()
             for item in val:
                 if type(item) is Ref and item.id not in seen:
                     seen.add(item.id)
-                    out.append(f"r:{n}:{encode_part(item.id)}")
+                    out.append(ref + encode_part(item.id))
         elif isinstance(val, Mapping):
-            out.append("d:" + n)
+            out.append("d:" + tag[2:])
     return out
 
 

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -313,13 +314,40 @@ class RedisStore:
 
     async def put_entities(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Insert or replace whole entities by id with their indexes, all in one script
-        (all or none)."""
-        args: list[Any] = []
+        (all or none); an id given twice: the last record wins, in the first one's place.
+
+        The batch travels as three arguments however many entities it has (the texts
+        end to end, their ends in a JSON head), with the index sets it fills grouped
+        here: redis-py packs every argument in Python, and the script then writes each
+        set once rather than once per entity."""
+        at: dict[str, int] = {}
+        ids: list[str] = []
+        texts: list[bytes] = []
+        suffixes: list[list[str]] = []
         for rec in records:
             id = entity_id(rec)
-            args += (id, hjson.encode_value_bytes(rec), _JSON.encode(index_suffixes(rec)))
-        if args:
-            await self._run("PUT", args)
+            text, sfx = hjson.encode_value_bytes(rec), index_suffixes(rec)
+            i = at.get(id)
+            if i is None:
+                at[id] = len(ids)
+                ids.append(id)
+                texts.append(text)
+                suffixes.append(sfx)
+            else:
+                texts[i], suffixes[i] = text, sfx
+        if not ids:
+            return
+        groups: dict[str, list[str]] = {}
+        for id, sfx in zip(ids, suffixes, strict=True):
+            for k in sfx:
+                members = groups.get(k)
+                if members is None:
+                    groups[k] = [id]
+                else:
+                    members.append(id)
+        m_texts = [_JSON.encode(s) for s in suffixes]
+        head = [ids, list(accumulate(map(len, texts))), list(accumulate(map(len, m_texts))), groups]
+        await self._run("PUT", [_JSON.encode(head), b"".join(texts), b"".join(m_texts)])
 
     async def update_entity(self, id: str, changes: Mapping[str, Any]) -> FrozenDict | None:
         """Merge ``changes`` (``Remove`` deletes a tag); written only if nobody changed
