@@ -54,13 +54,13 @@ def _prerequisites() -> None:
     if sys.version_info[:2] != (3, 11) and os.environ.get("HAYSTACK_SCALEOUT") != "1":
         pytest.skip(
             "the scale-out rig runs on Python 3.11 only (it tests servers and stores, not "
-            "the interpreter, and takes a minute per store); HAYSTACK_SCALEOUT=1 runs it here"
+            "the interpreter, and takes a minute per store); set HAYSTACK_SCALEOUT=1 to run it here"
         )
     missing = _missing()
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail(missing)
-        pytest.skip(missing)
+        pytest.skip(f"{missing}; install or start it to run the rig")
 
 
 @pytest.mark.parametrize("store", ["postgresql", "redis-cluster"])
