@@ -10,6 +10,8 @@ Every error derives from ``ClientError``; which ones are safe to retry is drawn 
 docstring of the private ``_errors`` module and in the README's "Errors" section.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .__about__ import __version__ as __version__
 from ._client import AsyncClient as AsyncClient
 from ._client import Client as Client
@@ -35,8 +37,10 @@ from ._observe import ClientHooks as ClientHooks
 from ._watch import AsyncWatch as AsyncWatch
 from ._watch import Watch as Watch
 from ._watch import WatchChanges as WatchChanges
-from ._ws import AsyncWebSocketClient as AsyncWebSocketClient
-from ._ws import WatchUpdate as WatchUpdate
+
+if TYPE_CHECKING:
+    from ._ws import AsyncWebSocketClient as AsyncWebSocketClient
+    from ._ws import WatchUpdate as WatchUpdate
 
 __all__ = [
     "AsyncClient",
@@ -67,9 +71,35 @@ __all__ = [
     "to_polars",
 ]
 
-# Show the public module in tracebacks and reprs rather than the private one.
+# Names whose module loads on first use: the WebSocket client brings httpx, httpx-ws and
+# anyio's streams, which a plain HTTP client (or the CLI's --help) does not need.
+_LAZY: dict[str, str] = {"AsyncWebSocketClient": "._ws", "WatchUpdate": "._ws"}
+
+
+def _public(obj: Any) -> Any:
+    """Show the public module in tracebacks and reprs rather than the private one."""
+    if isinstance(obj, type | type(format_range)):
+        obj.__module__ = __name__
+    return obj
+
+
+def __getattr__(name: str) -> Any:
+    """Load a lazy name (see ``_LAZY``) on first access and keep it."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = _public(getattr(importlib.import_module(module, __name__), name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type | type(format_range)):
-        _obj.__module__ = __name__
-del _name, _obj
+    if _name not in _LAZY:
+        _public(globals()[_name])
+del _name

@@ -6,10 +6,7 @@ import contextlib
 import datetime as _dt
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, TypeVar
-
-import anyio
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from projecthaystack.filter import Filter
 from projecthaystack.kinds import Grid, Number, Ref
@@ -19,20 +16,22 @@ from ._errors import ClientError, RequestNotSentError, ResponseError
 from ._observe import ClientHooks, observer
 from ._watch import AsyncWatch, Watch
 
+# httpx (and anyio) load when a client is made, not when this package is imported: the
+# CLI's --help and code that only names the types should not pay their import time.
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = ["AsyncClient", "Client"]
 
 T = TypeVar("T")
-# Failures where httpx never got the request to the server.
-_NOT_SENT: Final = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-)
 
 
 def _translate(exc: httpx.HTTPError, url: str) -> ClientError:
-    if isinstance(exc, _NOT_SENT):
+    import httpx
+
+    # Failures where httpx never got the request to the server.
+    not_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+    if isinstance(exc, not_sent):
         return RequestNotSentError(
             f"request to {url} not sent: {type(exc).__name__}: {exc}", url=url
         )
@@ -143,7 +142,11 @@ class Client(_Base):
         )
         self._own_http = http is None
         self._closed = False
-        self._http = http if http is not None else httpx.Client(**httpx_options)
+        if http is None:
+            import httpx
+
+            http = httpx.Client(**httpx_options)
+        self._http = http
 
     def __enter__(self) -> Client:
         return self
@@ -179,8 +182,13 @@ class Client(_Base):
             kwargs["extensions"] = {"trace": obs.sync_trace(url)}
         try:
             response = self._http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise _translate(exc, url) from exc
+        except Exception as exc:
+            # httpx is loaded by now (it made self._http); looked up only on failure.
+            import httpx
+
+            if isinstance(exc, httpx.HTTPError):
+                raise _translate(exc, url) from exc
+            raise
         if obs is not None:
             obs.received(url, len(response.content))
         return response
@@ -374,7 +382,11 @@ class AsyncClient(_Base):
         )
         self._own_http = http is None
         self._closed = False
-        self._http = http if http is not None else httpx.AsyncClient(**httpx_options)
+        if http is None:
+            import httpx
+
+            http = httpx.AsyncClient(**httpx_options)
+        self._http = http
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -388,6 +400,8 @@ class AsyncClient(_Base):
                     await self.close_session()
         finally:
             # Closing local sockets is quick; done even when the block was cancelled.
+            import anyio
+
             with anyio.CancelScope(shield=True):
                 await self.aclose()
 
@@ -409,8 +423,13 @@ class AsyncClient(_Base):
             kwargs["extensions"] = {"trace": obs.async_trace(url)}
         try:
             response = await self._http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise _translate(exc, url) from exc
+        except Exception as exc:
+            # httpx is loaded by now (it made self._http); looked up only on failure.
+            import httpx
+
+            if isinstance(exc, httpx.HTTPError):
+                raise _translate(exc, url) from exc
+            raise
         if obs is not None:
             obs.received(url, len(response.content))
         return response

@@ -10,21 +10,38 @@ per request: :func:`observer` returns ``None`` and the client takes its plain pa
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Final
-
-try:  # the [otel] extra
-    from opentelemetry import propagate as otel_propagate
-    from opentelemetry import trace as otel_trace
-except ImportError:  # pragma: no cover - exercised where the extra is absent
-    otel_trace = None  # type: ignore[assignment]
 
 __all__ = ["ClientHooks", "Observer", "observer"]
 
-OTEL_AVAILABLE: Final = otel_trace is not None
 _SCOPE: Final = "projecthaystack.client"
+
+
+def _otel_trace() -> ModuleType | None:
+    """``opentelemetry.trace`` where the ``[otel]`` extra is installed, else ``None``.
+
+    Imported on the first client that may trace, not with the package: OpenTelemetry's
+    API costs tens of milliseconds of import time that a client without tracing (and
+    every CLI call) should not pay.
+    """
+    try:
+        from opentelemetry import trace
+    except ImportError:  # pragma: no cover - exercised where the extra is absent
+        return None
+    return trace
+
+
+def _global_provider_possible() -> bool:
+    """Whether a global tracer provider may have been set: only code that imported
+    ``opentelemetry.trace`` (``set_tracer_provider``, auto-instrumentation) can set one,
+    and the API loads the one named by ``OTEL_PYTHON_TRACER_PROVIDER`` on first use."""
+    return "opentelemetry.trace" in sys.modules or "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +78,15 @@ class Observer:
     def __init__(self, hooks: ClientHooks | None, tracer_provider: Any, tracing: bool) -> None:
         self.hooks = hooks or ClientHooks()
         self.tracer: Any = None
+        self._span_kind: Any = None
+        self._propagate: Any = None
         if tracing:
-            provider = tracer_provider or otel_trace.get_tracer_provider()
+            from opentelemetry import propagate, trace
+
+            provider = tracer_provider or trace.get_tracer_provider()
             self.tracer = provider.get_tracer(_SCOPE)
+            self._span_kind = trace.SpanKind.CLIENT
+            self._propagate = propagate
 
     @contextlib.contextmanager
     def request(self, op: str, url: str) -> Iterator[None]:
@@ -76,7 +99,7 @@ class Observer:
         span_cm = (
             self.tracer.start_as_current_span(
                 f"haystack {op}",
-                kind=otel_trace.SpanKind.CLIENT,
+                kind=self._span_kind,
                 attributes={"haystack.op": op, "url.full": url},
             )
             if self.tracer is not None
@@ -99,7 +122,7 @@ class Observer:
     def inject(self, headers: dict[str, str]) -> None:
         """Add the current trace context (``traceparent``) to request headers."""
         if self.tracer is not None:
-            otel_propagate.inject(headers)
+            self._propagate.inject(headers)
 
     def trace_context(self) -> dict[str, str]:
         """The current W3C trace context (``traceparent``, and ``tracestate`` when there
@@ -153,10 +176,13 @@ def observer(hooks: ClientHooks | None, tracer_provider: Any) -> Observer | None
     """An :class:`Observer` when there is something to observe with (hooks, or
     OpenTelemetry set up: a provider given, or a global one that is not the API's
     stand-in), else ``None``."""
-    tracing = OTEL_AVAILABLE and (
-        tracer_provider is not None
-        or not type(otel_trace.get_tracer_provider()).__module__.startswith("opentelemetry.trace")
-    )
+    tracing = False
+    if tracer_provider is not None or _global_provider_possible():
+        trace = _otel_trace()
+        tracing = trace is not None and (
+            tracer_provider is not None
+            or not type(trace.get_tracer_provider()).__module__.startswith("opentelemetry.trace")
+        )
     if hooks is None and not tracing:
         return None
     return Observer(hooks, tracer_provider, tracing)

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-import anyio
-
 from projecthaystack.kinds import FrozenDict, Grid, Marker, Number, Ref, Remove
 
 from ._core import ClientCore
@@ -482,6 +480,9 @@ class AsyncWatch(_WatchBase):
         super().__init__(client._core, ids, dis=dis, lease=lease, partial=partial)
         self._client = client
         self._pending = WatchChanges()
+        # anyio loads with the first async watch, not with the package (see _client).
+        import anyio
+
         self._arrived = anyio.Event()
 
     async def _drive(self, flow: Generator[tuple[str, Grid], Grid, Any]) -> Any:
@@ -558,6 +559,8 @@ class AsyncWatch(_WatchBase):
         changes are pushed; over HTTP it polls every ``interval`` seconds while it waits
         (a server out of reach is tried again with a growing pause, up to 30 s, and the
         watch refreshed once it answers).  A refused login or op raises its error."""
+        import anyio
+
         with anyio.fail_after(timeout):
             delay = interval
             while not self._pending:

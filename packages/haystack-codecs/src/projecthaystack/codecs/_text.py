@@ -10,7 +10,14 @@ import datetime as _dt
 import re
 from typing import Final
 
-from projecthaystack.kinds import DecodeError, EncodeError, InvalidValueError, tz_from_name, tz_name
+from projecthaystack.kinds import (
+    UTC,
+    DecodeError,
+    EncodeError,
+    InvalidValueError,
+    tz_from_name,
+    tz_name,
+)
 
 from ._limits import Limits
 
@@ -22,7 +29,9 @@ __all__ = [
     "read_text",
 ]
 
-_UTC_ZONE: Final = tz_from_name("UTC")
+# The kinds constant, not tz_from_name("UTC"): that would scan the whole zone database
+# (some 600 files) at import.
+_UTC_ZONE: Final = UTC
 
 
 def read_text(data: bytes | str | bytearray | memoryview, limits: Limits) -> str:
