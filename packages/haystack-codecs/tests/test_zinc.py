@@ -319,3 +319,17 @@ def test_historic_offsets_with_seconds_round_trip():
     text = zinc.encode_value(old)
     assert text == "1905-01-01T05:21:10+05:21:10 Kolkata"
     assert zinc.decode_value(text) == old
+
+
+def test_unit_characters_are_the_grammar_set_for_every_code_point() -> None:
+    # The unit class is written as its ASCII complement so that it compiles quickly at
+    # import; it must still be exactly the grammar's set, letters % _ / $ and non-ASCII.
+    import re
+
+    from projecthaystack.codecs import _zinc_read
+
+    every = "".join(map(chr, range(0x110000)))
+    grammar = re.compile(r"[A-Za-z%_/$\u0080-\U0010ffff]")
+    assert re.sub(_zinc_read._UNIT_CHARS, "", every) == grammar.sub("", every)
+    assert zinc.decode_value("1\U0001f321") == Number(1.0, "\U0001f321")
+    assert zinc.decode_value("2%RH") == Number(2.0, "%RH")

@@ -464,3 +464,18 @@ def test_not_equal_follows_equal_for_numbers_and_refs():
     assert ne(Ref("a"), Ref("b")) is True
     assert ne(Number(float("nan")), Number(float("nan"))) is False
     assert ne(Number(1), 1) is True
+
+
+def test_unit_pattern_is_the_grammar_set_for_every_code_point() -> None:
+    # Written as an ASCII complement so that it compiles quickly at import; it must
+    # still accept exactly letters, % _ / $ and everything beyond ASCII.
+    import re
+
+    from projecthaystack.kinds import _scalars
+
+    every = "".join(map(chr, range(0x110000)))
+    grammar = re.compile(r"[A-Za-z%_/$\u0080-\U0010ffff]+")
+    assert _scalars._UNIT_RE.sub("", every) == grammar.sub("", every)
+    assert Number(1.0, "m³/h").unit == "m³/h"
+    with pytest.raises(InvalidValueError):
+        Number(1.0, "m 2")

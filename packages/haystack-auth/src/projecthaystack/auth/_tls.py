@@ -7,10 +7,14 @@ a certificate is read, so that a client that never looks at one does not pay for
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+# ssl (and the socket module under it) and pathlib load when a context is made, not with
+# the package: every client imports this package, few of them make a context.
+if TYPE_CHECKING:
+    import ssl
+    from pathlib import Path
 
 __all__ = [
     "CertIdentity",
@@ -35,6 +39,8 @@ def require_cryptography(feature: str) -> None:
 
 
 def _harden(ctx: ssl.SSLContext) -> ssl.SSLContext:
+    import ssl
+
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION
     return ctx
@@ -50,6 +56,8 @@ def server_ssl_context(
     """A server context: TLS 1.2 or newer, the platform's secure ciphers; with ``cafile``
     it asks for client certificates signed by that CA (and requires one when
     ``require_client_cert``)."""
+    import ssl
+
     ctx = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
     ctx.load_cert_chain(str(certfile), str(keyfile))
     if cafile is not None:
@@ -69,6 +77,8 @@ def client_ssl_context(
 ) -> ssl.SSLContext:
     """A client context that verifies the server (against ``cafile`` or the system's
     CAs) and presents a client certificate when ``certfile`` is given."""
+    import ssl
+
     ctx = _harden(ssl.create_default_context(cafile=str(cafile) if cafile else None))
     ctx.check_hostname = check_hostname
     if certfile is not None:

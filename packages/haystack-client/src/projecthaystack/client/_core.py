@@ -4,7 +4,6 @@ responses, and the login state.  ``Client`` and ``AsyncClient`` only move bytes.
 from __future__ import annotations
 
 import datetime as _dt
-import email.utils
 import urllib.parse
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -576,6 +575,10 @@ def _retry_after(value: str | None) -> float | None:
     text = value.strip()
     if text.isdigit():
         return float(text)
+    # Imported here: email.utils brings socket, calendar and locale (some 10 ms of import
+    # time), for the rare HTTP-date form of a 429 or 503.
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

@@ -47,7 +47,9 @@ _URI = re.compile(r"`((?:[^`\\\n]|\\.)*)`")
 _REF = re.compile(r'@([A-Za-z0-9_:\-.~]+)(?: "((?:[^"\\\n]|\\.)*)")?')
 _SYMBOL = re.compile(r"\^([A-Za-z0-9_:\-.~]+)")
 _KEYWORD = re.compile(r"[A-Z][A-Za-z0-9_]*")
-_UNIT_CHARS = r"[A-Za-z%_/$\u0080-\U0010ffff]"
+# [A-Za-z%_/$\u0080-\U0010ffff] written as its complement in ASCII: the same set, but
+# compiled in microseconds instead of ~2 ms per use (re builds a table over the range).
+_UNIT_CHARS = r"[^\x00-\x23\x26-\x2e\x30-\x40\x5b-\x5e\x60\x7b-\x7f]"
 _NUMERIC = re.compile(
     # dateTime: offset required (seconds only in historic local mean times), timezone
     # name optional after 'Z'.  A zone name starts upper-case, as every name of the

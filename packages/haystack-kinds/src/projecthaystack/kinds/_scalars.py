@@ -31,7 +31,9 @@ _REF_RE: Final = re.compile(r"[A-Za-z0-9_:\-.~]+")
 _NAME_RE: Final = re.compile(r"[a-z][A-Za-z0-9_]*")
 _XSTR_TYPE_RE: Final = re.compile(r"[A-Z][A-Za-z0-9_]*")
 # The Zinc grammar's unit characters: letters, % _ / $ and anything beyond ASCII.
-_UNIT_RE: Final = re.compile(r"[A-Za-z%_/$\u0080-\U0010ffff]+")
+# [A-Za-z%_/$\u0080-\U0010ffff]+ written as its complement in ASCII: the same set, but
+# compiled in microseconds instead of ~2 ms at import (re builds a table over the range).
+_UNIT_RE: Final = re.compile(r"[^\x00-\x23\x26-\x2e\x30-\x40\x5b-\x5e\x60\x7b-\x7f]+")
 
 
 def is_tag_name(name: str) -> bool:
