@@ -1,17 +1,30 @@
-"""Client CPU per request: a read of 881 Alpha rows, against the codec's decode alone.
+"""The client's import time, and its CPU per request.
 
-Our server runs in its own process (see server_bench); this process measures its own
-CPU time (``time.process_time``) while the client reads, and compares it with decoding
-the same response bytes with the codec alone: the rest is the client's overhead
-(request building, auth header, httpx, error checks).  haystack-py's async client reads
-from the same server, measured the same way, when it is installed.
+Import: ``python -c "import projecthaystack.client"`` in fresh processes, against the
+bare interpreter (``python -c "pass"``, the floor) and against phable and haystack-py
+(``hs_py``) where they are installed, all interleaved round by round; what a module
+adds is its process's CPU time less the floor's.  Bytecode is compiled once, in a
+temporary directory, as an installed package has it.  Every CLI call pays this, so the
+CLI's ``--help`` is timed too.
+
+Requests: a read of 881 Alpha rows, against the codec's decode alone.  Our server runs
+in its own process (see server_bench); this process measures its own CPU time
+(``time.process_time``) while the client reads, and compares it with decoding the same
+response bytes with the codec alone: the rest is the client's overhead (request
+building, auth header, httpx, error checks).  haystack-py's async client reads from the
+same server, measured the same way, when it is installed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -19,6 +32,61 @@ import server_bench as sb
 
 READS = 40
 ROUNDS = 7
+IMPORT_ROUNDS = 21
+IMPORT_TARGET_MS = 100.0
+
+
+def _import_commands() -> dict[str, str]:
+    """The code each process runs, by the name it is reported under."""
+    commands = {
+        "python (bare interpreter)": "pass",
+        "import projecthaystack.client": "import projecthaystack.client",
+        # What the console script runs (projecthaystack.client._cli:main).
+        "haystack --help": (
+            "import contextlib\n"
+            "from projecthaystack.client._cli import main\n"
+            "with contextlib.suppress(SystemExit):\n"
+            "    main(['--help'])"
+        ),
+    }
+    for module in ("phable", "hs_py"):
+        if importlib.util.find_spec(module) is not None:
+            commands[f"import {module}"] = f"import {module}"
+    return commands
+
+
+def _child_cpu_ms(code: str, env: dict[str, str]) -> float:
+    """CPU time (user + system) of one fresh interpreter running ``code``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+
+
+def import_times() -> None:
+    """Time the imports in fresh processes and print a table (import = process - floor)."""
+    commands = _import_commands()
+    with tempfile.TemporaryDirectory() as cache:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = cache
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        for code in commands.values():  # compile the bytecode, warm the file cache
+            _child_cpu_ms(code, env)
+        for _ in range(IMPORT_ROUNDS):
+            for name, code in commands.items():
+                samples[name].append(_child_cpu_ms(code, env))
+    med = {name: statistics.median(v) for name, v in samples.items()}
+    floor = med.pop("python (bare interpreter)")
+    ours = med["import projecthaystack.client"] - floor
+    x = "\u00d7"
+    print("\n## Import time, CPU-ms per fresh process, less the bare interpreter\n")
+    print(f"Bare interpreter: {floor:.1f} ms; medians of {IMPORT_ROUNDS} interleaved rounds.\n")
+    print("| what | process (ms) | import (ms) | / projecthaystack.client | target |")
+    print("|---|---:|---:|---:|---:|")
+    for name, total in med.items():
+        cost = total - floor
+        target = f"≤ {IMPORT_TARGET_MS:.0f} ms" if name == "import projecthaystack.client" else ""
+        print(f"| {name} | {total:.1f} | {cost:.1f} | {cost / ours:.2f}{x} | {target} |")
 
 
 def _cpu_ms_per_call(fn: Callable[[], object], n: int) -> float:
@@ -29,7 +97,8 @@ def _cpu_ms_per_call(fn: Callable[[], object], n: int) -> float:
 
 
 def main() -> None:
-    """Run the comparison and print a table."""
+    """Run the comparisons and print their tables."""
+    import_times()
     if not sb.ALPHA.exists():
         print("client bench: no Alpha building (set HAYSTACK_BUILDINGS); skipped")
         return
