@@ -37,12 +37,9 @@ HEAVY = (
 
 def loaded_after(code: str) -> set[str]:
     """The names of ``HEAVY`` in ``sys.modules`` after ``code`` ran in a new interpreter."""
-    script = (
-        f"import sys\n{code}\n"
-        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
-    )
+    script = f"import sys\n{code}\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
     return set(done.stdout.split())

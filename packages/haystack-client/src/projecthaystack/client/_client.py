@@ -30,7 +30,12 @@ def _translate(exc: httpx.HTTPError, url: str) -> ClientError:
     import httpx
 
     # Failures where httpx never got the request to the server.
-    not_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+    not_sent = (
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+        httpx.PoolTimeout,
+        httpx.UnsupportedProtocol,
+    )
     if isinstance(exc, not_sent):
         return RequestNotSentError(
             f"request to {url} not sent: {type(exc).__name__}: {exc}", url=url
