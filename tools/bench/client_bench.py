@@ -34,6 +34,7 @@ READS = 40
 ROUNDS = 7
 IMPORT_ROUNDS = 21
 IMPORT_TARGET_MS = 100.0
+PHABLE_MS = 113.0  # phable's import when the target was set (issue 18): the ratio target
 
 
 def _import_commands() -> dict[str, str]:
@@ -77,16 +78,22 @@ def import_times() -> None:
                 samples[name].append(_child_cpu_ms(code, env))
     med = {name: statistics.median(v) for name, v in samples.items()}
     floor = med.pop("python (bare interpreter)")
-    ours = med["import projecthaystack.client"] - floor
+    # The yardstick: phable where installed (the target was set against its 113 ms).
+    base_name = "import phable" if "import phable" in med else "import projecthaystack.client"
+    base = med[base_name] - floor
     x = "\u00d7"
     print("\n## Import time, CPU-ms per fresh process, less the bare interpreter\n")
     print(f"Bare interpreter: {floor:.1f} ms; medians of {IMPORT_ROUNDS} interleaved rounds.\n")
-    print("| what | process (ms) | import (ms) | / projecthaystack.client | target |")
+    print(f"| what | process (ms) | import (ms) | / {base_name} | target |")
     print("|---|---:|---:|---:|---:|")
     for name, total in med.items():
         cost = total - floor
-        target = f"≤ {IMPORT_TARGET_MS:.0f} ms" if name == "import projecthaystack.client" else ""
-        print(f"| {name} | {total:.1f} | {cost:.1f} | {cost / ours:.2f}{x} | {target} |")
+        target = ""
+        if name == "import projecthaystack.client":
+            target = f"≤ {IMPORT_TARGET_MS:.0f} ms"
+            if base_name == "import phable":
+                target += f" (≤ {IMPORT_TARGET_MS / PHABLE_MS:.2f}{x})"
+        print(f"| {name} | {total:.1f} | {cost:.1f} | {cost / base:.2f}{x} | {target} |")
 
 
 def _cpu_ms_per_call(fn: Callable[[], object], n: int) -> float:
