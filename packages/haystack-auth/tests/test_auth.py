@@ -104,6 +104,25 @@ def test_importing_auth_does_not_import_cryptography():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_the_handshakes_load_on_first_use():
+    # A client imports the package for its error classes; SCRAM, the handshakes, SASLprep
+    # and the SSL contexts (ssl, hashlib, secrets) wait for the first use of their names.
+    private = [f"projecthaystack.auth.{m}" for m in ("_http", "_scram", "_handshakes", "_tls")]
+    code = (
+        "import sys, projecthaystack.auth as a\n"
+        f"private = {private!r}\n"
+        "assert not [m for m in private + ['ssl'] if m in sys.modules], 'loaded early'\n"
+        "assert {'ClientHandshake', 'ScramCredentials', 'saslprep'} <= set(dir(a))\n"
+        "from projecthaystack.auth import ClientHandshake\n"
+        "assert ClientHandshake.__module__ == 'projecthaystack.auth'\n"
+        "assert 'projecthaystack.auth._http' in sys.modules\n"
+        "assert 'ssl' not in sys.modules and a.client_ssl_context().check_hostname\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(AttributeError, match="Nope"):
+        auth.Nope  # noqa: B018
+
+
 def test_reading_a_certificate_without_cryptography_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "cryptography", None)
     with pytest.raises(ImportError, match=r"identity_from_der needs .*\[tls\] extra"):

@@ -7,15 +7,10 @@ import datetime as _dt
 import urllib.parse
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from projecthaystack import auth
-from projecthaystack.auth import (
-    AuthError,
-    ClientHandshake,
-    format_bearer,
-    parse_auth_header,
-)
+from projecthaystack.auth import AuthError
 from projecthaystack.codecs import Codec, UnknownFormatError, codec_for_mime, codec_for_name
 from projecthaystack.codecs.zinc import encode_value
 from projecthaystack.filter import Filter
@@ -28,6 +23,10 @@ from projecthaystack.kinds import (
     Ref,
     tz_name,
 )
+
+if TYPE_CHECKING:
+    # The handshake loads at the first login, through the auth package (see its __init__).
+    from projecthaystack.auth import ClientHandshake
 
 from ._errors import (
     AuthenticationError,
@@ -179,7 +178,7 @@ class ClientCore:
                 f"{url} wants a login and this client has no user name and password",
                 url=url,
             )
-        return ClientHandshake(
+        return auth.ClientHandshake(
             self.username,
             self._password,
             tls=self._tls,
@@ -348,7 +347,7 @@ class ClientCore:
         """The HTTP request for an op and its request grid."""
         headers = {"Accept": self.codec.mime}
         if self.token is not None:
-            headers["Authorization"] = format_bearer(self.token)
+            headers["Authorization"] = auth.format_bearer(self.token)
         wants_get = self.use_get and op in NO_SIDE_EFFECTS and op not in self.get_refused
         if wants_get or op in self.post_refused:
             params = self._query(grid)
@@ -539,7 +538,7 @@ def _challenge_data(headers: Mapping[str, str]) -> str | None:
     if not challenge:
         return None
     try:
-        header = parse_auth_header(challenge)
+        header = auth.parse_auth_header(challenge)
     except AuthError:
         return None
     return header.get("data") if header.scheme == "SCRAM" else None
