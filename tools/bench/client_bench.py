@@ -81,10 +81,11 @@ def import_times() -> None:
     # The yardstick: phable where installed (the target was set against its 113 ms).
     base_name = "import phable" if "import phable" in med else "import projecthaystack.client"
     base = med[base_name] - floor
+    base_label = base_name.removeprefix("import ")
     x = "\u00d7"
     print("\n## Import time, CPU-ms per fresh process, less the bare interpreter\n")
     print(f"Bare interpreter: {floor:.1f} ms; medians of {IMPORT_ROUNDS} interleaved rounds.\n")
-    print(f"| what | process (ms) | import (ms) | / {base_name} | target |")
+    print(f"| what | process (ms) | import (ms) | import / {base_label} | target |")
     print("|---|---:|---:|---:|---:|")
     for name, total in med.items():
         cost = total - floor
