@@ -5,15 +5,18 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import secrets
+from array import array
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any, Final
 
 import anyio
+from msgspec.structs import force_setattr
 
 from projecthaystack.filter import And, Cmp, Filter, Has, Or, compile_filter
-from projecthaystack.kinds import FrozenDict, Ref, Remove
+from projecthaystack.kinds import FrozenDict, Number, Ref, Remove
 
 from ._store import (
     PROTOCOL_VERSION,
@@ -32,7 +35,7 @@ from ._store import (
     WatchSub,
     apply_point_write,
 )
-from .storeforms import entity_id, ts_key
+from .storeforms import entity_id, ts_from_key, ts_key
 
 __all__ = ["MemoryStore"]
 
@@ -92,46 +95,117 @@ def _residual(flt: Filter) -> Filter | None:
     return flt
 
 
-class _Series:
-    """One point's history: instants (``ts_key``) in order, with their timestamps as
-    written (in the point's zone) and values, and the last answer handed out."""
+_NUM: Final = "num"
+_BOOL: Final = "bool"
+_ANY: Final = "any"
+_FLOAT_SAFE: Final = 4_000_000_000 * 1_000_000
+"""Keys (microseconds) within this of the epoch survive ``key / 1e6`` as a float to the
+microsecond (below 2**32 s the float's spacing is under half a microsecond)."""
 
-    __slots__ = ("keys", "last", "ts", "vals")
+
+def _pack(vals: Sequence[Any]) -> tuple[str, str | None, Any]:
+    """A column of values in its most compact form: Numbers of one unit as float64s (the
+    unit kept once), Bools as bytes, anything else as a list."""
+    kinds = set(map(type, vals))
+    if kinds == {Number}:
+        units = {v.unit for v in vals}
+        if len(units) == 1:
+            return _NUM, units.pop(), array("d", [v.val for v in vals])
+    elif kinds == {bool}:
+        return _BOOL, None, array("b", vals)
+    return _ANY, None, list(vals)
+
+
+def _numbers(vals: Iterable[float], unit: str | None) -> list[Number]:
+    """Numbers from floats checked when they were written: copies of one template with
+    the value set, which skips the (already passed) checks of ``Number()``."""
+    # msgspec Structs have a C __copy__ (mypy's stubs do not say so); copy.copy is slower.
+    copy = Number(0.0, unit).__copy__  # type: ignore[attr-defined]
+    out: list[Number] = []
+    append = out.append
+    for v in vals:
+        n = copy()
+        force_setattr(n, "val", v)
+        append(n)
+    return out
+
+
+def _datetimes(keys: Sequence[int], tz: dt.tzinfo) -> list[dt.datetime]:
+    """The datetimes of ``ts_key`` keys, in ``tz``."""
+    if keys and keys[0] > -_FLOAT_SAFE and keys[-1] < _FLOAT_SAFE:
+        at = dt.datetime.fromtimestamp
+        return [at(k / 1e6, tz) for k in keys]
+    return [ts_from_key(k, tz) for k in keys]
+
+
+def _sorted_columns(chunk: HisChunk) -> tuple[Sequence[int], Sequence[Any]]:
+    """A chunk's instants (``ts_key``) and values, ascending by instant."""
+    keys = getattr(chunk, "keys", None)  # a KeyedChunk: sorted, its keys made already
+    if keys is not None:
+        return keys, chunk.val
+    keys = list(map(ts_key, chunk.ts))
+    if all(a < b for a, b in pairwise(keys)):
+        return keys, chunk.val
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return [keys[i] for i in order], [chunk.val[i] for i in order]
+
+
+class _Series:
+    """One point's history as columns: instants (``ts_key``, int64) in order, and values
+    in the most compact form that holds them all (float64 with one unit, bytes for Bools,
+    else a list); and the last answer handed out.  A million Numbers take 16 MB."""
+
+    __slots__ = ("form", "keys", "last", "unit", "vals")
 
     def __init__(self) -> None:
-        self.keys: list[int] = []
-        self.ts: list[dt.datetime] = []
-        self.vals: list[Any] = []
+        self.keys: array[int] = array("q")
+        self.form: str | None = None  # None until the first sample
+        self.unit: str | None = None
+        self.vals: Any = None
         # The last chunk read, by (lo, hi, zone): read again unchanged, it is handed
         # out again (immutable, so sharing it is safe) rather than rebuilt.
         self.last: tuple[int, int, dt.tzinfo, HisChunk] | None = None
 
-    def merge(self, chunk: HisChunk) -> None:
-        pairs = sorted(
-            {ts_key(t): (t, v) for t, v in zip(chunk.ts, chunk.val, strict=True)}.items()
-        )
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def values(self, lo: int, hi: int) -> list[Any]:
+        """The values of positions ``lo`` to ``hi`` as kinds."""
+        if self.form == _NUM:
+            return _numbers(self.vals[lo:hi], self.unit)
+        if self.form == _BOOL:
+            return [v == 1 for v in self.vals[lo:hi]]
+        return list(self.vals[lo:hi])
+
+    def merge(self, keys: Sequence[int], vals: Sequence[Any]) -> None:
+        """Add samples (``keys`` distinct, ascending), replacing any at the same instant."""
         self.last = None
-        keys = self.keys
-        if not keys or pairs[0][0] > keys[-1]:  # the usual case: newer samples
-            keys.extend(k for k, _ in pairs)
-            self.ts.extend(t for _, (t, _) in pairs)
-            self.vals.extend(v for _, (_, v) in pairs)
+        form, unit, col = _pack(vals)
+        if self.form is None:
+            self.form, self.unit, self.vals = form, unit, col[:0]
+        elif form != self.form or unit != self.unit:
+            # Mixed kinds or units: the whole series widens to a list of values.
+            if self.form != _ANY:
+                self.vals = self.values(0, len(self.keys))
+                self.form, self.unit = _ANY, None
+            col = list(vals)
+        old = self.keys
+        if not old or keys[0] > old[-1]:  # the usual case: newer samples
+            old.extend(keys)
+            self.vals.extend(col)
             return
-        merged = dict(zip(keys, zip(self.ts, self.vals, strict=True), strict=True))
-        merged.update(pairs)
-        ordered = sorted(merged.items())
-        self.keys = [k for k, _ in ordered]
-        self.ts = [t for _, (t, _) in ordered]
-        self.vals = [v for _, (_, v) in ordered]
+        merged = dict(zip(old, self.vals, strict=True))
+        merged.update(zip(keys, col, strict=True))
+        ordered = sorted(merged)
+        self.keys = array("q", ordered)
+        picked = [merged[k] for k in ordered]
+        self.vals = array(self.vals.typecode, picked) if self.form != _ANY else picked
 
     def read(self, lo: int, hi: int, tz: dt.tzinfo) -> HisChunk:
         last = self.last
         if last is not None and last[0] == lo and last[1] == hi and last[2] is tz:
             return last[3]
-        ts = self.ts[lo:hi]
-        if any(t.tzinfo is not tz for t in ts):
-            ts = [t.astimezone(tz) for t in ts]
-        chunk = HisChunk(tuple(ts), tuple(self.vals[lo:hi]))
+        chunk = HisChunk(tuple(_datetimes(self.keys[lo:hi], tz)), tuple(self.values(lo, hi)))
         self.last = (lo, hi, tz, chunk)
         return chunk
 
@@ -365,7 +439,7 @@ class MemoryStore:
                 series = b.history.get(id)
                 if series is None:
                     series = b.history[id] = _Series()
-                series.merge(chunk)
+                series.merge(*_sorted_columns(chunk))
                 written += len(chunk)
         return written
 
