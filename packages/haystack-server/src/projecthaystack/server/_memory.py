@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 from array import array
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Any, Final
@@ -15,7 +15,7 @@ from typing import Any, Final
 import anyio
 from msgspec.structs import force_setattr
 
-from projecthaystack.filter import And, Cmp, Filter, Has, Or, compile_filter
+from projecthaystack.filter import And, Cmp, Filter, Has, Or, Path, compile_filter
 from projecthaystack.kinds import FrozenDict, Number, Ref, Remove
 
 from ._store import (
@@ -44,55 +44,107 @@ FEED_SIZE: Final = 100_000
 """Changes the feed remembers; a cursor older than that gets a reset."""
 
 
-class _Candidates:
-    """Narrows a filter to the ids it can match, from the tag indexes: ``None`` means
-    the indexes cannot tell (a ``not``, a path) and every entity is a candidate."""
+class _Planner:
+    """Answers a filter from the indexes: the tag index (tag name to ids) and the Ref
+    index (tag name to the id referred to, to the ids referring to it).
 
-    def __init__(self, tags: Mapping[str, set[str]], entities: Mapping[str, Any]) -> None:
-        self._tags = tags
-        self._entities = entities
+    :meth:`exact` gives the ids matching a node exactly, or ``None`` where the indexes
+    cannot tell (a ``not``); a path such as ``siteRef->geoCity == "Hugo"`` is resolved
+    from its far end: the entities with ``geoCity == "Hugo"``, then those whose
+    ``siteRef`` refers to one of them, so no entity is looked up once per record.
+    :meth:`superset` gives ids that may match (``None``: any may)."""
 
-    def ids(self, node: Filter) -> set[str] | None:
-        if isinstance(node, Has | Cmp) and len(node.path.names) == 1:
-            name = node.path.names[0]
-            if isinstance(node, Cmp) and name == "id" and node.op == "==":
-                if type(node.value) is Ref and node.value.id in self._entities:
-                    return {node.value.id}
-                return set()
-            return self._tags.get(name, set())
+    def __init__(self, b: _Backend) -> None:
+        self._b = b
+
+    def _test(self, node: Filter) -> Callable[[Mapping[str, Any]], bool]:
+        return compile_filter(node, resolver=self._b.resolve)
+
+    def exact(self, node: Filter) -> set[str] | None:
+        b = self._b
+        if isinstance(node, Has | Cmp):
+            names = node.path.names
+            if len(names) == 1:
+                name = names[0]
+                if isinstance(node, Has):
+                    return set(b.tags.get(name, ()))
+                if name == "id" and node.op == "==":
+                    if type(node.value) is Ref and node.value.id in b.entities:
+                        return {node.value.id}
+                    return set()
+                test = self._test(node)
+                entities = b.entities
+                return {i for i in b.tags.get(name, ()) if test(entities[i])}
+            first, rest = names[0], Path(names[1:])
+            far: Filter = Has(rest) if isinstance(node, Has) else Cmp(rest, node.op, node.value)
+            inner = self.exact(far)
+            if inner is None:
+                return None
+            found: set[str] = set()
+            referring = b.refs.get(first)
+            if referring:
+                for target in inner:
+                    sources = referring.get(target)
+                    if sources:
+                        found |= sources
+            nested = b.nested.get(first)
+            if nested:
+                # Paths into nested dicts are walked record by record (they are rare).
+                test = self._test(node)
+                found.update(i for i in nested if test(b.entities[i]))
+            return found
+        if isinstance(node, And | Or):
+            parts: list[set[str]] = []
+            for op in node.operands:
+                found_op = self.exact(op)
+                if found_op is None:
+                    return None
+                parts.append(found_op)
+            if isinstance(node, Or):
+                return set().union(*parts)
+            parts.sort(key=len)
+            return parts[0].intersection(*parts[1:])
+        return None
+
+    def superset(self, node: Filter) -> set[str] | None:
+        if isinstance(node, Has | Cmp):
+            return self._b.tags.get(node.path.names[0], set())
         if isinstance(node, And):
-            known = [found for op in node.operands if (found := self.ids(op)) is not None]
+            known = [found for op in node.operands if (found := self.superset(op)) is not None]
             if not known:
                 return None
             known.sort(key=len)
-            return known[0].intersection(*known[1:]) if len(known) > 1 else known[0]
+            return known[0].intersection(*known[1:])
         if isinstance(node, Or):
             union: set[str] = set()
             for operand in node.operands:
-                found = self.ids(operand)
+                found = self.superset(operand)
                 if found is None:
                     return None
                 union |= found
             return union
         return None
 
-
-def _exact(node: Filter) -> bool:
-    """Whether the tag index answers ``node`` exactly (a plain tag, no path)."""
-    return isinstance(node, Has) and len(node.path.names) == 1
-
-
-def _residual(flt: Filter) -> Filter | None:
-    """What is left to test once the index has answered ``flt``'s plain tags (the
-    candidates intersect every term of an ``and``); ``None``: nothing is."""
-    if _exact(flt):
-        return None
-    if isinstance(flt, And):
-        rest = [op for op in flt.operands if not _exact(op)]
+    def plan(self, flt: Filter) -> tuple[set[str] | None, Filter | None]:
+        """The candidates (``None``: every entity) and what is left to test on them
+        (``None``: nothing, the candidates are the answer)."""
+        if not isinstance(flt, And):
+            exact = self.exact(flt)
+            return (exact, None) if exact is not None else (self.superset(flt), flt)
+        sets: list[set[str]] = []
+        rest: list[Filter] = []
+        for op in flt.operands:
+            found = self.exact(op)
+            if found is None:
+                rest.append(op)
+                found = self.superset(op)
+            if found is not None:
+                sets.append(found)
+        sets.sort(key=len)
+        candidates = sets[0].intersection(*sets[1:]) if sets else None
         if not rest:
-            return None
-        return rest[0] if len(rest) == 1 else And(tuple(rest))
-    return flt
+            return candidates, None
+        return candidates, rest[0] if len(rest) == 1 else And(tuple(rest))
 
 
 _NUM: Final = "num"
@@ -226,6 +278,10 @@ class _Backend:
     order: dict[str, int] = field(default_factory=dict)
     next_order: int = 0
     tags: dict[str, set[str]] = field(default_factory=dict)
+    # tag name -> id referred to -> ids referring to it (Refs and lists of Refs)
+    refs: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    # tag name -> ids whose value is a dict (a path walks into it)
+    nested: dict[str, set[str]] = field(default_factory=dict)
     seq: int = 0
     feed_seqs: list[int] = field(default_factory=list)
     feed_ids: list[str] = field(default_factory=list)
@@ -240,6 +296,10 @@ class _Backend:
     last_now: dt.datetime | None = None  # the latest ``now`` seen, for sweeping
     claims: dict[str, dt.datetime] = field(default_factory=dict)
     attempts: dict[str, deque[dt.datetime]] = field(default_factory=dict)
+
+    def resolve(self, ref: Ref) -> FrozenDict | None:
+        """The entity a Ref refers to (the resolver of filter paths)."""
+        return self.entities.get(ref.id)
 
 
 class MemoryStore:
@@ -298,19 +358,46 @@ class MemoryStore:
         b = self._b
         old = b.entities.get(id)
         if old is not None:
-            for name in old:
+            for name, val in old.items():
                 b.tags[name].discard(id)
+                if type(val) is Ref or type(val) is list or isinstance(val, Mapping):
+                    self._link(name, val, id, add=False)
         if record is None:
             b.entities.pop(id, None)
             b.order.pop(id, None)
             return
         frozen = record if isinstance(record, FrozenDict) else FrozenDict(record)
         b.entities[id] = frozen
-        for name in frozen:
+        for name, val in frozen.items():
             b.tags.setdefault(name, set()).add(id)
+            if type(val) is Ref or type(val) is list or isinstance(val, Mapping):
+                self._link(name, val, id, add=True)
         if id not in b.order:
             b.order[id] = b.next_order
             b.next_order += 1
+
+    def _link(self, name: str, val: Any, id: str, *, add: bool) -> None:
+        """Keep the Ref index (and the set of nested dicts) in step with one tag."""
+        b = self._b
+        if isinstance(val, Mapping):
+            if add:
+                b.nested.setdefault(name, set()).add(id)
+            else:
+                b.nested[name].discard(id)
+            return
+        targets = [val.id] if type(val) is Ref else [v.id for v in val if type(v) is Ref]
+        if not targets:
+            return
+        referring = b.refs.setdefault(name, {})
+        for target in targets:
+            if add:
+                referring.setdefault(target, set()).add(id)
+            else:
+                sources = referring.get(target)
+                if sources is not None:
+                    sources.discard(id)
+                    if not sources:
+                        del referring[target]
 
     async def get_entities(self, ids: Sequence[str]) -> list[FrozenDict | None]:
         """The entities with these ids, in order, ``None`` where there is none."""
@@ -320,11 +407,8 @@ class MemoryStore:
     async def query(self, flt: Filter, *, limit: int | None = None) -> list[FrozenDict]:
         """The entities matching ``flt``, narrowed by the tag indexes first."""
         entities = self._b.entities
-        candidates = _Candidates(self._b.tags, entities).ids(flt)
-        residual = _residual(flt) if candidates is not None else flt
-        test = None
-        if residual is not None:
-            test = compile_filter(residual, resolver=lambda ref: entities.get(ref.id))
+        candidates, residual = _Planner(self._b).plan(flt)
+        test = None if residual is None else compile_filter(residual, resolver=self._b.resolve)
         pool: Iterable[str]
         if candidates is None:
             pool = entities
