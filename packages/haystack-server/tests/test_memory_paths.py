@@ -52,7 +52,9 @@ _leaf: st.SearchStrategy[Filter] = st.one_of(
     st.builds(Has, st.builds(Path, st.tuples(st.sampled_from(["site", "equip", "temp"])))),
     st.builds(Missing, _path),
     st.builds(Cmp, _path, st.sampled_from(["==", "!="]), _ref),
-    st.builds(Cmp, _path, st.sampled_from(["<", ">="]), st.builds(Number, st.just(1500), st.just("ft²"))),
+    st.builds(
+        Cmp, _path, st.sampled_from(["<", ">="]), st.builds(Number, st.just(1500), st.just("ft²"))
+    ),
 )
 _filters = st.recursive(
     _leaf,
