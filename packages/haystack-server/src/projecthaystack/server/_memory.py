@@ -44,6 +44,9 @@ FEED_SIZE: Final = 100_000
 """Changes the feed remembers; a cursor older than that gets a reset."""
 
 
+_NONE: Final[set[str]] = set()  # never changed
+
+
 class _Planner:
     """Answers a filter from the indexes: the tag index (tag name to ids) and the Ref
     index (tag name to the id referred to, to the ids referring to it).
@@ -52,7 +55,8 @@ class _Planner:
     cannot tell (a ``not``); a path such as ``siteRef->geoCity == "Hugo"`` is resolved
     from its far end: the entities with ``geoCity == "Hugo"``, then those whose
     ``siteRef`` refers to one of them, so no entity is looked up once per record.
-    :meth:`superset` gives ids that may match (``None``: any may)."""
+    :meth:`superset` gives ids that may match (``None``: any may).  Sets handed out may
+    be the indexes' own: nobody changes them."""
 
     def __init__(self, b: _Backend) -> None:
         self._b = b
@@ -67,7 +71,7 @@ class _Planner:
             if len(names) == 1:
                 name = names[0]
                 if isinstance(node, Has):
-                    return set(b.tags.get(name, ()))
+                    return b.tags.get(name, _NONE)
                 if name == "id" and node.op == "==":
                     if type(node.value) is Ref and node.value.id in b.entities:
                         return {node.value.id}
@@ -80,18 +84,16 @@ class _Planner:
             inner = self.exact(far)
             if inner is None:
                 return None
-            found: set[str] = set()
+            found: set[str] = _NONE
             referring = b.refs.get(first)
             if referring:
-                for target in inner:
-                    sources = referring.get(target)
-                    if sources:
-                        found |= sources
+                hits = [s for t in inner if (s := referring.get(t))]
+                found = hits[0] if len(hits) == 1 else set().union(*hits)
             nested = b.nested.get(first)
             if nested:
                 # Paths into nested dicts are walked record by record (they are rare).
                 test = self._test(node)
-                found.update(i for i in nested if test(b.entities[i]))
+                found = found.union(i for i in nested if test(b.entities[i]))
             return found
         if isinstance(node, And | Or):
             parts: list[set[str]] = []
