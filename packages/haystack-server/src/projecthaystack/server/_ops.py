@@ -11,7 +11,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from projecthaystack.codecs import CODECS, parse_range, zinc
-from projecthaystack.filter import Filter, FilterError, FilterSyntaxError, parse, select
+from projecthaystack.filter import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_LENGTH,
+    Filter,
+    FilterError,
+    FilterSyntaxError,
+    parse,
+    select,
+)
 from projecthaystack.kinds import (
     NA,
     Col,
@@ -91,6 +99,13 @@ def _filter(ctx: OpContext, text: Any) -> Filter:
         raise OpError("'filter' must be a Str")
     limits = ctx.config.limits
     try:
+        if (
+            len(text) <= min(limits.max_filter_length, DEFAULT_MAX_LENGTH)
+            and limits.max_filter_depth == DEFAULT_MAX_DEPTH
+        ):
+            # Within both the server's limits and the filter package's defaults: the
+            # same answer as below, from the parse cache (which serves the defaults).
+            return parse(text)
         return parse(text, max_length=limits.max_filter_length, max_depth=limits.max_filter_depth)
     except FilterSyntaxError as exc:
         raise OpError(f"invalid filter: {exc}") from None
