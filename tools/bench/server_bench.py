@@ -234,8 +234,10 @@ def _load(server: Server, path: Callable[[int], str], requests: int, threads: in
                     return
                 accept = ZINC_ACCEPT if path is ZINC_READ and server.kind == "ours" else None
                 resp = http.get(path(i), headers={"Accept": accept} if accept else None)
-                if resp.status_code != 200 or b'"err"' in resp.content[:200] or (
-                    b"err" in resp.content[:40] and accept
+                if (
+                    resp.status_code != 200
+                    or b'"err"' in resp.content[:200]
+                    or (b"err" in resp.content[:40] and accept)
                 ):
                     failures.append(f"{resp.status_code} {resp.text[:200]}")
                     return

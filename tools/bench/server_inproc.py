@@ -40,12 +40,20 @@ X = "\u00d7"
 def _asgi(loop: asyncio.AbstractEventLoop, app: Any) -> Callable[..., bytes]:
     """A function that sends one request to ``app`` and returns the response body."""
 
-    def call(path: str, query: str = "", *, accept: str = "application/json",
-             body: bytes | None = None, ctype: str = "application/json") -> bytes:
+    def call(
+        path: str,
+        query: str = "",
+        *,
+        accept: str = "application/json",
+        body: bytes | None = None,
+        ctype: str = "application/json",
+    ) -> bytes:
         headers = [(b"accept", accept.encode()), (b"host", b"bench")]
         if body is not None:
-            headers += [(b"content-type", ctype.encode()),
-                        (b"content-length", str(len(body)).encode())]
+            headers += [
+                (b"content-type", ctype.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ]
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
             "method": "GET" if body is None else "POST", "scheme": "http",
@@ -103,10 +111,7 @@ class _Fresh:
 def _alpha_copies(data: bytes, count: int) -> Iterator[dict[str, Any]]:
     from projecthaystack.codecs import json as hjson
 
-    made = [
-        {r["id"].id: r for r in hjson.decode_grid(data).rows}
-        for _ in range(count)
-    ]
+    made = [{r["id"].id: r for r in hjson.decode_grid(data).rows} for _ in range(count)]
     return iter(made)
 
 
@@ -218,8 +223,7 @@ def requests(alpha: bytes, his_start: dt.datetime) -> list[str]:
         "|---|---:|---:|---:|---:|---:|",
         row("read 881 rows, fresh rows", "read fresh", "read floor", 1.5, "read hs_py"),
         row("read 881 rows, kept rows", "read kept", "read floor", 1.5, None),
-        row("read 881 rows as Zinc, fresh (floor: our JSON, fresh)", "zinc fresh",
-            "read fresh", 1.0, None),  # fmt: skip
+        row("read 881 rows as Zinc, fresh (floor: our JSON)", "zinc fresh", "read fresh", 1, None),
         row("read 'site'", "site ours", "site floor", 1.2, "site hs_py"),
         row("hisRead 10,000 samples, fresh", "his fresh", "his floor", 4.0, "his hs_py"),
         row("hisRead 10,000 samples, kept", "his kept", "his floor", 4.0, None),
@@ -309,7 +313,9 @@ def his_write(his_start: dt.datetime) -> list[str]:
     ]
 
 
-def _hspy_his_write(loop: asyncio.AbstractEventLoop, points: list[Any], bodies: list[bytes]) -> float:
+def _hspy_his_write(
+    loop: asyncio.AbstractEventLoop, points: list[Any], bodies: list[bytes]
+) -> float:
     from hs_py.fastapi_server import create_fastapi_app
     from hs_py.kinds import MARKER, Ref
     from hs_py.storage.memory import InMemoryAdapter
