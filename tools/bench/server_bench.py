@@ -232,7 +232,8 @@ def _load(server: Server, path: Callable[[int], str], requests: int, threads: in
                     i = next(counter, None)
                 if i is None:
                     return
-                accept = ZINC_ACCEPT if path is ZINC_READ and server.kind.startswith("ours") else None
+                ours = server.kind.startswith("ours")
+                accept = ZINC_ACCEPT if path is ZINC_READ and ours else None
                 resp = http.get(path(i), headers={"Accept": accept} if accept else None)
                 if (
                     resp.status_code != 200
