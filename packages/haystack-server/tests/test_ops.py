@@ -8,7 +8,7 @@ import pytest
 
 from projecthaystack.client import CallError, Client
 from projecthaystack.codecs import codec_for_mime, zinc
-from projecthaystack.kinds import Grid, Marker, Number, Ref, tz_from_name
+from projecthaystack.kinds import Col, Grid, Marker, Number, Ref, tz_from_name
 from projecthaystack.server import ServerConfig, ServerLimits
 from projecthaystack.server import __version__ as server_version
 
@@ -443,3 +443,21 @@ def test_ops_filetypes_defs_without_a_namespace(live: Live) -> None:
     assert c.libs()[0]["def"].val == "lib:hayserver"
     # Haystack 3's name for filetypes, which older clients still call.
     assert {r["mime"] for r in c.call("formats")} >= {"text/zinc", "application/json"}
+
+
+def test_batch_his_write_of_one_point_in_two_columns_keeps_the_last(op: Client) -> None:
+    req = Grid(
+        [Col("ts"), Col("a", {"id": Ref("t1")}), Col("b", {"id": Ref("t1")})],
+        [
+            {"ts": ts(8), "a": Number(1, "°F"), "b": Number(2, "°F")},
+            {"ts": ts(9), "a": Number(3, "°F")},
+            {"ts": ts(7), "b": Number(4, "°F")},
+        ],
+    )
+    op.call("hisWrite", req)
+    got = op.his_read(Ref("t1"), dt.date(2026, 3, 2))
+    assert [(r["ts"], r["val"]) for r in got] == [
+        (ts(7), Number(4, "°F")),
+        (ts(8), Number(2, "°F")),
+        (ts(9), Number(3, "°F")),
+    ]

@@ -261,6 +261,11 @@ class HaystackServer:
         for name, text in params.multi_items():
             if len(text) > self.config.limits.max_filter_length * 4:
                 raise HttpError(400, f"query parameter {name!r} is too long")
+            if "a" <= text[:1] <= "z":
+                # No Zinc scalar starts with a lower-case letter (a filter, a range like
+                # "today"): a Str, without a decode that would fail.
+                row[name] = text
+                continue
             try:
                 row[name] = zinc.decode_value(text, limits=self.limits)
             except HaystackError:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import secrets
+from array import array
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any, Final
 
 import anyio
+from msgspec.structs import force_setattr
 
-from projecthaystack.filter import And, Cmp, Filter, Has, Or, compile_filter
-from projecthaystack.kinds import FrozenDict, Ref, Remove
+from projecthaystack.filter import And, Cmp, Filter, Has, Or, Path, compile_filter
+from projecthaystack.kinds import FrozenDict, Number, Ref, Remove
 
 from ._store import (
     PROTOCOL_VERSION,
@@ -32,7 +35,7 @@ from ._store import (
     WatchSub,
     apply_point_write,
 )
-from .storeforms import entity_id, ts_key
+from .storeforms import entity_id, ts_from_key, ts_key
 
 __all__ = ["MemoryStore"]
 
@@ -41,97 +44,222 @@ FEED_SIZE: Final = 100_000
 """Changes the feed remembers; a cursor older than that gets a reset."""
 
 
-class _Candidates:
-    """Narrows a filter to the ids it can match, from the tag indexes: ``None`` means
-    the indexes cannot tell (a ``not``, a path) and every entity is a candidate."""
+_NONE: Final[set[str]] = set()  # never changed
 
-    def __init__(self, tags: Mapping[str, set[str]], entities: Mapping[str, Any]) -> None:
-        self._tags = tags
-        self._entities = entities
 
-    def ids(self, node: Filter) -> set[str] | None:
-        if isinstance(node, Has | Cmp) and len(node.path.names) == 1:
-            name = node.path.names[0]
-            if isinstance(node, Cmp) and name == "id" and node.op == "==":
-                if type(node.value) is Ref and node.value.id in self._entities:
-                    return {node.value.id}
-                return set()
-            return self._tags.get(name, set())
+class _Planner:
+    """Answers a filter from the indexes: the tag index (tag name to ids) and the Ref
+    index (tag name to the id referred to, to the ids referring to it).
+
+    :meth:`exact` gives the ids matching a node exactly, or ``None`` where the indexes
+    cannot tell (a ``not``); a path such as ``siteRef->geoCity == "Hugo"`` is resolved
+    from its far end: the entities with ``geoCity == "Hugo"``, then those whose
+    ``siteRef`` refers to one of them, so no entity is looked up once per record.
+    :meth:`superset` gives ids that may match (``None``: any may).  Sets handed out may
+    be the indexes' own: nobody changes them."""
+
+    def __init__(self, b: _Backend) -> None:
+        self._b = b
+
+    def _test(self, node: Filter) -> Callable[[Mapping[str, Any]], bool]:
+        return compile_filter(node, resolver=self._b.resolve)
+
+    def exact(self, node: Filter) -> set[str] | None:
+        b = self._b
+        if isinstance(node, Has | Cmp):
+            names = node.path.names
+            if len(names) == 1:
+                name = names[0]
+                if isinstance(node, Has):
+                    return b.tags.get(name, _NONE)
+                if name == "id" and node.op == "==":
+                    if type(node.value) is Ref and node.value.id in b.entities:
+                        return {node.value.id}
+                    return set()
+                test = self._test(node)
+                entities = b.entities
+                return {i for i in b.tags.get(name, ()) if test(entities[i])}
+            first, rest = names[0], Path(names[1:])
+            far: Filter = Has(rest) if isinstance(node, Has) else Cmp(rest, node.op, node.value)
+            inner = self.exact(far)
+            if inner is None:
+                return None
+            found: set[str] = _NONE
+            referring = b.refs.get(first)
+            if referring:
+                hits = [s for t in inner if (s := referring.get(t))]
+                found = hits[0] if len(hits) == 1 else set().union(*hits)
+            nested = b.nested.get(first)
+            if nested:
+                # Paths into nested dicts are walked record by record (they are rare).
+                test = self._test(node)
+                found = found.union(i for i in nested if test(b.entities[i]))
+            return found
+        if isinstance(node, And | Or):
+            parts: list[set[str]] = []
+            for op in node.operands:
+                found_op = self.exact(op)
+                if found_op is None:
+                    return None
+                parts.append(found_op)
+            if isinstance(node, Or):
+                return set().union(*parts)
+            parts.sort(key=len)
+            return parts[0].intersection(*parts[1:])
+        return None
+
+    def superset(self, node: Filter) -> set[str] | None:
+        if isinstance(node, Has | Cmp):
+            return self._b.tags.get(node.path.names[0], set())
         if isinstance(node, And):
-            known = [found for op in node.operands if (found := self.ids(op)) is not None]
+            known = [found for op in node.operands if (found := self.superset(op)) is not None]
             if not known:
                 return None
             known.sort(key=len)
-            return known[0].intersection(*known[1:]) if len(known) > 1 else known[0]
+            return known[0].intersection(*known[1:])
         if isinstance(node, Or):
             union: set[str] = set()
             for operand in node.operands:
-                found = self.ids(operand)
+                found = self.superset(operand)
                 if found is None:
                     return None
                 union |= found
             return union
         return None
 
-
-def _exact(node: Filter) -> bool:
-    """Whether the tag index answers ``node`` exactly (a plain tag, no path)."""
-    return isinstance(node, Has) and len(node.path.names) == 1
-
-
-def _residual(flt: Filter) -> Filter | None:
-    """What is left to test once the index has answered ``flt``'s plain tags (the
-    candidates intersect every term of an ``and``); ``None``: nothing is."""
-    if _exact(flt):
-        return None
-    if isinstance(flt, And):
-        rest = [op for op in flt.operands if not _exact(op)]
+    def plan(self, flt: Filter) -> tuple[set[str] | None, Filter | None]:
+        """The candidates (``None``: every entity) and what is left to test on them
+        (``None``: nothing, the candidates are the answer)."""
+        if not isinstance(flt, And):
+            exact = self.exact(flt)
+            return (exact, None) if exact is not None else (self.superset(flt), flt)
+        sets: list[set[str]] = []
+        rest: list[Filter] = []
+        for op in flt.operands:
+            found = self.exact(op)
+            if found is None:
+                rest.append(op)
+                found = self.superset(op)
+            if found is not None:
+                sets.append(found)
+        sets.sort(key=len)
+        candidates = sets[0].intersection(*sets[1:]) if sets else None
         if not rest:
-            return None
-        return rest[0] if len(rest) == 1 else And(tuple(rest))
-    return flt
+            return candidates, None
+        return candidates, rest[0] if len(rest) == 1 else And(tuple(rest))
+
+
+_NUM: Final = "num"
+_BOOL: Final = "bool"
+_ANY: Final = "any"
+_FLOAT_SAFE: Final = 4_000_000_000 * 1_000_000
+"""Keys (microseconds) within this of the epoch survive ``key / 1e6`` as a float to the
+microsecond (below 2**32 s the float's spacing is under half a microsecond)."""
+
+
+def _pack(vals: Sequence[Any]) -> tuple[str, str | None, Any]:
+    """A column of values in its most compact form: Numbers of one unit as float64s (the
+    unit kept once), Bools as bytes, anything else as a list."""
+    kinds = set(map(type, vals))
+    if kinds == {Number}:
+        units = {v.unit for v in vals}
+        if len(units) == 1:
+            return _NUM, units.pop(), array("d", [v.val for v in vals])
+    elif kinds == {bool}:
+        return _BOOL, None, array("b", vals)
+    return _ANY, None, list(vals)
+
+
+def _numbers(vals: Iterable[float], unit: str | None) -> list[Number]:
+    """Numbers from floats checked when they were written: copies of one template with
+    the value set, which skips the (already passed) checks of ``Number()``."""
+    # msgspec Structs have a C __copy__ (mypy's stubs do not say so); copy.copy is slower.
+    copy = Number(0.0, unit).__copy__  # type: ignore[attr-defined]
+    out: list[Number] = []
+    append = out.append
+    for v in vals:
+        n = copy()
+        force_setattr(n, "val", v)
+        append(n)
+    return out
+
+
+def _datetimes(keys: Sequence[int], tz: dt.tzinfo) -> list[dt.datetime]:
+    """The datetimes of ``ts_key`` keys, in ``tz``."""
+    if keys and keys[0] > -_FLOAT_SAFE and keys[-1] < _FLOAT_SAFE:
+        at = dt.datetime.fromtimestamp
+        return [at(k / 1e6, tz) for k in keys]
+    return [ts_from_key(k, tz) for k in keys]
+
+
+def _sorted_columns(chunk: HisChunk) -> tuple[Sequence[int], Sequence[Any]]:
+    """A chunk's instants (``ts_key``) and values, ascending by instant."""
+    keys = getattr(chunk, "keys", None)  # a KeyedChunk: sorted, its keys made already
+    if keys is not None:
+        return keys, chunk.val
+    keys = list(map(ts_key, chunk.ts))
+    if all(a < b for a, b in pairwise(keys)):
+        return keys, chunk.val
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return [keys[i] for i in order], [chunk.val[i] for i in order]
 
 
 class _Series:
-    """One point's history: instants (``ts_key``) in order, with their timestamps as
-    written (in the point's zone) and values, and the last answer handed out."""
+    """One point's history as columns: instants (``ts_key``, int64) in order, and values
+    in the most compact form that holds them all (float64 with one unit, bytes for Bools,
+    else a list); and the last answer handed out.  A million Numbers take 16 MB."""
 
-    __slots__ = ("keys", "last", "ts", "vals")
+    __slots__ = ("form", "keys", "last", "unit", "vals")
 
     def __init__(self) -> None:
-        self.keys: list[int] = []
-        self.ts: list[dt.datetime] = []
-        self.vals: list[Any] = []
+        self.keys: array[int] = array("q")
+        self.form: str | None = None  # None until the first sample
+        self.unit: str | None = None
+        self.vals: Any = None
         # The last chunk read, by (lo, hi, zone): read again unchanged, it is handed
         # out again (immutable, so sharing it is safe) rather than rebuilt.
         self.last: tuple[int, int, dt.tzinfo, HisChunk] | None = None
 
-    def merge(self, chunk: HisChunk) -> None:
-        pairs = sorted(
-            {ts_key(t): (t, v) for t, v in zip(chunk.ts, chunk.val, strict=True)}.items()
-        )
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def values(self, lo: int, hi: int) -> list[Any]:
+        """The values of positions ``lo`` to ``hi`` as kinds."""
+        if self.form == _NUM:
+            return _numbers(self.vals[lo:hi], self.unit)
+        if self.form == _BOOL:
+            return [v == 1 for v in self.vals[lo:hi]]
+        return list(self.vals[lo:hi])
+
+    def merge(self, keys: Sequence[int], vals: Sequence[Any]) -> None:
+        """Add samples (``keys`` distinct, ascending), replacing any at the same instant."""
         self.last = None
-        keys = self.keys
-        if not keys or pairs[0][0] > keys[-1]:  # the usual case: newer samples
-            keys.extend(k for k, _ in pairs)
-            self.ts.extend(t for _, (t, _) in pairs)
-            self.vals.extend(v for _, (_, v) in pairs)
+        form, unit, col = _pack(vals)
+        if self.form is None:
+            self.form, self.unit, self.vals = form, unit, col[:0]
+        elif form != self.form or unit != self.unit:
+            # Mixed kinds or units: the whole series widens to a list of values.
+            if self.form != _ANY:
+                self.vals = self.values(0, len(self.keys))
+                self.form, self.unit = _ANY, None
+            col = list(vals)
+        old = self.keys
+        if not old or keys[0] > old[-1]:  # the usual case: newer samples
+            old.extend(keys)
+            self.vals.extend(col)
             return
-        merged = dict(zip(keys, zip(self.ts, self.vals, strict=True), strict=True))
-        merged.update(pairs)
-        ordered = sorted(merged.items())
-        self.keys = [k for k, _ in ordered]
-        self.ts = [t for _, (t, _) in ordered]
-        self.vals = [v for _, (_, v) in ordered]
+        merged = dict(zip(old, self.vals, strict=True))
+        merged.update(zip(keys, col, strict=True))
+        ordered = sorted(merged)
+        self.keys = array("q", ordered)
+        picked = [merged[k] for k in ordered]
+        self.vals = array(self.vals.typecode, picked) if self.form != _ANY else picked
 
     def read(self, lo: int, hi: int, tz: dt.tzinfo) -> HisChunk:
         last = self.last
         if last is not None and last[0] == lo and last[1] == hi and last[2] is tz:
             return last[3]
-        ts = self.ts[lo:hi]
-        if any(t.tzinfo is not tz for t in ts):
-            ts = [t.astimezone(tz) for t in ts]
-        chunk = HisChunk(tuple(ts), tuple(self.vals[lo:hi]))
+        chunk = HisChunk(tuple(_datetimes(self.keys[lo:hi], tz)), tuple(self.values(lo, hi)))
         self.last = (lo, hi, tz, chunk)
         return chunk
 
@@ -152,6 +280,10 @@ class _Backend:
     order: dict[str, int] = field(default_factory=dict)
     next_order: int = 0
     tags: dict[str, set[str]] = field(default_factory=dict)
+    # tag name -> id referred to -> ids referring to it (Refs and lists of Refs)
+    refs: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    # tag name -> ids whose value is a dict (a path walks into it)
+    nested: dict[str, set[str]] = field(default_factory=dict)
     seq: int = 0
     feed_seqs: list[int] = field(default_factory=list)
     feed_ids: list[str] = field(default_factory=list)
@@ -166,6 +298,10 @@ class _Backend:
     last_now: dt.datetime | None = None  # the latest ``now`` seen, for sweeping
     claims: dict[str, dt.datetime] = field(default_factory=dict)
     attempts: dict[str, deque[dt.datetime]] = field(default_factory=dict)
+
+    def resolve(self, ref: Ref) -> FrozenDict | None:
+        """The entity a Ref refers to (the resolver of filter paths)."""
+        return self.entities.get(ref.id)
 
 
 class MemoryStore:
@@ -224,19 +360,46 @@ class MemoryStore:
         b = self._b
         old = b.entities.get(id)
         if old is not None:
-            for name in old:
+            for name, val in old.items():
                 b.tags[name].discard(id)
+                if type(val) is Ref or type(val) is list or isinstance(val, Mapping):
+                    self._link(name, val, id, add=False)
         if record is None:
             b.entities.pop(id, None)
             b.order.pop(id, None)
             return
         frozen = record if isinstance(record, FrozenDict) else FrozenDict(record)
         b.entities[id] = frozen
-        for name in frozen:
+        for name, val in frozen.items():
             b.tags.setdefault(name, set()).add(id)
+            if type(val) is Ref or type(val) is list or isinstance(val, Mapping):
+                self._link(name, val, id, add=True)
         if id not in b.order:
             b.order[id] = b.next_order
             b.next_order += 1
+
+    def _link(self, name: str, val: Any, id: str, *, add: bool) -> None:
+        """Keep the Ref index (and the set of nested dicts) in step with one tag."""
+        b = self._b
+        if isinstance(val, Mapping):
+            if add:
+                b.nested.setdefault(name, set()).add(id)
+            else:
+                b.nested[name].discard(id)
+            return
+        targets = [val.id] if type(val) is Ref else [v.id for v in val if type(v) is Ref]
+        if not targets:
+            return
+        referring = b.refs.setdefault(name, {})
+        for target in targets:
+            if add:
+                referring.setdefault(target, set()).add(id)
+            else:
+                sources = referring.get(target)
+                if sources is not None:
+                    sources.discard(id)
+                    if not sources:
+                        del referring[target]
 
     async def get_entities(self, ids: Sequence[str]) -> list[FrozenDict | None]:
         """The entities with these ids, in order, ``None`` where there is none."""
@@ -246,11 +409,8 @@ class MemoryStore:
     async def query(self, flt: Filter, *, limit: int | None = None) -> list[FrozenDict]:
         """The entities matching ``flt``, narrowed by the tag indexes first."""
         entities = self._b.entities
-        candidates = _Candidates(self._b.tags, entities).ids(flt)
-        residual = _residual(flt) if candidates is not None else flt
-        test = None
-        if residual is not None:
-            test = compile_filter(residual, resolver=lambda ref: entities.get(ref.id))
+        candidates, residual = _Planner(self._b).plan(flt)
+        test = None if residual is None else compile_filter(residual, resolver=self._b.resolve)
         pool: Iterable[str]
         if candidates is None:
             pool = entities
@@ -365,7 +525,7 @@ class MemoryStore:
                 series = b.history.get(id)
                 if series is None:
                     series = b.history[id] = _Series()
-                series.merge(chunk)
+                series.merge(*_sorted_columns(chunk))
                 written += len(chunk)
         return written
 

@@ -11,7 +11,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from projecthaystack.codecs import CODECS, parse_range, zinc
-from projecthaystack.filter import Filter, FilterError, FilterSyntaxError, parse, select
+from projecthaystack.filter import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_LENGTH,
+    Filter,
+    FilterError,
+    FilterSyntaxError,
+    parse,
+    select,
+)
 from projecthaystack.kinds import (
     NA,
     Col,
@@ -29,11 +37,11 @@ from projecthaystack.kinds import (
 
 from .__about__ import __version__
 from ._errors import OpError
-from ._his import check_sample, check_value
+from ._his import check_samples, check_value, chunk_of
 from ._opapi import Op, OpContext
 from ._specs import SpecRewriter
 from ._store import PRIORITY_LEVELS, HisChunk, PriorityLevel, Role
-from .storeforms import token_hash, ts_key
+from .storeforms import token_hash
 
 __all__ = ["STANDARD_OPS"]
 
@@ -91,6 +99,13 @@ def _filter(ctx: OpContext, text: Any) -> Filter:
         raise OpError("'filter' must be a Str")
     limits = ctx.config.limits
     try:
+        if (
+            len(text) <= min(limits.max_filter_length, DEFAULT_MAX_LENGTH)
+            and limits.max_filter_depth == DEFAULT_MAX_DEPTH
+        ):
+            # Within both the server's limits and the filter package's defaults: the
+            # same answer as below, from the parse cache (which serves the defaults).
+            return parse(text)
         return parse(text, max_length=limits.max_filter_length, max_depth=limits.max_filter_depth)
     except FilterSyntaxError as exc:
         raise OpError(f"invalid filter: {exc}") from None
@@ -485,24 +500,22 @@ async def his_write(ctx: OpContext, req: Grid) -> Grid:
     if not req.has_col("ts"):
         raise OpError("hisWrite needs a 'ts' column")
     points = await _entities(ctx, [ref for ref, _ in columns], "his")
-    # Per point, its samples by instant: a later one at the same instant (in the grid,
-    # or in another column for the same point) wins, as it would in the store.
-    plan: dict[str, dict[int, tuple[dt.datetime, Any]]] = {}
+    stamps = [row.get("ts") for row in req]
+    # Per point, its samples: a later one at the same instant (in the grid, or in
+    # another column for the same point) wins, as it would in the store.
+    plan: dict[str, tuple[list[Any], list[Any]]] = {}
     for point, (_, col) in zip(points, columns, strict=True):
         tz = _point_tz(point)
-        samples = plan.setdefault(point["id"].id, {})
-        for row in req:
-            val = row.get(col)
-            if val is None and col != "val":
-                continue  # a batch's missing sample
-            ts = row.get("ts")
-            check_sample(point, tz, ts, val)
-            assert isinstance(ts, dt.datetime)  # check_sample made sure
-            samples[ts_key(ts)] = (ts, val)
-    batch = {
-        pid: HisChunk(tuple(t for t, _ in s.values()), tuple(v for _, v in s.values()))
-        for pid, s in plan.items()
-    }
+        vals = [row.get(col) for row in req]
+        ts: list[Any] = stamps
+        if col != "val" and None in vals:  # a batch's missing samples
+            kept = [i for i, v in enumerate(vals) if v is not None]
+            ts, vals = [stamps[i] for i in kept], [vals[i] for i in kept]
+        check_samples(point, tz, ts, vals)
+        pid = point["id"].id
+        found = plan.get(pid)
+        plan[pid] = (ts, vals) if found is None else (found[0] + ts, found[1] + vals)
+    batch: dict[str, HisChunk] = {pid: chunk_of(ts, vals) for pid, (ts, vals) in plan.items()}
     # One call, all or nothing across the points.
     await ctx.store.his_write(batch)
     return Grid.empty()
