@@ -74,7 +74,7 @@ from ._history import (
     samples_of,
     stored,
 )
-from ._jsonb import decode_many, decode_tags, encode_many, encode_tags
+from ._jsonb import decode_many, decode_tags, encode_tags
 from ._schema import (
     CHUNK_SAMPLES,
     HIS,
@@ -92,6 +92,9 @@ DEFAULT_SCHEMA: Final = "haystack"
 FEED_SIZE: Final = 100_000
 """Changes the feed keeps; a cursor older than that gets a reset."""
 _OUR_PARAMS: Final = ("schema", "pool_min", "pool_max", "pool_timeout")
+_COPY_FROM: Final = 64
+"""Entities a put must have to try COPY (below that, one statement is quicker than the
+check and the COPY)."""
 _SWEEP_EVERY: Final = 60.0  # seconds between sweeps of expired rows, per store object
 _POLL_FALLBACK: Final = 1.0  # seconds between feed checks while LISTEN is down
 
@@ -338,17 +341,25 @@ class PgStore:
         return await self._call(run, read_only=True, tx=False)
 
     async def put_entities(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Insert or replace whole entities by id, all or none: one statement (the batch
-        travels as one JSON array, encoded in one call and parsed once by the server)
-        and the feed, in one transaction."""
+        """Insert or replace whole entities by id, all or none, with the feed, in one
+        transaction.
+
+        A large batch of new ids (a building being loaded) goes in by COPY, the fastest way
+        into PostgreSQL: one statement checks that none of its ids is there and takes
+        their positions in first-put order, then the rows are copied in id order (so
+        concurrent batches cannot deadlock).  Otherwise, or when another writer put one
+        of the ids in the meantime (the COPY then fails whole and nothing is kept), the
+        batch goes as one JSON array to one ``INSERT ... ON CONFLICT``.
+        """
         batch: dict[str, Mapping[str, Any]] = {}
         for record in records:
             batch[entity_id(record)] = record
         if not batch:
             return
-        text = encode_many(batch.values())
+        texts = [encode_tags(r) for r in batch.values()]
+        ids = list(batch)
 
-        async def run(conn: Conn) -> None:
+        async def upsert(conn: Conn) -> None:
             await conn.execute(
                 sql.SQL(
                     "INSERT INTO {e} (id, seq, tags)"
@@ -360,11 +371,38 @@ class PgStore:
                     " ORDER BY id"
                     " ON CONFLICT (id) DO UPDATE SET tags = EXCLUDED.tags"
                 ).format(e=self._entities, s=self._entity_seq),
-                [text],
+                ["[" + ",".join(texts) + "]"],
             )
-            await self._record_changes(conn, list(batch))
+            await self._record_changes(conn, ids)
 
-        await self._call(run)
+        async def run(conn: Conn) -> None:
+            cur = await conn.execute(
+                sql.SQL(
+                    "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM {e} WHERE id = ANY(%(ids)s))"
+                    " THEN (SELECT array_agg(nextval({s}) ORDER BY i)"
+                    "  FROM generate_series(1, %(n)s) i) END"
+                ).format(e=self._entities, s=self._entity_seq),
+                {"ids": ids, "n": len(ids)},
+            )
+            row = await cur.fetchone()
+            if row is None or row[0] is None:
+                await upsert(conn)
+                return
+            # New ids: positions in first-put order, rows in id order.
+            copy = sql.SQL("COPY {} (id, seq, tags) FROM STDIN").format(self._entities)
+            async with conn.cursor().copy(copy) as cp:
+                for item in sorted(zip(ids, row[0], texts, strict=True)):
+                    await cp.write_row(item)
+            await self._record_changes(conn, ids)
+
+        if len(ids) < _COPY_FROM:
+            await self._call(upsert)
+            return
+        try:
+            await self._call(run)
+        except pgerrors.UniqueViolation:
+            # Another writer put one of the ids since the check: nothing was kept.
+            await self._call(upsert)
 
     async def update_entity(self, id: str, changes: Mapping[str, Any]) -> FrozenDict | None:
         """Merge ``changes`` into an entity in one statement; ``Remove`` deletes a tag,
