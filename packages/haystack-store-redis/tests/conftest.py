@@ -294,6 +294,15 @@ async def pair_valkey(
 
 
 @pytest.fixture
+async def pair_valkey_resp3(
+    valkey: RedisProcs, prefix: str
+) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two store instances on the Valkey server started here, speaking RESP3."""
+    async for pair in _pair(f"redis://127.0.0.1:{valkey.ports[0]}/0", prefix, protocol=3):
+        yield pair
+
+
+@pytest.fixture
 async def pair_single_resp3(prefix: str) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
     """Two store instances on the shared node speaking RESP3 (``protocol=3``)."""
     if not shared_up():

@@ -60,3 +60,11 @@ class TestValkey(RedisContract):
         self, pair_valkey: tuple[RedisStore, RedisStore]
     ) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
         return pair_valkey
+
+
+class TestValkeyResp3(RedisContract):
+    @pytest.fixture
+    async def stores(
+        self, pair_valkey_resp3: tuple[RedisStore, RedisStore]
+    ) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+        return pair_valkey_resp3
