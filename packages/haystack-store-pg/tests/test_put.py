@@ -4,6 +4,7 @@ and both keep first-put order, replace whole records and feed the change feed.""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from typing import cast
 
@@ -93,7 +94,7 @@ async def test_an_id_put_by_another_writer_during_the_copy(store: PgStore) -> No
             sql.SQL("INSERT INTO {} (id, seq, tags) VALUES (%s, -1, %s)").format(
                 sql.Identifier(store.schema, "entities")
             ),
-            [taken, '{"id": {"_kind": "ref", "val": "%s"}, "theirs": true}' % taken],
+            [taken, json.dumps({"id": {"_kind": "ref", "val": taken}, "theirs": True})],
         )
         task = asyncio.create_task(store.put_entities(records))
         async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as watch:
