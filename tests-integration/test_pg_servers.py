@@ -1,7 +1,8 @@
 """Two separate ``haystack-server serve --store postgresql://...`` processes on one
 database act as one server: a login on one is honoured by the other, a watch on one
 sees writes made through the other, and eight concurrent writers of 10,000 samples each
-(through both) lose nothing.
+(through both) lose nothing.  The processes are started by ``conftest.serve_store``
+(the building they load is ``conftest.SERVE_BUILDING``) and stopped by PID.
 
 Uses the shared PostgreSQL on 127.0.0.1:5432 (database ``test``, or ``HAYSTACK_PG_URL``)
 with a schema of its own, dropped afterwards.  Outside CI, without PostgreSQL, these
@@ -13,14 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import psycopg
@@ -34,32 +31,6 @@ PG_URL = os.environ.get("HAYSTACK_PG_URL", "postgresql://postgres@127.0.0.1:5432
 ADMIN, PASSWORD = "admin", "two-servers-one-database"
 T0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 
-BUILDING = """\
-id:@site
-dis:"Site"
-site
-tz:"UTC"
----
-id:@shared
-dis:"Shared meter"
-point
-his
-kind:"Number"
-unit:"kWh"
-tz:"UTC"
-siteRef:@site
----
-id:@sp
-dis:"Setpoint"
-point
-writable
-cur
-kind:"Number"
-unit:"°F"
-tz:"UTC"
-siteRef:@site
-"""
-
 
 def _require_pg() -> None:
     try:
@@ -71,84 +42,28 @@ def _require_pg() -> None:
         pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "haystack-server"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("haystack-server")
-    assert found, "the haystack-server command is not installed"
-    return [found]
-
-
+@dataclass
 class Servers:
-    def __init__(self, tmp: Path) -> None:
-        self.schema = "hs_it_" + secrets.token_hex(5)
-        separator = "&" if "?" in PG_URL else "?"
-        self.store = f"{PG_URL}{separator}schema={self.schema}"
-        (tmp / "building.trio").write_text(BUILDING, encoding="utf-8")
-        env = {
-            **os.environ,
-            "HAYSTACK_SECRET": secrets.token_hex(32),
-            "HAYSTACK_ADMIN_USER": ADMIN,
-            "HAYSTACK_ADMIN_PASSWORD": PASSWORD,
-        }
-        self.urls: list[str] = []
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
-        for n in range(2):
-            port = _free_port()
-            log = tmp / f"server{n}.log"
-            args = [*_command(), "serve", "--store", self.store, "--port", str(port)]
-            args += ["--log-level", "warning", "--load", str(tmp / "building.trio")]
-            with log.open("wb") as out:
-                self.procs.append(subprocess.Popen(args, env=env, stdout=out, stderr=out))
-            self.logs.append(log)
-            self.urls.append(f"http://127.0.0.1:{port}/api")
-        for n, url in enumerate(self.urls):
-            self._wait(n, url)
+    """Two servers (``conftest.ServeProcesses``) on one schema of the shared database."""
 
-    def _wait(self, n: int, url: str) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.procs[n].poll() is not None:
-                raise AssertionError(f"server {n} stopped:\n{self.logs[n].read_text()}")
-            try:
-                if httpx.get(url + "/about", timeout=2).status_code in (200, 401):
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server {n} did not start:\n{self.logs[n].read_text()}")
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
-            )
+    urls: list[str]
+    schema: str
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+def servers(serve_store: Callable[..., Any]) -> Iterator[Servers]:
     _require_pg()
-    s = Servers(tmp_path_factory.mktemp("pg-servers"))
+    schema = "hs_it_" + secrets.token_hex(5)
+    separator = "&" if "?" in PG_URL else "?"
+    procs = None
     try:
-        yield s
+        procs = serve_store(f"{PG_URL}{separator}schema={schema}", PASSWORD)
+        yield Servers(procs.urls, schema)
     finally:
-        s.stop()
+        if procs is not None:
+            procs.stop()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def test_a_login_on_one_is_honoured_by_the_other(servers: Servers) -> None:

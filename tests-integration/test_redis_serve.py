@@ -7,7 +7,8 @@ sessions on both.  The second process runs ``--workers 2``.
 Uses the shared Redis on 127.0.0.1:6379 (database 0) under a key prefix of its own,
 deleted afterwards with SCAN + UNLINK on that prefix only.  Outside CI, without Redis,
 these tests skip (start redis-server); under ``CI=true`` they fail.  Every server process
-is started here and stopped by its PID (its workers too).
+is started by ``conftest.serve_store`` (the building they load is
+``conftest.SERVE_BUILDING``) and stopped by its PID (its workers too).
 """
 
 from __future__ import annotations
@@ -15,14 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-import shutil
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,38 +28,11 @@ import pytest
 from projecthaystack.client import CallError, Client, CredentialsRejectedError
 from projecthaystack.codecs import zinc
 from projecthaystack.kinds import Grid, Number, Ref
-from projecthaystack.server.testing import free_port
 
 REDIS = "redis://127.0.0.1:6379/0"
 ADMIN, PASSWORD = "admin", "two-servers-one-redis"
 T0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 TIMEOUT = 60.0  # seconds any one wait may take (a start, a stop, a request)
-
-BUILDING = """\
-id:@site
-dis:"Site"
-site
-tz:"UTC"
----
-id:@shared
-dis:"Shared meter"
-point
-his
-kind:"Number"
-unit:"kWh"
-tz:"UTC"
-siteRef:@site
----
-id:@sp
-dis:"Setpoint"
-point
-writable
-cur
-kind:"Number"
-unit:"°F"
-tz:"UTC"
-siteRef:@site
-"""
 
 
 def _require_redis() -> None:
@@ -74,43 +45,6 @@ def _require_redis() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "haystack-server"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("haystack-server")
-    assert found, "the haystack-server command is not installed"
-    return [found]
-
-
-def _descendants(pid: int) -> list[int]:
-    """The PIDs of every process below ``pid`` (from /proc: Linux)."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # gone meanwhile
-        # The command name is in parentheses and may hold spaces: split after it.
-        fields = text[text.rindex(")") + 2 :].split()
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return state[state.rindex(")") + 2] != "Z"
 
 
 def _drop_prefix(prefix: str) -> int:
@@ -127,80 +61,28 @@ def _drop_prefix(prefix: str) -> int:
         client.close()
 
 
+@dataclass
 class Servers:
-    """Two ``haystack-server serve`` processes on one Redis prefix: ``a`` with one
-    worker, ``b`` with two."""
+    """Two servers (``conftest.ServeProcesses``) on one prefix: ``a`` with one worker,
+    ``b`` with two."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.prefix = "hs-it-" + secrets.token_hex(6)
-        self.store = f"{REDIS}?prefix={self.prefix}"
-        (tmp / "building.trio").write_text(BUILDING, encoding="utf-8")
-        self.env = {
-            **os.environ,
-            "HAYSTACK_SECRET": secrets.token_hex(32),
-            "HAYSTACK_ADMIN_USER": ADMIN,
-            "HAYSTACK_ADMIN_PASSWORD": PASSWORD,
-        }
-        self.urls: list[str] = []
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
-        try:
-            for n, workers in enumerate((1, 2)):
-                port = free_port()
-                log = tmp / f"server{n}.log"
-                args = [*_command(), "serve", "--store", self.store, "--port", str(port)]
-                args += ["--log-level", "warning", "--load", str(tmp / "building.trio")]
-                args += ["--workers", str(workers)]
-                with log.open("wb") as out:
-                    self.procs.append(subprocess.Popen(args, env=self.env, stdout=out, stderr=out))
-                self.logs.append(log)
-                self.urls.append(f"http://127.0.0.1:{port}/api")
-            for n, url in enumerate(self.urls):
-                self._wait(n, url)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait(self, n: int, url: str) -> None:
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            if self.procs[n].poll() is not None:
-                raise AssertionError(f"server {n} stopped:\n{self.logs[n].read_text()}")
-            try:
-                if httpx.get(url + "/about", timeout=2).status_code == 401:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server {n} did not start:\n{self.logs[n].read_text()}")
-
-    def stop(self) -> None:
-        """SIGTERM to each server's PID (it stops its workers), SIGKILL to whatever of
-        ours is left after the timeout; then the prefix's keys go."""
-        below = {proc.pid: _descendants(proc.pid) for proc in self.procs}
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(TIMEOUT)
-        for pids in below.values():
-            for pid in pids:
-                if _alive(pid):
-                    os.kill(pid, signal.SIGKILL)
-        _drop_prefix(self.prefix)
+    urls: list[str]
+    procs: Any  # conftest.ServeProcesses
+    prefix: str
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+def servers(serve_store: Callable[..., Any]) -> Iterator[Servers]:
     _require_redis()
-    s = Servers(tmp_path_factory.mktemp("redis-servers"))
+    prefix = "hs-it-" + secrets.token_hex(6)
+    procs = None
     try:
-        yield s
+        procs = serve_store(f"{REDIS}?prefix={prefix}", PASSWORD, workers=(1, 2))
+        yield Servers(procs.urls, procs, prefix)
     finally:
-        s.stop()
+        if procs is not None:
+            procs.stop()
+        _drop_prefix(prefix)
 
 
 def _status(url: str, token: str) -> int:
@@ -336,7 +218,7 @@ def test_two_workers_serve_as_one(servers: Servers) -> None:
     """b runs two worker processes; requests on fresh connections land on either, and
     every one of them honours a token made on a and sees a's writes."""
     a, b = servers.urls
-    workers = [p for p in _descendants(servers.procs[1].pid) if _worker(p)]
+    workers = [p for p in servers.procs.below(1) if _worker(p)]
     assert len(workers) == 2, workers
     token = _login(a, ADMIN, PASSWORD)
     assert [_status(b, token) for _ in range(20)] == [200] * 20

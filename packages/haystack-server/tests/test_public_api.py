@@ -39,6 +39,7 @@ PUBLIC = [
     "Store",
     "StoreError",
     "StoreInfo",
+    "StoreUnavailableError",
     "UnknownEntityError",
     "UnknownUserError",
     "User",

@@ -1,5 +1,6 @@
 """Schema migrations: a store made by an older version upgrades on open, keeping its
-data (a version-3 store's samples, one row each, are packed into chunks); concurrent
+data (a version-3 store's samples, one row each, are packed into chunks; a version-4
+store's change feed, one row per id, becomes one row per write); concurrent
 openers of a fresh schema do not race; URLs and names are checked."""
 
 from __future__ import annotations
@@ -165,6 +166,54 @@ async def test_a_version_3_store_gets_its_samples_packed(schema: str) -> None:
             [schema],
         )
         assert await cur.fetchone() == (0,)
+
+
+@pytest.mark.anyio
+async def test_a_version_4_feed_keeps_its_positions(schema: str) -> None:
+    """Version 4 kept a feed row per id; version 5 a row per write: the rows move over
+    with their positions, so a cursor handed out before the upgrade reads on after it."""
+    n = Names(schema)
+    async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
+        assert await migrate(conn, n, upto=4) == (0, 4)
+        seq = sql.Literal(n("change_seq").as_string(conn))
+        for id in ("a", "b", "a"):
+            await conn.execute(
+                sql.SQL("INSERT INTO {} (seq, id) VALUES (nextval({}), %s)").format(
+                    n("changes"), seq
+                ),
+                [id],
+            )
+        cur = await conn.execute(
+            sql.SQL("SELECT value FROM {} WHERE key = 'epoch'").format(n("meta"))
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        epoch = row[0]
+    store = PgStore(PG_URL, schema=schema)
+    await store.open()
+    try:
+        assert (await store.info()).schema == LATEST_VERSION
+        first = await store.changes_since(f"{epoch}:1")
+        assert (first.ids, first.cursor, first.reset) == ({"a", "b"}, f"{epoch}:3", False)
+        assert (await store.changes_since(f"{epoch}:2")).ids == {"a"}
+        assert (await store.changes_since(f"{epoch}:3")).ids == frozenset()
+        await store.put_entities([{"id": Ref("x")}, {"id": Ref("y")}, {"id": Ref("z")}])
+        assert (await store.changes_since(f"{epoch}:3")).ids == {"x", "y", "z"}
+        # A cursor inside a write's row sees only the ids after it.
+        later = await store.changes_since(f"{epoch}:4")
+        assert (later.ids, later.cursor) == ({"y", "z"}, f"{epoch}:6")
+    finally:
+        await store.close()
+    async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
+        cur = await conn.execute(
+            sql.SQL("SELECT seq, n, ids FROM {} ORDER BY seq").format(n("changes"))
+        )
+        assert await cur.fetchall() == [
+            (1, 1, ["a"]),
+            (2, 1, ["b"]),
+            (3, 1, ["a"]),
+            (6, 3, ["x", "y", "z"]),
+        ]
 
 
 @pytest.mark.anyio

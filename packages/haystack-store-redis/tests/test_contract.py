@@ -1,5 +1,6 @@
 """The storage protocol's contract suite, on two store instances per backend: the shared
-single node (a fresh key prefix per test) and a real three-master cluster started here."""
+single node (a fresh key prefix per test), a real three-master cluster started here, and
+a Valkey server started here."""
 
 from __future__ import annotations
 
@@ -51,3 +52,19 @@ class TestClusterResp3(RedisContract):
         self, pair_cluster_resp3: tuple[RedisStore, RedisStore]
     ) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
         return pair_cluster_resp3
+
+
+class TestValkey(RedisContract):
+    @pytest.fixture
+    async def stores(
+        self, pair_valkey: tuple[RedisStore, RedisStore]
+    ) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+        return pair_valkey
+
+
+class TestValkeyResp3(RedisContract):
+    @pytest.fixture
+    async def stores(
+        self, pair_valkey_resp3: tuple[RedisStore, RedisStore]
+    ) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+        return pair_valkey_resp3

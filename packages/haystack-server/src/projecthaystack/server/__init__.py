@@ -47,6 +47,7 @@ from ._store import Session as Session
 from ._store import Store as Store
 from ._store import StoreError as StoreError
 from ._store import StoreInfo as StoreInfo
+from ._store import StoreUnavailableError as StoreUnavailableError
 from ._store import UnknownEntityError as UnknownEntityError
 from ._store import UnknownUserError as UnknownUserError
 from ._store import User as User
@@ -95,6 +96,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreInfo",
+    "StoreUnavailableError",
     "UnknownEntityError",
     "UnknownUserError",
     "User",

@@ -61,7 +61,8 @@ Ids are the plain strings of Refs (``"site-1"``, without ``@``); entities are
         ├── UserExistsError   create_user: the name is taken
         ├── UnknownUserError  update_user: no such user
         ├── UnknownEntityError  his_write: a point that does not exist
-        └── WatchLimitError   watch_sub: a per-user or per-watch cap would be passed
+        ├── WatchLimitError   watch_sub: a per-user or per-watch cap would be passed
+        └── StoreUnavailableError  the backend cannot be reached (also an HttpError: 503)
 
 The contract suite :mod:`projecthaystack.server.storetests` checks an implementation
 against all of this, on two instances of the store on one backend.
@@ -79,7 +80,7 @@ from projecthaystack.auth import ScramCredentials
 from projecthaystack.filter import Filter
 from projecthaystack.kinds import FrozenDict, Number, Remove
 
-from ._errors import ServerError
+from ._errors import HttpError, ServerError
 
 __all__ = [
     "PRIORITY_LEVELS",
@@ -94,6 +95,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreInfo",
+    "StoreUnavailableError",
     "UnknownEntityError",
     "UnknownUserError",
     "User",
@@ -155,6 +157,17 @@ class WatchLimitError(StoreError, ValueError):
         else:
             message = f"a watch holds at most {cap} ids"
         super().__init__(message)
+
+
+class StoreUnavailableError(StoreError, HttpError):
+    """The store's backend cannot be reached, is restarting or failing over, or had no
+    connection in time: the server answers HTTP 503 with ``Retry-After``, and the client
+    may retry.  A store raises it only when nothing was half-applied (each write is one
+    transaction or script, applied whole or not at all).  Every store package raises
+    this one class, so callers catch one exception whatever the backend."""
+
+    def __init__(self, message: str) -> None:
+        HttpError.__init__(self, 503, f"store unavailable: {message}", {"Retry-After": "1"})
 
 
 # -- values -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type | type(open_store)):
+    # StoreUnavailableError is the server's class, re-exported: it keeps its module.
+    if isinstance(_obj, type | type(open_store)) and _obj.__module__.startswith(__name__):
         _obj.__module__ = __name__
 del _name, _obj

@@ -91,9 +91,12 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def _check_depth(record: Mapping[str, Any]) -> None:
+    flat = _FLAT.issuperset  # one C loop over a dict's value types
+    if flat(map(type, record.values())):
+        return
     for value in record.values():
         t = type(value)
-        if t in _FLAT:
+        if t in _FLAT or ((t is FrozenDict or t is dict) and flat(map(type, value.values()))):
             continue
         if (t in _NESTED or hasattr(value, "rows")) and _depth(value, MAX_DEPTH) > MAX_DEPTH:
             raise EncodeError(f"an entity may nest lists, dicts and grids {MAX_DEPTH} deep")

@@ -16,7 +16,9 @@ table              what
                    (``partitions`` or ``timescaledb``)
 ``entities``       one row per entity: ``id``, ``seq`` (first put, the query order),
                    ``tags`` (JSONB, Haystack JSON v4; GIN index)
-``changes``        the change feed: ``seq`` (from ``change_seq``), ``id``
+``changes``        the change feed, one row per write: ``ids`` (the entities written, at
+                   consecutive positions), ``n`` (how many), ``seq`` (the last
+                   position, from ``change_seq``; the first is ``seq - n + 1``)
 ``his_points``     one row per point with history: ``pid`` (a small integer the samples
                    carry), ``unit`` (its Numbers' unit, kept once)
 ``his``            samples packed in chunks of up to :data:`CHUNK_SAMPLES`, one row per
@@ -319,11 +321,26 @@ async def _v4_data(conn: Conn, n: Names, timescale: bool) -> None:
     await conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN kinds").format(n("his_points")))
 
 
+def _v5(n: Names, timescale: bool) -> list[sql.Composed]:
+    return [
+        sql.SQL(
+            "CREATE TABLE {} (seq bigint PRIMARY KEY, n integer NOT NULL, ids text[] NOT NULL)"
+        ).format(n("changes_batches")),
+        sql.SQL("INSERT INTO {} (seq, n, ids) SELECT seq, 1, ARRAY[id] FROM {}").format(
+            n("changes_batches"), n("changes")
+        ),
+        sql.SQL("DROP TABLE {}").format(n("changes")),
+        sql.SQL("ALTER TABLE {} RENAME TO changes").format(n("changes_batches")),
+        sql.SQL("ALTER INDEX {} RENAME TO changes_pkey").format(n("changes_batches_pkey")),
+    ]
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "entities (JSONB tags, GIN index, first-put order) and the change feed", _v1),
     Migration(2, "history: typed sample tables partitioned by month, points with units", _v2),
     Migration(3, "priority arrays, watches, users, sessions, handshake claims, attempts", _v3),
     Migration(4, "history packed in chunks of samples, one row each, by month", _v4, _v4_data),
+    Migration(5, "the change feed: one row per write, its ids at consecutive positions", _v5),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

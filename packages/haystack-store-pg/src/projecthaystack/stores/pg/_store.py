@@ -74,7 +74,7 @@ from ._history import (
     samples_of,
     stored,
 )
-from ._jsonb import decode_many, decode_tags, encode_many, encode_tags
+from ._jsonb import decode_many, decode_tags, encode_tags
 from ._schema import (
     CHUNK_SAMPLES,
     HIS,
@@ -92,6 +92,9 @@ DEFAULT_SCHEMA: Final = "haystack"
 FEED_SIZE: Final = 100_000
 """Changes the feed keeps; a cursor older than that gets a reset."""
 _OUR_PARAMS: Final = ("schema", "pool_min", "pool_max", "pool_timeout")
+_COPY_FROM: Final = 64
+"""Entities a put must have to try COPY (below that, one statement is quicker than the
+check and the COPY)."""
 _SWEEP_EVERY: Final = 60.0  # seconds between sweeps of expired rows, per store object
 _POLL_FALLBACK: Final = 1.0  # seconds between feed checks while LISTEN is down
 
@@ -166,6 +169,7 @@ class PgStore:
         self._timescale = False
         self._partitions: set[dt.datetime] = set()
         self._chunk = CHUNK_SAMPLES  # samples a chunk holds (tests make it small)
+        self._feed_size = FEED_SIZE  # changes the feed keeps (tests make it small)
         self._his_sql = {
             (quotas, limited): read_sql(n, quotas=quotas, limited=limited)
             for quotas in (False, True)
@@ -338,17 +342,25 @@ class PgStore:
         return await self._call(run, read_only=True, tx=False)
 
     async def put_entities(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Insert or replace whole entities by id, all or none: one statement (the batch
-        travels as one JSON array, encoded in one call and parsed once by the server)
-        and the feed, in one transaction."""
+        """Insert or replace whole entities by id, all or none, with the feed, in one
+        transaction.
+
+        A large batch of new ids (a building being loaded) goes in by COPY, the fastest way
+        into PostgreSQL: one statement checks that none of its ids is there and takes
+        their positions in first-put order, then the rows are copied in id order (so
+        concurrent batches cannot deadlock).  Otherwise, or when another writer put one
+        of the ids in the meantime (the COPY then fails whole and nothing is kept), the
+        batch goes as one JSON array to one ``INSERT ... ON CONFLICT``.
+        """
         batch: dict[str, Mapping[str, Any]] = {}
         for record in records:
             batch[entity_id(record)] = record
         if not batch:
             return
-        text = encode_many(batch.values())
+        texts = [encode_tags(r) for r in batch.values()]
+        ids = list(batch)
 
-        async def run(conn: Conn) -> None:
+        async def upsert(conn: Conn) -> None:
             await conn.execute(
                 sql.SQL(
                     "INSERT INTO {e} (id, seq, tags)"
@@ -360,11 +372,38 @@ class PgStore:
                     " ORDER BY id"
                     " ON CONFLICT (id) DO UPDATE SET tags = EXCLUDED.tags"
                 ).format(e=self._entities, s=self._entity_seq),
-                [text],
+                ["[" + ",".join(texts) + "]"],
             )
-            await self._record_changes(conn, list(batch))
+            await self._record_changes(conn, ids)
 
-        await self._call(run)
+        async def run(conn: Conn) -> None:
+            cur = await conn.execute(
+                sql.SQL(
+                    "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM {e} WHERE id = ANY(%(ids)s))"
+                    " THEN (SELECT array_agg(nextval({s}) ORDER BY i)"
+                    "  FROM generate_series(1, %(n)s) i) END"
+                ).format(e=self._entities, s=self._entity_seq),
+                {"ids": ids, "n": len(ids)},
+            )
+            row = await cur.fetchone()
+            if row is None or row[0] is None:
+                await upsert(conn)
+                return
+            # New ids: positions in first-put order, rows in id order.
+            copy = sql.SQL("COPY {} (id, seq, tags) FROM STDIN").format(self._entities)
+            async with conn.cursor().copy(copy) as cp:
+                for item in sorted(zip(ids, row[0], texts, strict=True)):
+                    await cp.write_row(item)
+            await self._record_changes(conn, ids)
+
+        if len(ids) < _COPY_FROM:
+            await self._call(upsert)
+            return
+        try:
+            await self._call(run)
+        except pgerrors.UniqueViolation:
+            # Another writer put one of the ids since the check: nothing was kept.
+            await self._call(upsert)
 
     async def update_entity(self, id: str, changes: Mapping[str, Any]) -> FrozenDict | None:
         """Merge ``changes`` into an entity in one statement; ``Remove`` deletes a tag,
@@ -433,31 +472,35 @@ class PgStore:
 
     # -- the change feed -------------------------------------------------------------------
     async def _record_changes(self, conn: Conn, ids: Sequence[str]) -> None:
-        """Append ``ids`` to the feed inside the caller's transaction, and announce it.
+        """Append ``ids`` to the feed inside the caller's transaction, and announce it:
+        one row for the whole batch, its ids at consecutive positions.
 
         The advisory lock is held to the end of the transaction, so feed positions
         commit in order: a reader that has seen position n has seen every one below."""
-        cur = await conn.execute(
+        await conn.execute(
             sql.SQL(
                 "WITH lock AS (SELECT pg_advisory_xact_lock(hashtextextended(%(schema)s, 1))),"
-                " ins AS (INSERT INTO {} (seq, id)"
-                "  SELECT nextval({}), u.id FROM lock, unnest(%(ids)s::text[]) u(id)"
-                "  RETURNING seq)"
-                " SELECT pg_notify(%(channel)s, ''), (SELECT max(seq) FROM ins)"
-            ).format(self._changes, self._change_seq),
-            {"schema": self.schema, "ids": list(ids), "channel": self._channel},
+                # The batch takes the next n positions, as one row: only holders of the
+                # lock move the sequence, so nextval then setval reserves them all.
+                " pos AS (SELECT setval({s}, nextval({s}) + %(n)s - 1) AS top FROM lock),"
+                " ins AS (INSERT INTO {c} (seq, n, ids)"
+                "  SELECT top, %(n)s, %(ids)s::text[] FROM pos),"
+                # About every 1024 positions, the feed is cut to its last FEED_SIZE.
+                " cut AS (SELECT top - %(size)s AS floor FROM pos"
+                "  WHERE top / 1024 <> (top - %(n)s) / 1024),"
+                " gone AS (DELETE FROM {c} WHERE seq <= (SELECT floor FROM cut)),"
+                " moved AS (UPDATE {m} SET value = greatest(value::bigint, cut.floor)::text"
+                "  FROM cut WHERE key = 'feed_floor')"
+                " SELECT pg_notify(%(channel)s, '')"
+            ).format(c=self._changes, s=self._change_seq, m=self._meta),
+            {
+                "schema": self.schema,
+                "ids": list(ids),
+                "n": len(ids),
+                "size": self._feed_size,
+                "channel": self._channel,
+            },
         )
-        row = await cur.fetchone()
-        top = int(row[1]) if row and row[1] is not None else 0
-        if top // 1024 != (top - len(ids)) // 1024:  # about every 1024 changes
-            await conn.execute(
-                sql.SQL(
-                    "WITH cut AS (DELETE FROM {c} WHERE seq <= %(floor)s)"
-                    " UPDATE {m} SET value = greatest(value::bigint, %(floor)s)::text"
-                    " WHERE key = 'feed_floor'"
-                ).format(c=self._changes, m=self._meta),
-                {"floor": top - FEED_SIZE},
-            )
 
     def _cursor(self, seq: int) -> str:
         return f"{self._epoch}:{seq}"
@@ -486,12 +529,13 @@ class PgStore:
         seq = None if cursor is None else self._seq_of(cursor)
         query = sql.SQL(
             "SELECT f.floor, greatest(f.floor, (SELECT max(seq) FROM {c})),"
-            " ARRAY(SELECT DISTINCT id FROM {c} WHERE seq > %s)"
+            " ARRAY(SELECT DISTINCT u.id FROM {c} c, unnest(c.ids) WITH ORDINALITY u(id, k)"
+            "  WHERE c.seq > %(seq)s AND c.seq - c.n + u.k > %(seq)s)"
             " FROM (SELECT value::bigint AS floor FROM {m} WHERE key = 'feed_floor') f"
         ).format(c=self._changes, m=self._meta)
 
         async def run(conn: Conn) -> Changes:
-            cur = await conn.execute(query, [2**62 if seq is None else seq])
+            cur = await conn.execute(query, {"seq": 2**62 if seq is None else seq})
             row = await cur.fetchone()
             assert row is not None
             floor, top, ids = int(row[0]), int(row[1]), row[2]
@@ -1022,11 +1066,15 @@ class PgStore:
                 cur = await conn.execute(
                     sql.SQL(
                         "SELECT DISTINCT w.id, i.id FROM {w} w"
-                        " JOIN {c} c ON c.seq > w.cursor AND c.seq <= %s"
-                        " JOIN {wi} i ON i.watch = w.id AND i.id = c.id AND c.seq > i.since"
-                        " WHERE w.id = ANY(%s)"
+                        " JOIN {c} c ON c.seq > w.cursor"
+                        " CROSS JOIN LATERAL unnest(c.ids) WITH ORDINALITY u(id, k)"
+                        " JOIN {wi} i ON i.watch = w.id AND i.id = u.id"
+                        # The position of each id in its batch row.
+                        "  AND c.seq - c.n + u.k > i.since"
+                        " WHERE w.id = ANY(%(watches)s) AND c.seq - c.n + u.k > w.cursor"
+                        " AND c.seq - c.n + u.k <= %(top)s"
                     ).format(w=self._watches, c=self._changes, wi=self._watch_ids),
-                    [top, partial],
+                    {"top": top, "watches": partial},
                 )
                 for wid, id in await cur.fetchall():
                     changed[wid].append(id)

@@ -3,29 +3,24 @@
 ::
 
     HaystackError
-    └── ServerError
-        └── HttpError
-            └── StoreUnavailableError   Redis cannot be reached or is failing over (503)
-    HaystackError
-    └── RedisStoreError                 the store refuses its data or configuration
+    ├── ServerError                      (projecthaystack.server)
+    │   └── StoreError
+    │       └── StoreUnavailableError    Redis cannot be reached or is failing over
+    │                                    (the server's, also an HttpError: 503)
+    └── RedisStoreError                  the store refuses its data or configuration
+
+``StoreUnavailableError`` is the server's own class (every store raises the same one),
+re-exported here.  Nothing is half-written when it is raised (every write is one Lua
+script, which runs whole or not at all), so the client may retry; the connection pool
+reconnects on its own.
 """
 
 from __future__ import annotations
 
 from projecthaystack.kinds import HaystackError
-from projecthaystack.server import HttpError
+from projecthaystack.server import StoreUnavailableError
 
 __all__ = ["RedisStoreError", "StoreUnavailableError"]
-
-
-class StoreUnavailableError(HttpError):
-    """Redis cannot be reached, timed out, is loading, or a cluster shard is failing
-    over.  The server answers 503 with ``Retry-After``; nothing was half-written (every
-    write is one Lua script, which runs whole or not at all), so the client may retry.
-    The connection pool reconnects on its own."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(503, f"store unavailable: {message}", {"Retry-After": "1"})
 
 
 class RedisStoreError(HaystackError, ValueError):
