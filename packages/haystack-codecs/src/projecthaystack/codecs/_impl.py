@@ -47,7 +47,7 @@ COMPILED_MODULES: Final = (
 shared by both implementations, so a ``Limits`` or an error is one class whichever runs."""
 
 _HERE = Path(__file__).resolve().parent
-_BUILD_HINT = "build it with `python3 tools/dev.py compile` (needs a C compiler) or pip install"
+_BUILD_HINT = "`python3 tools/dev.py compile` in a clone, or a pip install with a C compiler"
 
 
 def compiled_modules() -> dict[str, ModuleType]:
@@ -62,17 +62,19 @@ def compiled_modules() -> dict[str, ModuleType]:
             module = importlib.import_module(f"{__package__}._compiled.{name}")
         except ImportError as exc:
             raise ImportError(
-                f"the compiled codecs are not built ({exc}); {_BUILD_HINT}"
+                f"the compiled codecs are not built ({exc}); build them with {_BUILD_HINT}"
             ) from exc
         where = str(getattr(module, "__file__", ""))
         if not where.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
-            raise ImportError(f"{module.__name__} is not compiled ({where}); {_BUILD_HINT}")
+            raise ImportError(
+                f"{module.__name__} is not compiled ({where}); build it with {_BUILD_HINT}"
+            )
         source = _HERE / f"{name}.py"
         built_from = getattr(module, "SOURCE_SHA256", None)
         if source.exists() and built_from != hashlib.sha256(source.read_bytes()).hexdigest():
             raise ImportError(
                 f"{module.__name__} was built from another version of {source.name}; "
-                f"rebuild it: {_BUILD_HINT}"
+                f"rebuild it with {_BUILD_HINT}"
             )
         found[name] = module
     return found
