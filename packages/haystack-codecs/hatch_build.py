@@ -163,49 +163,50 @@ def main(argv: list[str]) -> int:
 
 
 try:
+    from hatchling.builders.config import BuilderConfig
     from hatchling.builders.hooks.plugin.interface import BuildHookInterface
-except ImportError:  # run as a script where hatchling is not installed
-    BuildHookInterface = object  # type: ignore[assignment,misc]
+except ImportError:  # run as a script where hatchling is not installed: no hook to define
+    pass
+else:
 
+    class CompiledCodecsHook(BuildHookInterface[BuilderConfig]):
+        """hatchling's hook: compile into the wheel where it can, else a pure wheel."""
 
-class CompiledCodecsHook(BuildHookInterface):  # type: ignore[misc]
-    """hatchling's hook: compile into the wheel where it can, else a pure wheel."""
+        PLUGIN_NAME = "custom"
 
-    PLUGIN_NAME = "custom"
+        def dependencies(self) -> list[str]:
+            """mypy (for mypyc) and setuptools (its build_ext), unless told not to compile."""
+            return [] if os.environ.get(ENV_VAR) == "0" else list(BUILD_REQUIRES)
 
-    def dependencies(self) -> list[str]:
-        """mypy (for mypyc) and setuptools (its build_ext), unless told not to compile."""
-        return [] if os.environ.get(ENV_VAR) == "0" else list(BUILD_REQUIRES)
-
-    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        """Compile into a scratch directory and add the extensions to the wheel."""
-        mode = os.environ.get(ENV_VAR, "")
-        # Editable installs import the sources in place: `dev.py compile` builds there.
-        if self.target_name != "wheel" or version == "editable" or mode == "0":
-            return
-        out = Path(self.directory) / ".compiled-codecs"
-        shutil.rmtree(out, ignore_errors=True)
-        try:
-            built = build(out)
-        except Exception as exc:  # no compiler, no mypyc, a mypyc error: a pure wheel
-            if mode == "1":
-                raise
-            self.app.display_warning(
-                f"haystack-codecs: building the compiled codecs failed, the wheel is pure "
-                f"Python ({type(exc).__name__}: {exc}); set {ENV_VAR}=0 to skip trying"
-            )
-            return
-        build_data["pure_python"] = False
-        build_data["infer_tag"] = True
-        for path in built:
-            build_data["force_include"][str(path)] = f"projecthaystack/codecs/_compiled/{path.name}"
-        self._out = out
-
-    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
-        """Remove the scratch copies of the extensions."""
-        out = getattr(self, "_out", None)
-        if out is not None:
+        def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+            """Compile into a scratch directory and add the extensions to the wheel."""
+            mode = os.environ.get(ENV_VAR, "")
+            # Editable installs import the sources in place: `dev.py compile` builds there.
+            if self.target_name != "wheel" or version == "editable" or mode == "0":
+                return
+            out = Path(self.directory) / ".compiled-codecs"
             shutil.rmtree(out, ignore_errors=True)
+            try:
+                built = build(out)
+            except Exception as exc:  # no compiler, no mypyc, a mypyc error: a pure wheel
+                if mode == "1":
+                    raise
+                self.app.display_warning(
+                    f"haystack-codecs: building the compiled codecs failed, the wheel is pure "
+                    f"Python ({type(exc).__name__}: {exc}); set {ENV_VAR}=0 to skip trying"
+                )
+                return
+            build_data["pure_python"] = False
+            build_data["infer_tag"] = True
+            for path in built:
+                build_data["force_include"][str(path)] = f"projecthaystack/codecs/_compiled/{path.name}"
+            self._out = out
+
+        def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+            """Remove the scratch copies of the extensions."""
+            out = getattr(self, "_out", None)
+            if out is not None:
+                shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -291,7 +291,7 @@ def damaged(draw: st.DrawFn) -> tuple[str, str]:
     grid = draw(grids(scalars, max_rows=3))
     written = encoders(PURE)[fmt](grid)
     body = written.decode() if isinstance(written, bytes) else written
-    junk = st.sampled_from(list('",:{}[]()<>`@^$\\\n\r\t -_0123456789.eEZTMNRaz€"') + ['"_kind"'])
+    junk = st.sampled_from([*'",:{}[]()<>`@^$\\\n\r\t -_0123456789.eEZTMNRaz€"', '"_kind"'])
     for _ in range(draw(st.integers(1, 3))):
         at = draw(st.integers(0, len(body)))
         how = draw(st.sampled_from(["replace", "insert", "delete"]))
