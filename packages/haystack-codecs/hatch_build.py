@@ -198,8 +198,9 @@ else:
                 return
             build_data["pure_python"] = False
             build_data["infer_tag"] = True
+            into = "projecthaystack/codecs/_compiled/"
             for path in built:
-                build_data["force_include"][str(path)] = f"projecthaystack/codecs/_compiled/{path.name}"
+                build_data["force_include"][str(path)] = into + path.name
             self._out = out
 
         def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
