@@ -96,6 +96,11 @@ def test_this_process_runs_what_the_switch_says() -> None:
     runs = COMPILED if wanted == "compiled" else PURE
     assert codecs.zinc.decode_grid is runs["_zinc_read"].decode_grid
     assert codecs.json.encode_grid_bytes is runs["_json"].encode_grid_bytes
+    for public in (codecs.zinc, codecs.json, codecs.trio, codecs.csv):
+        for name in public.__all__:
+            compiled = type(getattr(public, name)).__name__ == "builtin_function_or_method"
+            assert compiled == (wanted == "compiled"), (public.__name__, name)
+            assert getattr(public, name).__module__ == public.__name__
 
 
 def test_compiled_modules_older_than_their_source_are_refused(
@@ -109,7 +114,7 @@ def test_compiled_modules_older_than_their_source_are_refused(
         _impl.compiled_modules()
     monkeypatch.setenv("HAYSTACK_IMPL", "")
     with pytest.warns(RuntimeWarning, match="using the pure-Python codecs: .* rebuild it"):
-        assert _impl._choose() == "python"
+        assert _impl._choose() == ("python", {})
     monkeypatch.setenv("HAYSTACK_IMPL", "compiled")
     with pytest.raises(ImportError, match="built from another version"):
         _impl._choose()
@@ -120,7 +125,7 @@ def test_missing_or_uncompiled_modules_are_refused(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ImportError, match=r"not built .*python3 tools/dev.py compile"):
         _impl.compiled_modules()
     monkeypatch.setenv("HAYSTACK_IMPL", "")
-    assert _impl._choose() == "python"  # quietly: nothing was built
+    assert _impl._choose() == ("python", {})  # quietly: nothing was built
     monkeypatch.setenv("HAYSTACK_IMPL", "compiled")
     with pytest.raises(ImportError, match=r"not built .*python3 tools/dev.py compile"):
         _impl._choose()

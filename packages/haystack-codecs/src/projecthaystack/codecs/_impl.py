@@ -24,9 +24,9 @@ import os
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-__all__ = ["COMPILED_MODULES", "ENV_VAR", "IMPLEMENTATION", "compiled_modules"]
+__all__ = ["COMPILED_MODULES", "ENV_VAR", "IMPLEMENTATION", "compiled_modules", "use_compiled"]
 
 ENV_VAR: Final = "HAYSTACK_IMPL"
 
@@ -80,25 +80,38 @@ def compiled_modules() -> dict[str, ModuleType]:
     return found
 
 
-def _choose() -> Literal["python", "compiled"]:
+def _choose() -> tuple[Literal["python", "compiled"], dict[str, ModuleType]]:
+    """The implementation ``HAYSTACK_IMPL`` asks for, and its compiled modules if any."""
     wanted = os.environ.get(ENV_VAR, "").strip().lower()
     if wanted == "python":
-        return "python"
+        return "python", {}
     if wanted == "compiled":
-        compiled_modules()  # raises ImportError, saying why
-        return "compiled"
+        return "compiled", compiled_modules()  # or the ImportError saying why not
     if wanted:
         raise ImportError(f"{ENV_VAR}={wanted!r}: expected 'python', 'compiled' or unset")
     try:
-        compiled_modules()
+        return "compiled", compiled_modules()
     except ImportError as exc:
         if "built from another version" in str(exc):
             # Stale compiled modules beside edited sources: say so, rather than test the
             # pure modules while believing the compiled ones run.
             warnings.warn(f"using the pure-Python codecs: {exc}", RuntimeWarning, stacklevel=2)
-        return "python"
-    return "compiled"
+        return "python", {}
 
 
-IMPLEMENTATION: Final[Literal["python", "compiled"]] = _choose()
+_CHOSEN, _TWINS = _choose()
+IMPLEMENTATION: Final[Literal["python", "compiled"]] = _CHOSEN
 """``"compiled"`` or ``"python"``: the implementation this process runs."""
+
+
+def use_compiled(namespace: dict[str, Any], names: list[str]) -> None:
+    """Put in ``namespace`` the compiled twin of each function or class of ``names``,
+    when the compiled implementation runs; leave the pure-Python ones otherwise.
+
+    The public modules import the pure-Python names (what type checkers and the
+    documentation read) and call this before anything else sees them.
+    """
+    for name in names:
+        module = namespace[name].__module__.rpartition(".")[2]
+        if module in _TWINS:
+            namespace[name] = getattr(_TWINS[module], name)

@@ -6,26 +6,13 @@
 '4500ft²'
 """
 
-from typing import TYPE_CHECKING
-
-from ._impl import IMPLEMENTATION
-
-# One implementation runs, picked by HAYSTACK_IMPL (see _impl): the types and the
-# documentation are the pure-Python modules', which the compiled ones are built from.
-if TYPE_CHECKING or IMPLEMENTATION == "python":
-    from ._zinc_read import decode_grid as decode_grid
-    from ._zinc_read import decode_value as decode_value
-    from ._zinc_read import read_value as read_value
-    from ._zinc_write import encode_grid as encode_grid
-    from ._zinc_write import encode_grid_bytes as encode_grid_bytes
-    from ._zinc_write import encode_value as encode_value
-else:
-    from ._compiled._zinc_read import decode_grid as decode_grid
-    from ._compiled._zinc_read import decode_value as decode_value
-    from ._compiled._zinc_read import read_value as read_value
-    from ._compiled._zinc_write import encode_grid as encode_grid
-    from ._compiled._zinc_write import encode_grid_bytes as encode_grid_bytes
-    from ._compiled._zinc_write import encode_value as encode_value
+from ._impl import use_compiled as _use_compiled
+from ._zinc_read import decode_grid as decode_grid
+from ._zinc_read import decode_value as decode_value
+from ._zinc_read import read_value as read_value
+from ._zinc_write import encode_grid as encode_grid
+from ._zinc_write import encode_grid_bytes as encode_grid_bytes
+from ._zinc_write import encode_value as encode_value
 
 __all__ = [
     "decode_grid",
@@ -35,6 +22,10 @@ __all__ = [
     "encode_value",
     "read_value",
 ]
+
+# The compiled twins of these functions when they run (HAYSTACK_IMPL, see _impl);
+# the imports above are what the types and the documentation describe.
+_use_compiled(globals(), __all__)
 
 # Show the public module in tracebacks, reprs and help() rather than the private one.
 for _name in __all__:
