@@ -4,6 +4,8 @@ modules that are missing, not compiled, or older than their source are refused."
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -142,3 +144,39 @@ def test_every_compiled_module_is_a_twin_of_its_source(
     for name, module in compiled.items():
         assert module.__name__ == f"projecthaystack.codecs._compiled.{name}"
         assert not str(module.__file__).endswith(".py")
+
+
+def _hatch_build() -> ModuleType:
+    """The package's build script (beside its pyproject.toml), loaded from its file."""
+    path = Path(__file__).resolve().parents[1] / "hatch_build.py"
+    spec = importlib.util.spec_from_file_location("hatch_build", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_build_compiles_the_modules_the_switch_loads() -> None:
+    assert _hatch_build().compiled_names() == COMPILED_MODULES
+
+
+def test_the_compiled_copies_share_the_modules_that_are_not_compiled() -> None:
+    build = _hatch_build()
+    here = Path(_impl.__file__).parent
+    for name in COMPILED_MODULES:
+        source = (here / f"{name}.py").read_text(encoding="utf-8")
+        copy = build.compiled_copy(name, source, COMPILED_MODULES)
+        for line in copy.splitlines():
+            if line.startswith("from ."):
+                target = line.split()[1]
+                if target.startswith(".._"):  # a shared module: one Limits, one error class
+                    assert target[2:] not in COMPILED_MODULES
+                    assert (here / f"{target[2:]}.py").exists(), line
+                else:  # another compiled module
+                    assert target[1:] in COMPILED_MODULES, line
+        digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+        assert copy.endswith(f'SOURCE_SHA256 = "{digest}"  # of {name}.py, for _impl\n')
+    text = build.compiled_copy(
+        "_x", "from ._limits import Limits\nfrom ._text import a\n", ("_text",)
+    )
+    assert text.startswith("from .._limits import Limits\nfrom ._text import a\n")
