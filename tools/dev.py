@@ -8,6 +8,7 @@
     python3 tools/dev.py bench     # the benchmarks under tools/bench
     python3 tools/dev.py scaleout  # servers behind HAProxy under load and faults (tools/scaleout)
     python3 tools/dev.py wheels    # dist/wheels: a wheelhouse to pip install from
+    python3 tools/dev.py compile   # the compiled codecs (mypyc), for every Python found
     python3 tools/dev.py docs      # build the documentation site (strict) into site/
     python3 tools/dev.py docs serve  # serve it on 127.0.0.1:8000, rebuilt on change
     python3 tools/dev.py hatch ... # any other hatch command
@@ -25,6 +26,13 @@ with a higher version number, so install ours from a wheelhouse and from nowhere
 
     python3 tools/dev.py wheels       # our nine wheels and the libraries they need
     pip install --no-index --find-links dist/wheels haystack-client
+
+``compile`` builds haystack-codecs' hot modules with mypyc into its sources, once for each
+Python 3.11-3.13 found (``-py X.Y`` for one), so the test, bench and demo environments run
+them; ``HAYSTACK_IMPL=python`` runs the pure-Python modules instead.  It needs a C
+compiler; under ``CI=true`` a Python it cannot build for is an error.  ``compile --clean``
+removes what it built.  The wheels ``wheels`` builds stay pure Python (one wheel for every
+Python); ``pip install packages/haystack-codecs`` compiles where it can.
 
 ``wheels --ours`` builds only our wheels (no download); ``--extras`` also fetches the
 libraries of every optional extra; ``--python X.Y`` fetches them for another Python than
@@ -48,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools-venv"
 PINS = ["hatch==1.18.2", "uv==0.13.9"]
 STAMP = TOOLS / "pins.txt"
+HATCH_BUILD = ROOT / "packages" / "haystack-codecs" / "hatch_build.py"
 SUPPORTED = ("3.11", "3.12", "3.13")
 
 COMMANDS = {
@@ -242,11 +251,14 @@ def wheels(argv: list[str]) -> int:
     for name in projects:
         for old in dest.glob(name.replace("-", "_") + "-*.whl"):
             old.unlink()
+    # One wheel for every Python: haystack-codecs' build does not compile (the wheel of a
+    # `pip install packages/haystack-codecs` does, for the Python that installs it).
+    pure = dict(os.environ, HAYSTACK_BUILD_COMPILED="0")
     for name, project in projects.items():
         # hatchling comes with the pinned hatch: building needs no download.
         build = [python, "-m", "hatchling", "build", "-t", "wheel", "-d", str(dest)]
         done = subprocess.run(
-            build, check=False, cwd=project["_dir"], capture_output=True, text=True
+            build, check=False, cwd=project["_dir"], capture_output=True, text=True, env=pure
         )
         if done.returncode != 0:
             print(f"dev.py wheels: building {name} failed:\n{done.stderr}", file=sys.stderr)
@@ -271,7 +283,9 @@ def main(argv: list[str]) -> int:
     verb, rest = argv[0], argv[1:]
     if verb == "wheels":
         return wheels(rest)
-    if verb != "hatch" and verb not in COMMANDS:
+    if verb == "compile" and "--clean" in rest:
+        return _run([sys.executable, str(HATCH_BUILD), "--clean", "--all"], dict(os.environ))
+    if verb not in ("hatch", "compile") and verb not in COMMANDS:
         print(f"unknown command {verb!r}\n{__doc__}", file=sys.stderr)
         return 2
     hatch = ensure_tools()
@@ -281,10 +295,15 @@ def main(argv: list[str]) -> int:
     path, found, missing = find_pythons(env.get("PATH", ""))
     env["PATH"] = str(_bin("hatch").parent) + os.pathsep + path
     env.setdefault("HATCH_DATA_DIR", str(TOOLS / "hatch-data"))
+    # The envs install haystack-codecs editable, which never compiles (`compile` builds in
+    # place): its build then needs no mypy either.
+    env.setdefault("HAYSTACK_BUILD_COMPILED", "0")
     if verb == "hatch":
         return _run([str(hatch), *rest], env)
     if verb == "docs" and rest[:1] == ["serve"]:
         return _run([str(hatch), "run", "docs:serve", *rest[1:]], env)
+    if verb == "compile":
+        return compile_codecs(str(hatch), rest, env, found, missing)
     if verb != "test":
         return _run([str(hatch), *COMMANDS[verb], *rest], env)
     pythons, line = plan_tests(rest, found, missing)
@@ -309,6 +328,33 @@ def main(argv: list[str]) -> int:
             break
     print(f"\ndev.py test: {summarize(results, pythons, missing)}", file=sys.stderr)
     return next((code for code in results.values() if code != 0), 0)
+
+
+def compile_codecs(
+    hatch: str, rest: list[str], env: dict[str, str], found: dict[str, str], missing: list[str]
+) -> int:
+    """Build the compiled codecs into the sources for each Python found (or chosen)."""
+    chosen = _chosen(rest)
+    versions = [v for v in (chosen or list(found)) if v in found]
+    absent = [v for v in (chosen or SUPPORTED) if v not in found]
+    if not versions or (absent and env.get("CI") == "true"):
+        print(f"dev.py compile: Python not found: {_names(absent)}", file=sys.stderr)
+        return 1
+    results: dict[str, int] = {}
+    for version in versions:
+        results[version] = _run([hatch, "run", f"compile.py{version}:build"], env)
+        if results[version] == 130:  # Ctrl-C
+            break
+    failed = [v for v, code in results.items() if code != 0]
+    print(
+        f"\ndev.py compile: built for Python {_names([v for v in results if v not in failed])}"
+        f"; failed: {_names(failed)}; not found: {_names(absent)}",
+        file=sys.stderr,
+    )
+    if failed and env.get("CI") != "true":
+        # Without a compiler the pure-Python codecs run: a fallback, not a broken checkout.
+        print("dev.py compile: the pure-Python codecs run where it failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def summarize(results: dict[str, int], pythons: list[str], missing: list[str]) -> str:

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import client_bench
 import codecs_bench
 import filter_bench
+import impl_bench
 import otel_bench
 import pg_bench
 import redis_bench
@@ -41,6 +42,7 @@ from _report import tables
 
 BENCHES = {
     "codecs": codecs_bench.main,
+    "impl": impl_bench.main,  # the codecs pure and compiled (python3 tools/dev.py compile)
     "filter": filter_bench.main,
     "server": server_bench.main,
     "client": client_bench.main,

@@ -48,6 +48,7 @@ def test_public_names_are_pinned():
         [
             "CODECS",
             "DEFAULT_LIMITS",
+            "IMPLEMENTATION",
             "Codec",
             "Limits",
             "UnknownFormatError",

@@ -9,6 +9,11 @@ the value or record forms its format has.  Decoders take ``bytes`` or ``str`` an
 - :mod:`projecthaystack.codecs.trio`: Trio records
 - :mod:`projecthaystack.codecs.csv`: CSV export, and a read that returns strings
 
+The same code runs compiled with mypyc where it was built (a wheel built with a C
+compiler, or ``python3 tools/dev.py compile`` in a clone), else as pure Python;
+``HAYSTACK_IMPL=python`` or ``compiled`` picks one, and ``IMPLEMENTATION`` says which
+runs.
+
 >>> from projecthaystack.codecs import codec_for_mime
 >>> grid = codec_for_mime("text/zinc").decode(b'ver:"3.0"\\nsite\\nM\\n')
 >>> codec_for_mime("application/json").encode(grid)
@@ -21,6 +26,7 @@ from . import trio as trio
 from . import zinc as zinc
 from .__about__ import __version__ as __version__
 from ._errors import UnknownFormatError as UnknownFormatError
+from ._impl import IMPLEMENTATION as IMPLEMENTATION
 from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ._limits import Limits as Limits
 from ._range import parse_datetime as parse_datetime
@@ -34,6 +40,7 @@ from ._registry import negotiate as negotiate
 __all__ = [
     "CODECS",
     "DEFAULT_LIMITS",
+    "IMPLEMENTATION",
     "Codec",
     "Limits",
     "UnknownFormatError",

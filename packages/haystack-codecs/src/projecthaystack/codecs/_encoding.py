@@ -14,7 +14,7 @@ _CHECKED: set[str] = set()
 _MAX_REMEMBERED: Final = 100_000
 
 
-def check_names(names: Iterable[str]) -> None:
+def check_names(names: Iterable[object]) -> None:
     """Raise ``EncodeError`` unless every name is a valid tag name."""
     if _CHECKED.issuperset(names):
         return

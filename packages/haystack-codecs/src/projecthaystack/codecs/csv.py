@@ -10,8 +10,13 @@ from ._csv import decode_grid as decode_grid
 from ._csv import encode_cell as encode_cell
 from ._csv import encode_grid as encode_grid
 from ._csv import encode_grid_bytes as encode_grid_bytes
+from ._impl import use_compiled as _use_compiled
 
 __all__ = ["decode_grid", "encode_cell", "encode_grid", "encode_grid_bytes"]
+
+# The compiled twins of these functions when they run (HAYSTACK_IMPL, see _impl);
+# the imports above are what the types and the documentation describe.
+_use_compiled(globals(), __all__)
 
 # Show the public module in tracebacks, reprs and help() rather than the private one.
 for _name in __all__:

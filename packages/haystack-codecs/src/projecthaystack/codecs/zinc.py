@@ -6,6 +6,7 @@
 '4500ft²'
 """
 
+from ._impl import use_compiled as _use_compiled
 from ._zinc_read import decode_grid as decode_grid
 from ._zinc_read import decode_value as decode_value
 from ._zinc_read import read_value as read_value
@@ -21,6 +22,10 @@ __all__ = [
     "encode_value",
     "read_value",
 ]
+
+# The compiled twins of these functions when they run (HAYSTACK_IMPL, see _impl);
+# the imports above are what the types and the documentation describe.
+_use_compiled(globals(), __all__)
 
 # Show the public module in tracebacks, reprs and help() rather than the private one.
 for _name in __all__:
