@@ -1,16 +1,22 @@
 """The scale-out rig's short form (``tools/scaleout``, ``--short``): two
 ``haystack-server serve --workers 2`` instances behind HAProxy on one store, ten clients
-under load, then a ``kill -9`` of one instance during the load; nothing acknowledged may
-be lost, no batch half written, every watch sees every change, sessions are one across
-instances.  Once on a PostgreSQL cluster and once on a Redis Cluster, each started by the
-rig itself in a temporary directory on free ports (never the shared servers).
+under load, then a ``kill -9`` of one instance and a store fault (PostgreSQL restarted,
+the Redis master crashed and its replica promoted) during the load; nothing acknowledged
+may be lost, no batch half written, the store's gap is answered with 503 error grids and
+everything recovers, every watch sees every change, sessions are one across instances.
+Once on a PostgreSQL cluster and once on a Redis Cluster, each started by the rig itself
+in a temporary directory on free ports (never the shared servers).
+
+The rig runs the deployment guide's own HAProxy configuration and systemd command line
+(``docs/deployment.md``, read by ``tools/scaleout/_guide.py``); the tests at the end
+check that reading, and the unit with ``systemd-analyze verify``.
 
 It needs ``haproxy``, ``redis-server``/``redis-cli`` and PostgreSQL's server programs
 (``apt-get install haproxy redis-server postgresql``; as root also the ``postgres`` OS
 user, which that package makes).  Outside CI a missing one skips these tests with that
 message; under ``CI=true`` it fails them.
 
-About a minute per store: it runs on Python 3.11 only (CI has two cores and tests three
+About a minute and a half per store: it runs on Python 3.11 only (CI has two cores and tests three
 Pythons; the rig tests servers and stores, not the interpreter), unless
 ``HAYSTACK_SCALEOUT=1`` asks for it on the Python at hand.
 """
@@ -18,6 +24,8 @@ Pythons; the rig tests servers and stores, not the interpreter), unless
 from __future__ import annotations
 
 import glob
+import grp
+import importlib
 import json
 import os
 import pwd
@@ -25,6 +33,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,7 +58,7 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def _prerequisites() -> None:
     if sys.version_info[:2] != (3, 11) and os.environ.get("HAYSTACK_SCALEOUT") != "1":
         pytest.skip(
@@ -63,8 +72,9 @@ def _prerequisites() -> None:
         pytest.skip(f"{missing}; install or start it to run the rig")
 
 
+@pytest.mark.usefixtures("_prerequisites")
 @pytest.mark.parametrize("store", ["postgresql", "redis-cluster"])
-def test_short_rig_keeps_everything_through_a_kill(store: str, tmp_path: Path) -> None:
+def test_short_rig_keeps_everything_through_faults(store: str, tmp_path: Path) -> None:
     # --out: the test's own directory, so that a developer's dist/scaleout is left alone.
     rig = [sys.executable, "-m", "tools.scaleout", "--short"]
     done = subprocess.run(
@@ -90,8 +100,13 @@ def test_short_rig_keeps_everything_through_a_kill(store: str, tmp_path: Path) -
         "close ends the session on every instance at once",
         "disabling the user ends the session on every instance at once",
         "a password change ends the session on every instance at once",
+        "faults: every failure is a 503 error grid during a store gap, or answered on "
+        "its one repeat",
+        "faults: while the store was away, clients got 503 error grids",
         "faults: everything works again afterwards, without restarting the servers",
         "faults: the balancer sends requests to s2 again once it is back",
+        "TLS at the balancer: a login and an op",
+        "mTLS at the balancer: the CA's client certificates only",
     ):
         assert needed in names, needed
     assert all(c["ok"] for c in result["checks"]), shown
@@ -99,6 +114,92 @@ def test_short_rig_keeps_everything_through_a_kill(store: str, tmp_path: Path) -
     (step,) = result["steps"]
     assert set(step["instances_answering"]) == {"s1", "s2"}
     assert step["ok"] == step["requests"] > 0
-    (event,) = result["fault"]["events"]
-    assert event["what"] == "kill -9 of instance s2"
+    kill, store_fault = result["fault"]["events"]
+    assert kill["what"] == "kill -9 of instance s2"
+    assert ("PostgreSQL restarted" if store == "postgresql" else "Redis master") in store_fault[
+        "what"
+    ]
+    assert sum(sum(n.values()) for n in result["fault"]["errors_by_fault"].values()) > 0
     assert result["logins"]["clients"] == 10
+
+
+# -- the guide's configurations, as the rig reads them ---------------------------------------
+
+
+@pytest.fixture
+def guide(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(ROOT))
+    return importlib.import_module("tools.scaleout._guide")
+
+
+def test_the_rig_runs_the_guides_haproxy_configuration(guide: Any, tmp_path: Path) -> None:
+    cfg = guide.haproxy_from_guide(
+        port=8001,
+        tls_port=8443,
+        pem=tmp_path / "h.pem",
+        servers=[9001, 9002],
+        socket_path=tmp_path / "s.sock",
+        error_dir=tmp_path,
+    )
+    text = guide.GUIDE.read_text()
+    shown = guide.guide_block("global")
+    # Everything the guide shows is run, but for the lines that name its hosts and paths.
+    for line in shown.splitlines():
+        if not any(x in line for x in ("10.0.0.", "/etc/haproxy/", "/run/haproxy/")):
+            assert line in cfg.splitlines(), line
+    assert "    bind 127.0.0.1:8443 ssl crt " + str(tmp_path / "h.pem") in cfg
+    assert "    bind 127.0.0.1:8001" in cfg
+    assert cfg.endswith("    server s1 127.0.0.1:9001 check\n    server s2 127.0.0.1:9002 check\n")
+    assert f"errorfile 503 {tmp_path / '503.http'}" in cfg
+    # A guide edited without the rig fails, rather than leaving the rig on other text.
+    edited = text.replace("stats socket /run/haproxy/admin.sock", "stats socket /run/x.sock")
+    with pytest.raises(guide.GuideError, match="stats socket"):
+        guide.haproxy_from_guide(
+            port=1,
+            tls_port=2,
+            pem=tmp_path,
+            servers=[3],
+            socket_path=tmp_path,
+            error_dir=tmp_path,
+            text=edited,
+        )
+    moved = text.replace("ca-file /etc/haproxy/", "ca-file /x/")
+    with pytest.raises(guide.GuideError, match="mTLS"):
+        guide.mtls_frontend_from_guide(port=1, pem=tmp_path, ca=tmp_path, text=moved)
+
+
+def test_the_rig_runs_the_guides_systemd_command(guide: Any) -> None:
+    args = guide.serve_args_from_guide(
+        ["haystack-server"],
+        {"--host": "127.0.0.1", "--port": "9001", "--trusted-proxy": "127.0.0.1"},
+        {"HAYSTACK_STORE": "memory:"},
+    )
+    assert args[:2] == ["haystack-server", "serve"]
+    assert args[args.index("--store") + 1] == "memory:"
+    assert args[args.index("--port") + 1] == "9001"
+    with pytest.raises(guide.GuideError, match="HAYSTACK_STORE"):
+        guide.serve_args_from_guide(["haystack-server"], {}, {})
+    with pytest.raises(guide.GuideError, match="--max-body"):
+        guide.serve_args_from_guide(
+            ["haystack-server"], {"--max-body": "1"}, {"HAYSTACK_STORE": "memory:"}
+        )
+
+
+def test_the_guides_systemd_unit_verifies(guide: Any, tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed: apt-get install systemd")
+    server = shutil.which("haystack-server") or str(Path(sys.executable).parent / "haystack-server")
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    group = grp.getgrgid(os.getegid()).gr_name
+    unit = guide.guide_block("# /etc/systemd/system/haystack.service", fence="ini")
+    # The guide's own text, on a program and a user that exist here.
+    unit = unit.replace("/opt/haystack/venv/bin/haystack-server", server)
+    unit = unit.replace("User=haystack", f"User={user}").replace("Group=haystack", f"Group={group}")
+    path = tmp_path / "haystack.service"
+    path.write_text(unit)
+    done = subprocess.run(
+        [analyze, "verify", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "haystack.service" not in done.stderr, done.stderr  # no warning about the unit

@@ -2,7 +2,7 @@
 store, under load, with faults, checked for lost writes and split sessions.
 
     python3 tools/dev.py scaleout                 # both stores, the full run (~10 min)
-    python3 tools/dev.py scaleout --short         # 2 instances, 10 clients, one kill -9
+    python3 tools/dev.py scaleout --short         # 2 instances, 10 clients, kill -9, store fault
     python3 tools/dev.py scaleout --stores postgresql --seconds 20
 
 For each store (a PostgreSQL cluster and a Redis Cluster of three masters with a
@@ -76,6 +76,7 @@ from ._checks import (
     check_history,
     check_points,
     check_sessions,
+    check_tls,
     check_watches,
     percentiles,
 )
@@ -436,6 +437,15 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
                 (ADMIN, admin_password),
             )
         )
+        checks.extend(
+            await check_tls(
+                balancer.tls_url,
+                balancer.mtls_url,
+                balancer.ca,
+                balancer.client_pem,
+                (ADMIN, admin_password),
+            )
+        )
         if args.sizing_samples:
             _log(f"{kind}: measuring {args.sizing_samples:,} samples")
             result["sizing"] = await _sizing(backend, args.sizing_samples)
@@ -645,7 +655,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--short",
         action="store_true",
-        help="the short form: 2 instances, 10 clients, 8 s, then 20 s or more with a kill -9",
+        help="the short form: 2 instances, 10 clients, 8 s, then 20 s or more with a kill -9 "
+        "of an instance and a store fault",
     )
     return p
 
@@ -663,7 +674,7 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
         default("--clients", "clients", 10)
         default("--seconds", "seconds", 8)
         default("--fault-seconds", "fault_seconds", 20)
-        default("--faults", "faults", "kill")
+        default("--faults", "faults", "kill,store")
         default("--sizing-samples", "sizing_samples", 0)
         default("--days", "days", 1)
         if "--steps" not in given:
