@@ -251,7 +251,7 @@ class Balancer:
             (errors / f"{status}.http").write_bytes(_error_file(status))
         # The guide shows the 502 file whole: it must be the one HAProxy gets here.
         shown = guide_block("HTTP/1.1 502 Bad Gateway").encode()
-        if shown != _error_file(502).replace(b"\r\n", b"\n") + b"\n":
+        if shown != _error_file(502).replace(b"\r\n", b"\n"):
             raise GuideError(
                 "docs/deployment.md: the 502 error file shown is not the one the rig writes:\n"
                 + _error_file(502).decode()
