@@ -29,13 +29,18 @@ import importlib
 import json
 import os
 import pwd
+import secrets
 import shutil
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from projecthaystack.client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,3 +208,78 @@ def test_the_guides_systemd_unit_verifies(guide: Any, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "haystack.service" not in done.stderr, done.stderr  # no warning about the unit
+
+
+def test_the_guides_nginx_configuration_balances_and_skips_a_dead_instance(
+    guide: Any, tmp_path: Path
+) -> None:
+    sbin = Path("/usr/sbin/nginx")
+    nginx = shutil.which("nginx") or (str(sbin) if sbin.exists() else None)
+    if nginx is None:
+        pytest.skip("nginx is not installed: apt-get install nginx-light (or nginx)")
+    fleet = importlib.import_module("tools.scaleout._fleet")
+    procs = importlib.import_module("tools.scaleout._procs")
+    _, pem, _ = fleet.make_certificates(tmp_path)
+    ca = tmp_path / "ca.pem"
+    live, dead, front = procs.free_ports(3)
+    password = secrets.token_urlsafe(12)
+    server = procs.Proc(
+        "server",
+        [
+            *fleet.server_command(),
+            "serve",
+            "--port",
+            str(live),
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+        ],
+        tmp_path / "server.log",
+        env={**os.environ, "HAYSTACK_ADMIN_USER": "admin", "HAYSTACK_ADMIN_PASSWORD": password},
+    )
+    block = guide.nginx_from_guide(port=front, pem=pem, servers=[dead, live])
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"daemon off;\npid {tmp_path / 'nginx.pid'};\nevents {{ worker_connections 64; }}\n"
+        f"http {{\n    access_log off;\n    client_body_temp_path {tmp_path / 'body'};\n"
+        f"    proxy_temp_path {tmp_path / 'proxy'};\n{block}}}\n"
+    )
+    log = tmp_path / "nginx.log"
+    checked = subprocess.run(
+        [nginx, "-t", "-q", "-e", str(log), "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr + (log.read_text() if log.exists() else "")
+    front_proc = procs.Proc(
+        "nginx", [nginx, "-e", str(log), "-p", str(tmp_path), "-c", str(conf)], log
+    )
+    trust = ssl.create_default_context(cafile=str(ca))
+    try:
+        server.start()
+        front_proc.start()
+
+        def serving() -> bool:
+            try:
+                return httpx.get(f"https://127.0.0.1:{front}/", verify=trust, timeout=2).is_success
+            except httpx.TransportError:
+                return False
+
+        procs.wait_for(serving, "haystack-server behind nginx", 60, 0.2)
+        api = f"https://127.0.0.1:{front}/api"
+        with (
+            httpx.Client(verify=trust, timeout=20) as http,
+            Client(api, "admin", password, http=http) as client,
+        ):
+            # Round robin over a dead instance and a live one: the connections the dead
+            # one refuses go to the live one, so every request is answered.
+            names = {client.about()[0]["serverName"] for _ in range(6)}
+            sites = client.read("site")
+        assert len(names) == 1
+        assert len(sites) == 0  # an empty store: answered, not an error
+    finally:
+        front_proc.stop()
+        server.stop()

@@ -21,6 +21,7 @@ __all__ = [
     "guide_block",
     "haproxy_from_guide",
     "mtls_frontend_from_guide",
+    "nginx_from_guide",
     "serve_args_from_guide",
 ]
 
@@ -110,6 +111,35 @@ def mtls_frontend_from_guide(*, port: int, pem: Path, ca: Path, text: str | None
         f"bind 127.0.0.1:{port} ssl crt {pem} ca-file {ca}",
         "the mTLS frontend",
     )
+
+
+def nginx_from_guide(
+    *, port: int, pem: Path, servers: Sequence[int], text: str | None = None
+) -> str:
+    """The guide's nginx block on ``127.0.0.1:port`` (TLS, ``pem`` holding certificate
+    and key) in front of the instances on ``servers`` (ports of 127.0.0.1)."""
+    block = guide_block(
+        "# /etc/nginx/conf.d/haystack.conf (inside nginx.conf's http block)",
+        fence="nginx",
+        text=text,
+    )
+    what = "the nginx configuration"
+    block = _swap(block, "listen 10.0.0.2:443 ssl;", f"listen 127.0.0.1:{port} ssl;", what)
+    block = _swap(
+        block, "ssl_certificate /etc/nginx/haystack.pem;", f"ssl_certificate {pem};", what
+    )
+    block = _swap(
+        block, "ssl_certificate_key /etc/nginx/haystack.key;", f"ssl_certificate_key {pem};", what
+    )
+    shown = re.findall(r"^    server 10\.0\.0\.\d+:8080 (.*)$", block, re.M)
+    if len(shown) != 3 or len(set(shown)) != 1:
+        raise GuideError(f"{GUIDE.name}, {what}: expected three alike upstream server lines")
+    lines = "".join(f"    server 127.0.0.1:{p} {shown[0]}\n" for p in servers)
+    head, sep, rest = block.partition("    server 10.0.0.11:8080")
+    if not sep:
+        raise GuideError(f"{GUIDE.name}, {what}: no upstream server 10.0.0.11:8080")
+    tail = rest.split("    keepalive ", 1)
+    return head + lines + "    keepalive " + tail[1]
 
 
 def serve_args_from_guide(
