@@ -104,10 +104,15 @@ def draw(report: dict[str, Any], dest: Path) -> None:
         ax.set_xticks(sorted({s["instances"] for st in stores for s in st["steps"]}))
     top = max((s["steps"][-1]["ops"][op]["p99_ms"] for s in stores for op in _OPS), default=1.0)
     ax_lat.set_ylim(0, top * 1.45)  # room for the legend above the bars
+    tallest = max(
+        (sum(s["cpu_ms_per_request"][p] for p, _ in _PARTIES) for st in stores for s in st["steps"]),
+        default=1.0,
+    )
+    ax_cpu.set_ylim(0, tallest * 1.55)  # room for the legend above the bars
     for ax in (ax_rps, ax_cpu, ax_lat):
         ax.grid(alpha=0.3)
-        where = "upper left" if ax is ax_lat else "best"
-        ax.legend(fontsize=8, loc=where, ncol=2 if ax is ax_lat else 1)
+        where = "upper left" if ax is not ax_rps else "best"
+        ax.legend(fontsize=7 if ax is ax_cpu else 8, loc=where, ncol=1 if ax is ax_rps else 2)
     got = [s["cores"]["rig"] for st in stores for s in st["steps"]]
     fig.suptitle(
         f"{config['clients']} clients, {config['workers']} workers per instance, "
