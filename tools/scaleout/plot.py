@@ -105,8 +105,7 @@ def draw(report: dict[str, Any], dest: Path) -> None:
     top = max((s["steps"][-1]["ops"][op]["p99_ms"] for s in stores for op in _OPS), default=1.0)
     ax_lat.set_ylim(0, top * 1.45)  # room for the legend above the bars
     tallest = max(
-        (sum(s["cpu_ms_per_request"][p] for p, _ in _PARTIES) for st in stores for s in st["steps"]),
-        default=1.0,
+        (s["cpu_ms_per_request"]["all"] for st in stores for s in st["steps"]), default=1.0
     )
     ax_cpu.set_ylim(0, tallest * 1.55)  # room for the legend above the bars
     for ax in (ax_rps, ax_cpu, ax_lat):
