@@ -34,6 +34,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +284,89 @@ def test_the_guides_nginx_configuration_balances_and_skips_a_dead_instance(
     finally:
         front_proc.stop()
         server.stop()
+
+
+def test_the_guides_mtls_frontend_logs_a_certificate_in_and_drops_a_forged_header(
+    guide: Any, tmp_path: Path
+) -> None:
+    sbin = Path("/usr/sbin/haproxy")
+    haproxy = shutil.which("haproxy") or (str(sbin) if sbin.exists() else None)
+    if haproxy is None:
+        pytest.skip("HAProxy is not installed: apt-get install haproxy")
+    fleet = importlib.import_module("tools.scaleout._fleet")
+    procs = importlib.import_module("tools.scaleout._procs")
+    # The guide's own app factory, as the module uvicorn is told to serve.
+    text = guide.GUIDE.read_text()
+    (tmp_path / "guide_app.py").write_text(
+        guide.guide_block("import os", fence="python", text=text)
+    )
+    (port,) = procs.free_ports(1)
+    password = secrets.token_urlsafe(12)
+    env = {
+        **os.environ,
+        "HAYSTACK_STORE": "memory:",
+        "HAYSTACK_SECRET": secrets.token_hex(32),
+        "HAYSTACK_TRUSTED_PROXIES": "127.0.0.1",
+        "HAYSTACK_ADMIN_USER": "admin",
+        "HAYSTACK_ADMIN_PASSWORD": password,
+        "PYTHONPATH": str(tmp_path),
+    }
+    app = procs.Proc(
+        "uvicorn",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "--no-proxy-headers",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "guide_app:build_app",
+        ],
+        tmp_path / "uvicorn.log",
+        env=env,
+    )
+    balancer = fleet.Balancer(tmp_path, [port])
+    try:
+        app.start()
+
+        def serving() -> bool:
+            if not app.alive():
+                raise RuntimeError(app.tail())
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).is_success
+            except httpx.TransportError:
+                return False
+
+        procs.wait_for(serving, "the guide's app under uvicorn", 60, 0.2)
+        balancer.start()
+        about = balancer.mtls_url + "/about"
+        headers = {"Accept": "text/zinc"}
+        with_cert = ssl.create_default_context(cafile=str(balancer.ca))
+        with_cert.load_cert_chain(str(balancer.client_pem))
+        with httpx.Client(verify=with_cert, timeout=20) as http:
+            answered = http.get(about, headers=headers)
+            # The user API answers admins only: the certificate named admin is admin.
+            users = http.get(balancer.mtls_url + "/admin/users")
+        assert answered.status_code == 200, answered.text
+        assert users.status_code == 200, users.text
+        assert "admin" in {u["username"] for u in users.json()}
+        # The same certificate, sent as the header by a client that has none: HAProxy
+        # removes it, so the server sees no certificate and asks for a login.
+        pem = balancer.client_pem.read_text().split("-----BEGIN PRIVATE KEY-----")[0]
+        forged = {**headers, "X-Client-Cert": urllib.parse.quote(pem)}
+        trust = ssl.create_default_context(cafile=str(balancer.ca))
+        with httpx.Client(verify=trust, timeout=20) as http:
+            refused = http.get(about, headers=forged)
+            # ... while the server itself, asked directly, would believe the header:
+            # which is why the guide says to let only the balancer reach it.
+            direct = httpx.get(f"http://127.0.0.1:{port}/api/about", headers=forged, timeout=20)
+        assert refused.status_code == 401, refused.text
+        assert direct.status_code == 200, direct.text
+    finally:
+        balancer.stop()
+        app.stop()
