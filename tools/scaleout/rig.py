@@ -11,15 +11,16 @@ replica each, both started by the rig in temporary directories on free ports of
 prefix of the rig's own and no faults), the rig:
 
 1. loads the demo building and its own points into the store, and makes the users;
-2. starts ``--instances`` servers (``haystack-server serve --workers 2`` each, one
-   ``HAYSTACK_SECRET``) and HAProxy in front (round robin, no stickiness, health checks
-   on ``GET /``);
+2. starts ``--instances`` servers (the deployment guide's systemd command line,
+   ``haystack-server serve --workers 2``, one ``HAYSTACK_SECRET``) and HAProxy in front
+   with the guide's configuration (round robin, no stickiness, health checks on
+   ``GET /``, TLS, an mTLS frontend), both read from ``docs/deployment.md``;
 3. logs ``--clients`` clients in once each and runs the load on 1, 2, ... instances in
    turn (``--steps``), measuring throughput, latency per op and CPU per request;
 4. runs the load on all instances again while it ``kill -9``s one instance (and starts
    it again), restarts PostgreSQL or crashes the Redis master holding the store;
-5. checks what must hold (``_checks``), the sessions across instances, and the size of a
-   million samples in the store;
+5. checks what must hold (``_checks``), the sessions across instances, TLS and mTLS at
+   the balancer, and the size of a million samples in the store;
 6. writes ``results.json`` and ``results.md`` into ``--out`` (``plot.py`` draws the
    figure from the JSON) and stops everything it started, by PID.
 
