@@ -111,6 +111,7 @@ def test_short_rig_keeps_everything_through_faults(store: str, tmp_path: Path) -
         "faults: while the store was away, clients got 503 error grids",
         "faults: everything works again afterwards, without restarting the servers",
         "faults: the balancer sends requests to s2 again once it is back",
+        "every instance still runs after the load and the faults",
         "TLS at the balancer: a login and an op",
         "mTLS at the balancer: the CA's client certificates only",
     ):

@@ -358,10 +358,11 @@ async def _refused(url: str, user: str, password: str) -> bool:
 
 
 def check_faults(
-    samples: Sequence[Sample], windows: Sequence[FaultWindow], end: float
+    samples: Sequence[Sample], windows: Sequence[FaultWindow], end: float, started: float = 0.0
 ) -> tuple[list[Check], dict[str, Any]]:
     """Every failure in a fault's window and of the kind allowed there; and after the
-    last fault, requests succeed again.  Also a summary of what clients saw."""
+    last fault, requests succeed again.  Also a summary of what clients saw (times of
+    failures in seconds after ``started``, when the load began)."""
     bad: list[str] = []
     by_window: dict[str, dict[str, int]] = {w.what: {} for w in windows if w.kind == "store"}
     retried = sum(1 for s in samples if s.outcome == "ok-retried")
@@ -382,7 +383,10 @@ def check_faults(
             counts = by_window[window.what]
             counts[s.outcome] = counts.get(s.outcome, 0) + 1
             continue
-        bad.append(f"{s.op} at +{s.start:.1f}: {s.outcome} {s.detail[:160]}")
+        bad.append(
+            f"{s.op} at +{s.start - started:.2f} s to +{s.end - started:.2f} s "
+            f"(answered by {s.instance or '?'}): {s.outcome} {s.detail[:160]}"
+        )
     store_windows = [w for w in windows if w.kind == "store"]
     recovered = [
         max(0.0, last_failure - w.back) if last_failure > w.began else 0.0 for w in store_windows

@@ -44,6 +44,9 @@ from ._procs import Proc, free_ports, wait_for
 
 __all__ = ["Balancer", "Fleet", "make_certificates", "server_command"]
 
+ANNOUNCED = b"haystack-server: the Haystack API is at "
+"""What ``haystack-server serve`` prints once every worker serves."""
+
 BACKEND = "haystack"
 """The HAProxy backend's name (the runtime API addresses servers as ``haystack/s1``)."""
 
@@ -110,23 +113,36 @@ class Fleet:
         """Instance ``i``'s own API URL (past the balancer)."""
         return f"http://127.0.0.1:{self.ports[i]}{self.prefix}"
 
-    def _serves(self, i: int) -> bool:
+    def _serves(self, i: int, log_from: int) -> bool:
         proc = self.procs[i]
         if not proc.alive():
             raise RuntimeError(f"instance s{i + 1} stopped:\n{proc.tail()}")
+        # Every worker serves once the supervisor says where the API is (one worker
+        # answering GET / is not enough: the others may still be opening the store).
         try:
+            with proc.log.open("rb") as log:
+                log.seek(log_from)
+                if ANNOUNCED not in log.read():
+                    return False
             return httpx.get(f"http://127.0.0.1:{self.ports[i]}/", timeout=2).status_code == 200
-        except httpx.TransportError:
+        except (OSError, httpx.TransportError):
             return False
 
     def start(self, *which: int) -> None:
-        """Start the instances (all, or those given) and wait until each serves."""
+        """Start the instances (all, or those given) and wait until all the workers of
+        each serve."""
         chosen = which or tuple(range(len(self.procs)))
+        offsets = {}
         for i in chosen:
             self.procs[i] = self._proc(i)
+            offsets[i] = self.procs[i].log.stat().st_size if self.procs[i].log.exists() else 0
             self.procs[i].start()
         for i in chosen:
-            wait_for(functools.partial(self._serves, i), f"instance s{i + 1}", 120, 0.2)
+            wait_for(functools.partial(self._serves, i, offsets[i]), f"instance s{i + 1}", 120, 0.2)
+
+    def stopped(self) -> dict[str, str]:
+        """The instances that are no longer running: name -> the end of their log."""
+        return {p.name: p.tail(6) for p in self.procs if not p.alive()}
 
     def kill(self, i: int) -> None:
         """``kill -9`` of instance ``i``: its supervisor and workers at once."""
@@ -206,7 +222,7 @@ def make_certificates(work: Path) -> tuple[Path, Path, Path]:
 class Balancer:
     """HAProxy in front of the fleet, started by the rig (``haproxy -db``, by PID)."""
 
-    def __init__(self, work: Path, servers: Sequence[int]) -> None:
+    def __init__(self, work: Path, servers: Sequence[int], *, log_requests: bool = False) -> None:
         exe = shutil.which("haproxy") or (
             "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
         )
@@ -217,6 +233,7 @@ class Balancer:
         self.port, self.tls_port, self.mtls_port = free_ports(3)
         self.socket = work / "haproxy.sock"
         self.servers = list(servers)
+        self.log_requests = log_requests
         self.proc: Proc | None = None
         # The rig's CA, HAProxy's certificate and a client's (made by start()).
         self.ca = work / "ca.pem"
@@ -258,7 +275,7 @@ class Balancer:
             )
         self.ca, self.pem, self.client_pem = make_certificates(self.work)
         cfg = self.work / "haproxy.cfg"
-        cfg.write_text(
+        text = (
             haproxy_from_guide(
                 port=self.port,
                 tls_port=self.tls_port,
@@ -270,6 +287,13 @@ class Balancer:
             + "\n"
             + mtls_frontend_from_guide(port=self.mtls_port, pem=self.pem, ca=self.ca)
         )
+        if self.log_requests:
+            # One line per request with its timers and termination state, into the log
+            # (for --keep: what HAProxy did with a request that failed).
+            text = text.replace(
+                "global\n", "global\n    log stderr format short local0 info\n", 1
+            ).replace("defaults\n", "defaults\n    log global\n    option httplog\n", 1)
+        cfg.write_text(text)
         check = subprocess.run(
             [self.exe, "-c", "-q", "-f", str(cfg)], capture_output=True, text=True, check=False
         )

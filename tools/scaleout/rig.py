@@ -302,7 +302,7 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
         fleet = Fleet(work / kind, backend.url, args.instances, workers=args.workers, env=env)
         _log(f"{kind}: starting {args.instances} instances of {args.workers} workers")
         await asyncio.to_thread(fleet.start)
-        balancer = Balancer(work / kind, fleet.ports)
+        balancer = Balancer(work / kind, fleet.ports, log_requests=args.keep)
         await asyncio.to_thread(balancer.start)
         result["balancer"] = balancer.version()
         meter = CpuMeter()
@@ -398,7 +398,7 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
             fault = _summary(
                 samples, took, meter.since(mark), _self_cpu() - cpu0, machine_cpu() - box0
             )
-            fault_checks, seen = check_faults(samples, windows, started + took)
+            fault_checks, seen = check_faults(samples, windows, started + took, started)
             fault.update(events=events, **seen)
             result["fault"] = fault
             checks.extend(fault_checks)
@@ -411,6 +411,18 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
                     )
                 )
 
+        if fleet is not None:
+            # An instance that stopped on its own (not the one the rig killed and started
+            # again) would leave the others serving and every other check green.
+            stopped = await asyncio.to_thread(fleet.stopped)
+            checks.append(
+                Check(
+                    "every instance still runs after the load and the faults",
+                    not stopped,
+                    "; ".join(f"{n} stopped: {t}" for n, t in stopped.items())
+                    or f"{len(fleet.procs)} instances running",
+                )
+            )
         _log(f"{kind}: checking what the store holds")
         for c in clients:
             await c.final_poll()
@@ -652,7 +664,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=2, help="days of demo history")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "dist" / "scaleout"), help="where results go")
-    p.add_argument("--keep", action="store_true", help="keep the logs of servers and stores")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the logs of servers, stores and HAProxy (which then logs every request)",
+    )
     p.add_argument(
         "--short",
         action="store_true",
