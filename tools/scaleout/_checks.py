@@ -19,9 +19,13 @@ import datetime as dt
 import itertools
 import math
 import secrets
+import shutil
+import ssl
 import statistics
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +33,7 @@ import httpx
 from projecthaystack.client import AsyncClient, ClientError, CredentialsRejectedError
 from projecthaystack.kinds import Number
 
+from ._fleet import make_certificates
 from ._load import HIS_T0, Ledger, Sample, World
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "check_history",
     "check_points",
     "check_sessions",
+    "check_tls",
     "check_watches",
     "percentiles",
 ]
@@ -352,10 +358,11 @@ async def _refused(url: str, user: str, password: str) -> bool:
 
 
 def check_faults(
-    samples: Sequence[Sample], windows: Sequence[FaultWindow], end: float
+    samples: Sequence[Sample], windows: Sequence[FaultWindow], end: float, started: float = 0.0
 ) -> tuple[list[Check], dict[str, Any]]:
     """Every failure in a fault's window and of the kind allowed there; and after the
-    last fault, requests succeed again.  Also a summary of what clients saw."""
+    last fault, requests succeed again.  Also a summary of what clients saw (times of
+    failures in seconds after ``started``, when the load began)."""
     bad: list[str] = []
     by_window: dict[str, dict[str, int]] = {w.what: {} for w in windows if w.kind == "store"}
     retried = sum(1 for s in samples if s.outcome == "ok-retried")
@@ -376,7 +383,10 @@ def check_faults(
             counts = by_window[window.what]
             counts[s.outcome] = counts.get(s.outcome, 0) + 1
             continue
-        bad.append(f"{s.op} at +{s.start:.1f}: {s.outcome} {s.detail[:160]}")
+        bad.append(
+            f"{s.op} at +{s.start - started:.2f} s to +{s.end - started:.2f} s "
+            f"(answered by {s.instance or '?'}): {s.outcome} {s.detail[:160]}"
+        )
     store_windows = [w for w in windows if w.kind == "store"]
     recovered = [
         max(0.0, last_failure - w.back) if last_failure > w.began else 0.0 for w in store_windows
@@ -402,6 +412,16 @@ def check_faults(
             else "no request failed (beyond those answered on their one repeat)",
         ),
     ]
+    for w in store_windows:
+        seen = by_window.get(w.what, {})
+        checks.append(
+            Check(
+                "faults: while the store was away, clients got 503 error grids",
+                sum(seen.values()) > 0,
+                f"{w.what}: {sum(seen.values())} answered with a 503 error grid (a gap no "
+                "request noticed would test nothing)",
+            )
+        )
     for w in windows:
         if w.kind != "instance":
             continue
@@ -431,3 +451,66 @@ def percentiles(values: Sequence[float]) -> tuple[float, float]:
     p50 = ordered[len(ordered) // 2]
     p99 = ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
     return p50, p99
+
+
+# -- TLS at the balancer -------------------------------------------------------------------
+
+
+async def check_tls(
+    tls_url: str, mtls_url: str, ca: Path, client_pem: Path, admin: tuple[str, str]
+) -> list[Check]:
+    """The guide's TLS listener and mTLS frontend, as HAProxy runs them: a login and an
+    op over TLS (the certificate checked against the rig's CA); through the mTLS
+    frontend, a client with a certificate of that CA is let in, and one whose
+    certificate names the same CA but was signed by another key is refused."""
+    checks: list[Check] = []
+    trust = ssl.create_default_context(cafile=str(ca))
+    try:
+        async with (
+            httpx.AsyncClient(verify=trust, timeout=20) as http,
+            AsyncClient(tls_url, *admin, http=http) as c,
+        ):
+            about = await c.about()
+            name = about[0].get("serverName")
+        checks.append(
+            Check("TLS at the balancer: a login and an op", bool(name), f"serverName {name!r}")
+        )
+    except (ClientError, httpx.HTTPError, ssl.SSLError) as exc:
+        checks.append(
+            Check("TLS at the balancer: a login and an op", False, f"{type(exc).__name__}: {exc}")
+        )
+
+    home = mtls_url.rsplit("/", 1)[0] + "/"
+    with_cert = ssl.create_default_context(cafile=str(ca))
+    with_cert.load_cert_chain(str(client_pem))
+    try:
+        async with httpx.AsyncClient(verify=with_cert, timeout=20) as http:
+            status = (await http.get(home)).status_code
+        admitted, said = status == 200, f"with the CA's client certificate: {status}"
+    except (httpx.HTTPError, ssl.SSLError) as exc:
+        admitted, said = False, f"with the CA's client certificate: {type(exc).__name__}: {exc}"
+
+    # A certificate naming the same CA, signed by another key: HAProxy must refuse it.
+    other = Path(tempfile.mkdtemp(prefix="rig-other-ca-"))
+    try:
+        _, _, stranger = make_certificates(other)
+        foreign = ssl.create_default_context(cafile=str(ca))
+        foreign.load_cert_chain(str(stranger))
+        try:
+            async with httpx.AsyncClient(verify=foreign, timeout=20) as http:
+                refused_status = str((await http.get(home)).status_code)
+            refused = False
+        except (httpx.HTTPError, ssl.SSLError) as exc:
+            # Under TLS 1.3 the client's certificate is judged after the client's side of
+            # the handshake is done: the refusal comes as an alert on the first read.
+            refused, refused_status = True, f"refused ({type(exc).__name__}: {exc})"
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+    checks.append(
+        Check(
+            "mTLS at the balancer: the CA's client certificates only",
+            admitted and refused,
+            f"{said}; with one signed by another key in the CA's name: {refused_status}",
+        )
+    )
+    return checks

@@ -11,7 +11,9 @@ instance, and answers its own 502/503/504 with Haystack error grids too.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import ipaddress
 import shutil
 import socket
 import subprocess
@@ -19,16 +21,31 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from projecthaystack.codecs import zinc
 from projecthaystack.server import error_grid
 
 from ._backends import Unavailable
-from ._procs import Proc, free_port, free_ports, wait_for
+from ._guide import (
+    GuideError,
+    guide_block,
+    haproxy_from_guide,
+    mtls_frontend_from_guide,
+    serve_args_from_guide,
+)
+from ._procs import Proc, free_ports, wait_for
 
-__all__ = ["Balancer", "Fleet", "haproxy_config", "server_command"]
+__all__ = ["Balancer", "Fleet", "make_certificates", "server_command"]
+
+ANNOUNCED = b"haystack-server: the Haystack API is at "
+"""What ``haystack-server serve`` prints once every worker serves."""
 
 BACKEND = "haystack"
 """The HAProxy backend's name (the runtime API addresses servers as ``haystack/s1``)."""
@@ -78,49 +95,54 @@ class Fleet:
         self.procs: list[Proc] = [self._proc(i) for i in range(count)]
 
     def _proc(self, i: int) -> Proc:
-        args = [
-            *server_command(),
-            "serve",
-            "--store",
-            self.store_url,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.ports[i]),
-            "--prefix",
-            self.prefix,
-            "--workers",
-            str(self.workers),
-            "--trusted-proxy",
-            "127.0.0.1",
-            "--server-name",
-            f"rig-s{i + 1}",
-            "--log-level",
-            "warning",
-        ]
+        # The guide's systemd unit's command, on this machine's addresses.
+        args = serve_args_from_guide(
+            server_command(),
+            {
+                "--host": "127.0.0.1",
+                "--port": str(self.ports[i]),
+                "--workers": str(self.workers),
+                "--trusted-proxy": "127.0.0.1",
+            },
+            {"HAYSTACK_STORE": self.store_url},
+        )
+        args += ["--prefix", self.prefix, "--server-name", f"rig-s{i + 1}"]
         return Proc(f"s{i + 1}", args, self.work / f"server-s{i + 1}.log", env=self.env)
 
     def url(self, i: int) -> str:
         """Instance ``i``'s own API URL (past the balancer)."""
         return f"http://127.0.0.1:{self.ports[i]}{self.prefix}"
 
-    def _serves(self, i: int) -> bool:
+    def _serves(self, i: int, log_from: int) -> bool:
         proc = self.procs[i]
         if not proc.alive():
             raise RuntimeError(f"instance s{i + 1} stopped:\n{proc.tail()}")
+        # Every worker serves once the supervisor says where the API is (one worker
+        # answering GET / is not enough: the others may still be opening the store).
         try:
+            with proc.log.open("rb") as log:
+                log.seek(log_from)
+                if ANNOUNCED not in log.read():
+                    return False
             return httpx.get(f"http://127.0.0.1:{self.ports[i]}/", timeout=2).status_code == 200
-        except httpx.TransportError:
+        except (OSError, httpx.TransportError):
             return False
 
     def start(self, *which: int) -> None:
-        """Start the instances (all, or those given) and wait until each serves."""
+        """Start the instances (all, or those given) and wait until all the workers of
+        each serve."""
         chosen = which or tuple(range(len(self.procs)))
+        offsets = {}
         for i in chosen:
             self.procs[i] = self._proc(i)
+            offsets[i] = self.procs[i].log.stat().st_size if self.procs[i].log.exists() else 0
             self.procs[i].start()
         for i in chosen:
-            wait_for(functools.partial(self._serves, i), f"instance s{i + 1}", 120, 0.2)
+            wait_for(functools.partial(self._serves, i, offsets[i]), f"instance s{i + 1}", 120, 0.2)
+
+    def stopped(self) -> dict[str, str]:
+        """The instances that are no longer running: name -> the end of their log."""
+        return {p.name: p.tail(6) for p in self.procs if not p.alive()}
 
     def kill(self, i: int) -> None:
         """``kill -9`` of instance ``i``: its supervisor and workers at once."""
@@ -149,63 +171,58 @@ def _error_file(status: int) -> bytes:
     return head.encode() + body
 
 
-def haproxy_config(
-    *,
-    port: int,
-    servers: Sequence[int],
-    socket_path: Path,
-    error_dir: Path,
-    check_interval_ms: int = 500,
-) -> str:
-    """An HAProxy configuration for the instances on ``servers`` (ports of 127.0.0.1):
-    round robin, no stickiness, health checks on ``GET /``, a failed connection retried
-    on another instance, Haystack error grids for HAProxy's own errors, and the runtime
-    API on ``socket_path``."""
-    lines = [
-        "global",
-        "    maxconn 4096",
-        f"    stats socket {socket_path} mode 600 level admin",
-        "",
-        "defaults",
-        "    mode http",
-        "    timeout connect 2s",
-        "    timeout client 60s",
-        "    timeout server 60s",
-        "    timeout http-request 10s",
-        "    timeout http-keep-alive 30s",
-        # A connection refused by a dead instance is retried on another one: nothing
-        # was sent, so it is always safe.  Requests that reached an instance are not.
-        "    retries 2",
-        "    retry-on conn-failure",
-        "    option redispatch 1",
-        *(f"    errorfile {s} {error_dir / f'{s}.http'}" for s in sorted(_REASONS)),
-        "",
-        "frontend haystack_api",
-        f"    bind 127.0.0.1:{port}",
-        "    option forwardfor",
-        "    http-request set-header X-Forwarded-Proto http",
-        f"    default_backend {BACKEND}",
-        "",
-        f"backend {BACKEND}",
-        "    balance roundrobin",
-        "    option httpchk",
-        "    http-check send meth GET uri / ver HTTP/1.1 hdr Host haystack",
-        "    http-check expect status 200",
-        # Which instance answered, so the rig can show the spread (not needed in
-        # production).
-        "    http-response set-header X-Haystack-Instance %[srv_name]",
-        f"    default-server inter {check_interval_ms}ms fastinter {check_interval_ms}ms "
-        "fall 2 rise 2 on-marked-down shutdown-sessions",
-        *(f"    server s{i + 1} 127.0.0.1:{p} check" for i, p in enumerate(servers)),
-        "",
-    ]
-    return "\n".join(lines)
+def make_certificates(work: Path) -> tuple[Path, Path, Path]:
+    """A CA of the rig's own, HAProxy's certificate for ``127.0.0.1`` signed by it (the
+    PEM HAProxy wants: certificate and key) and a client certificate named ``admin``
+    (PEM, certificate and key): paths ``(ca, server_pem, client_pem)``."""
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(
+        name: str, key: Any, issuer: x509.Name, signer: Any, ca: bool, ip: bool = False
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ip:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    def pem(c: x509.Certificate, key: Any | None = None) -> bytes:
+        out = c.public_bytes(serialization.Encoding.PEM)
+        if key is not None:
+            out += key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        return out
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "haystack rig CA")])
+    ca_cert = cert("haystack rig CA", ca_key, ca_name, ca_key, True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = cert("127.0.0.1", server_key, ca_name, ca_key, False, ip=True)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client_cert = cert("admin", client_key, ca_name, ca_key, False)
+    paths = (work / "ca.pem", work / "haproxy.pem", work / "client.pem")
+    paths[0].write_bytes(pem(ca_cert))
+    paths[1].write_bytes(pem(server_cert, server_key))
+    paths[2].write_bytes(pem(client_cert, client_key))
+    return paths
 
 
 class Balancer:
     """HAProxy in front of the fleet, started by the rig (``haproxy -db``, by PID)."""
 
-    def __init__(self, work: Path, servers: Sequence[int]) -> None:
+    def __init__(self, work: Path, servers: Sequence[int], *, log_requests: bool = False) -> None:
         exe = shutil.which("haproxy") or (
             "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
         )
@@ -213,15 +230,30 @@ class Balancer:
             raise Unavailable("HAProxy is not installed: apt-get install haproxy")
         self.exe = exe
         self.work = work
-        self.port = free_port()
+        self.port, self.tls_port, self.mtls_port = free_ports(3)
         self.socket = work / "haproxy.sock"
         self.servers = list(servers)
+        self.log_requests = log_requests
         self.proc: Proc | None = None
+        # The rig's CA, HAProxy's certificate and a client's (made by start()).
+        self.ca = work / "ca.pem"
+        self.pem = work / "haproxy.pem"
+        self.client_pem = work / "client.pem"
 
     @property
     def url(self) -> str:
-        """The API URL through the balancer."""
+        """The API URL through the balancer (plain HTTP: the load)."""
         return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def tls_url(self) -> str:
+        """The API URL through the balancer's TLS listener (the guide's ``bind``)."""
+        return f"https://127.0.0.1:{self.tls_port}/api"
+
+    @property
+    def mtls_url(self) -> str:
+        """The API URL through the guide's mTLS frontend."""
+        return f"https://127.0.0.1:{self.mtls_port}/api"
 
     def version(self) -> str:
         """``haproxy -v``, first line."""
@@ -234,12 +266,34 @@ class Balancer:
         errors.mkdir(exist_ok=True)
         for status in _REASONS:
             (errors / f"{status}.http").write_bytes(_error_file(status))
-        cfg = self.work / "haproxy.cfg"
-        cfg.write_text(
-            haproxy_config(
-                port=self.port, servers=self.servers, socket_path=self.socket, error_dir=errors
+        # The guide shows the 502 file whole: it must be the one HAProxy gets here.
+        shown = guide_block("HTTP/1.1 502 Bad Gateway").encode()
+        if shown != _error_file(502).replace(b"\r\n", b"\n"):
+            raise GuideError(
+                "docs/deployment.md: the 502 error file shown is not the one the rig writes:\n"
+                + _error_file(502).decode()
             )
+        self.ca, self.pem, self.client_pem = make_certificates(self.work)
+        cfg = self.work / "haproxy.cfg"
+        text = (
+            haproxy_from_guide(
+                port=self.port,
+                tls_port=self.tls_port,
+                pem=self.pem,
+                servers=self.servers,
+                socket_path=self.socket,
+                error_dir=errors,
+            )
+            + "\n"
+            + mtls_frontend_from_guide(port=self.mtls_port, pem=self.pem, ca=self.ca)
         )
+        if self.log_requests:
+            # One line per request with its timers and termination state, into the log
+            # (for --keep: what HAProxy did with a request that failed).
+            text = text.replace(
+                "global\n", "global\n    log stderr format short local0 info\n", 1
+            ).replace("defaults\n", "defaults\n    log global\n    option httplog\n", 1)
+        cfg.write_text(text)
         check = subprocess.run(
             [self.exe, "-c", "-q", "-f", str(cfg)], capture_output=True, text=True, check=False
         )

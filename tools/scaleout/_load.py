@@ -12,7 +12,10 @@ that what is read back can be matched sample for sample and level for level:
   all or nothing.
 - pointWrite: client ``k`` owns one level of one point ``rig.sp{n}`` (a few clients per
   point, each at its own level) and writes ``1, 2, 3, ...`` there, ``who`` its name.
-- watches: each client watches a few ``rig.sp`` points (its own among them) and polls.
+- watches: each client watches a few ``rig.sp`` points (its own among them) and polls
+  them at a fixed cadence (every ``poll_every`` seconds, as a dashboard does), beside its
+  other requests, so that the time from a write to the poll that shows it measures the
+  servers, not the gaps between one client's other requests.
 
 A request that was sent but never answered (the connection dropped, HAProxy's 502 for
 an instance killed mid-request, a timeout) is repeated once; a 503 is not repeated (it
@@ -24,9 +27,12 @@ but never in part.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
+import functools
 import math
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,11 +70,11 @@ MIX: dict[str, int] = {
     "hisRead": 15,
     "hisWrite": 15,
     "pointWrite": 10,
-    "watchPoll": 20,
 }
 """The mix: relative weights of each kind of step.  A ``pointWrite`` step is two
 requests: the write, then its read form (``pointArray``: read your writes, through
-whichever instance the balancer picks)."""
+whichever instance the balancer picks).  Watch polls are not drawn from the mix: each
+client polls its watch at a fixed cadence besides (:class:`Driver`)."""
 
 OPS = ("read", "nav", "hisRead", "hisWrite", "pointWrite", "pointArray", "watchPoll")
 """The request kinds reported."""
@@ -230,6 +236,18 @@ class Ledger:
     """Logins after the first (a session that did not survive would show here)."""
 
 
+_ANSWERED_BY: contextvars.ContextVar[str] = contextvars.ContextVar("answered_by", default="")
+"""The instance that answered the last response of this task (a client's polls run in a
+task of their own beside its other requests, so one attribute would mix the two)."""
+
+
+@functools.cache
+def _shared_tls() -> ssl.SSLContext:
+    # The load speaks plain HTTP; an httpx client still makes a TLS context of its own,
+    # which costs 50 ms of CPU each (the system's CA file): one serves every client.
+    return ssl.create_default_context()
+
+
 def _level_val(rec: Any) -> tuple[int, int] | None:
     level = rec.get("writeLevel") if rec is not None else None
     val = rec.get("writeVal") if rec is not None else None
@@ -260,17 +278,19 @@ class LoadClient:
         self.nav_ids = list(nav_ids)
         self.his_ids = list(his_ids)
         self.rng = random.Random(seed * 1000 + k)
-        self.instance = ""
         self.in_login = False
         self.login_steps: list[str] = []
 
         async def seen(response: httpx.Response) -> None:
-            self.instance = response.headers.get("x-haystack-instance", "")
+            instance = response.headers.get("x-haystack-instance", "")
+            _ANSWERED_BY.set(instance)
             if self.in_login:
-                self.login_steps.append(self.instance)
+                self.login_steps.append(instance)
 
         self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=5.0), event_hooks={"response": [seen]}
+            timeout=httpx.Timeout(30.0, connect=5.0),
+            event_hooks={"response": [seen]},
+            verify=_shared_tls(),
         )
         self.client = AsyncClient(url, username, password, http=self.http)
         self.samples: list[Sample] = []
@@ -323,7 +343,9 @@ class LoadClient:
                 outcome, detail = type(exc).__name__, str(exc)
                 break
         end = time.monotonic()
-        self.samples.append(Sample(op, self.k, start, end, outcome, detail[:300], self.instance))
+        self.samples.append(
+            Sample(op, self.k, start, end, outcome, detail[:300], _ANSWERED_BY.get())
+        )
         if self.client.token != self.token:
             self.ledger.relogins += 1
             self.token = self.client.token
@@ -348,7 +370,7 @@ class LoadClient:
         elif op == "pointWrite":
             await self._point_write()
         elif op == "watchPoll":
-            await self._poll(refresh=False)
+            await self.poll()
         else:
             raise ValueError(op)
 
@@ -427,29 +449,34 @@ class LoadClient:
                 self.samples[-1].outcome = "stale-array"
                 self.samples[-1].detail = f"{point} level {level}: {val!r}, wrote {seq}"
 
-    async def _poll(self, *, refresh: bool) -> None:
+    async def poll(self) -> None:
+        """Poll the client's watch for changes (what it reports goes to the ledger)."""
         watch_id, reports = self.ledger.watches[self.k]
         start = time.monotonic()
-        ok, grid = await self._request(
-            "watchPoll", lambda: self.client.watch_poll(watch_id, refresh=refresh)
-        )
+        ok, grid = await self._request("watchPoll", lambda: self.client.watch_poll(watch_id))
         if ok:
             points = {r["id"].id: _level_val(r) for r in grid if isinstance(r.get("id"), Ref)}
-            reports.append(Report(start, time.monotonic(), points, refresh))
+            reports.append(Report(start, time.monotonic(), points))
 
     async def final_poll(self) -> None:
         """A last poll after the load (what the watch still had to report)."""
-        await self._poll(refresh=False)
+        await self.poll()
 
 
 class Driver:
-    """Runs the clients for a while: each picks ops by weight, one at a time."""
+    """Runs the clients for a while: each picks ops by weight, one at a time, as fast
+    as it is answered (a closed loop: with enough clients the servers are saturated, and
+    a request's latency is mostly its wait in the queue), and polls its watch every
+    ``poll_every`` seconds besides, at a random phase."""
 
-    def __init__(self, clients: Sequence[LoadClient], seed: int) -> None:
+    def __init__(
+        self, clients: Sequence[LoadClient], seed: int, *, poll_every: float = 2.0
+    ) -> None:
         self.clients = list(clients)
         self.rng = random.Random(seed)
         self.ops = list(MIX)
         self.weights = [MIX[o] for o in self.ops]
+        self.poll_every = poll_every
 
     async def run(
         self,
@@ -474,6 +501,18 @@ class Driver:
                 budget[0] -= 2 if op == "pointWrite" else 1
                 await c.one(op)
 
+        async def polls(c: LoadClient) -> None:
+            # A fixed cadence: a poll that took longer than the period is followed by
+            # the next one at once, and the ticks it missed are skipped, not made up.
+            due = started + c.rng.uniform(0, self.poll_every)
+            while True:
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if time.monotonic() >= deadline() or budget[0] <= 0:
+                    return
+                budget[0] -= 1
+                await c.poll()
+                due = max(due + self.poll_every, time.monotonic())
+
         async def ticker() -> None:
             while tick is not None:
                 tick()
@@ -481,7 +520,10 @@ class Driver:
 
         ticking = asyncio.ensure_future(ticker())
         try:
-            await asyncio.gather(*(loop(c) for c in self.clients))
+            await asyncio.gather(
+                *(loop(c) for c in self.clients),
+                *(polls(c) for c in self.clients if self.poll_every > 0),
+            )
         finally:
             ticking.cancel()
         took = time.monotonic() - started

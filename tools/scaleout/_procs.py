@@ -18,7 +18,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CpuMeter", "Proc", "free_port", "free_ports", "rss_bytes", "tree_pids", "wait_for"]
+__all__ = [
+    "CpuMeter",
+    "MachineCpu",
+    "Proc",
+    "free_port",
+    "free_ports",
+    "machine_cpu",
+    "rss_bytes",
+    "tree_pids",
+    "wait_for",
+]
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -202,6 +212,32 @@ class CpuMeter:
             before = mark.get(group, {})
             used[group] = sum(max(0.0, t - before.get(pid, 0.0)) for pid, t in now.items())
         return used
+
+
+@dataclass(frozen=True)
+class MachineCpu:
+    """The whole machine's CPU seconds so far (``/proc/stat``, all cores summed): busy
+    (user, nice, system, irq, softirq), idle (idle, iowait) and stolen by the host."""
+
+    busy: float
+    idle: float
+    steal: float
+
+    def __sub__(self, other: MachineCpu) -> MachineCpu:
+        return MachineCpu(self.busy - other.busy, self.idle - other.idle, self.steal - other.steal)
+
+
+def machine_cpu() -> MachineCpu:
+    """The machine's CPU seconds now (zeros where ``/proc/stat`` cannot be read)."""
+    try:
+        line = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return MachineCpu(0.0, 0.0, 0.0)
+    # cpu user nice system idle iowait irq softirq steal guest guest_nice (guest time is
+    # already counted in user).
+    t = [int(x) / _TICK for x in line[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (t + [0.0] * 8)[:8]
+    return MachineCpu(user + nice + system + irq + softirq, idle + iowait, steal)
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float, interval: float = 0.1) -> None:

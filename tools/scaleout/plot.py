@@ -2,8 +2,9 @@
 
     python3 tools/dev.py hatch run scaleout:plot dist/scaleout/results.json docs/img/scaleout.png
 
-Three panels: requests per second for 1, 2, 3 instances, server CPU per request, and
-p50/p99 latency per op on the most instances, one series per store.
+Three panels: requests per second for 1, 2, 3 instances; CPU per request of each party
+(servers, store, HAProxy, load driver), stacked; and p50/p99 latency per op on the most
+instances; one series per store.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from typing import Any
 __all__ = ["draw", "main"]
 
 _OPS = ("read", "nav", "hisRead", "hisWrite", "pointWrite", "pointArray", "watchPoll")
+_PARTIES = (("servers", 1.0), ("store", 0.7), ("balancer", 0.45), ("driver", 0.25))
+_PARTY_NAMES = {
+    "servers": "servers",
+    "store": "store",
+    "balancer": "HAProxy",
+    "driver": "load driver",
+}
 _COLOURS = {"postgresql": "#336791", "redis-cluster": "#d82c20", "redis": "#a41e11"}
 
 
@@ -35,21 +43,29 @@ def draw(report: dict[str, Any], dest: Path) -> None:
         steps = store["steps"]
         xs = [s["instances"] for s in steps]
         ax_rps.plot(xs, [s["rps"] for s in steps], "o-", color=colour, label=store["store"])
-        ax_cpu.plot(
+        ax_rps.plot(
             xs,
-            [s["servers_cpu_ms_per_request"] for s in steps],
-            "o-",
-            color=colour,
-            label=f"{store['store']}: servers",
-        )
-        ax_cpu.plot(
-            xs,
-            [s["store_cpu_ms_per_request"] for s in steps],
-            "o--",
+            [s["requests_per_core_s"] for s in steps],
+            "s--",
             color=colour,
             alpha=0.6,
-            label=f"{store['store']}: store",
+            label=f"{store['store']}: per core used (all parties)",
         )
+        # CPU per request, stacked by party, one bar per store beside the other.
+        bottom = [0.0] * len(steps)
+        for party, alpha in _PARTIES:
+            values = [s["cpu_ms_per_request"][party] for s in steps]
+            ax_cpu.bar(
+                [x + (n - (len(stores) - 1) / 2) * width for x in xs],
+                values,
+                width,
+                bottom=bottom,
+                color=colour,
+                alpha=alpha,
+                edgecolor="white",
+                label=f"{store['store']}: {_PARTY_NAMES[party]}",
+            )
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         last = steps[-1]
         pos = [i + (n - (len(stores) - 1) / 2) * width for i in range(len(_OPS))]
         ax_lat.bar(
@@ -76,7 +92,7 @@ def draw(report: dict[str, Any], dest: Path) -> None:
         ylim=(0, None),
     )
     ax_cpu.set(
-        title="CPU per request",
+        title="CPU per request (servers, store, HAProxy, driver)",
         xlabel="instances behind HAProxy",
         ylabel="CPU milliseconds",
         ylim=(0, None),
@@ -88,14 +104,20 @@ def draw(report: dict[str, Any], dest: Path) -> None:
         ax.set_xticks(sorted({s["instances"] for st in stores for s in st["steps"]}))
     top = max((s["steps"][-1]["ops"][op]["p99_ms"] for s in stores for op in _OPS), default=1.0)
     ax_lat.set_ylim(0, top * 1.45)  # room for the legend above the bars
+    tallest = max(
+        (s["cpu_ms_per_request"]["all"] for st in stores for s in st["steps"]), default=1.0
+    )
+    ax_cpu.set_ylim(0, tallest * 1.55)  # room for the legend above the bars
     for ax in (ax_rps, ax_cpu, ax_lat):
         ax.grid(alpha=0.3)
-        where = "upper left" if ax is ax_lat else "best"
-        ax.legend(fontsize=8, loc=where, ncol=2 if ax is ax_lat else 1)
+        where = "upper left" if ax is not ax_rps else "best"
+        ax.legend(fontsize=7 if ax is ax_cpu else 8, loc=where, ncol=1 if ax is ax_rps else 2)
+    got = [s["cores"]["rig"] for st in stores for s in st["steps"]]
     fig.suptitle(
         f"{config['clients']} clients, {config['workers']} workers per instance, "
-        f"everything on one machine of {machine['cores']} cores (load driver included; "
-        f"load average {machine['load_average_at_start'][0]} at the start)",
+        f"everything on one machine of {machine['cores']} cores (load driver included), "
+        f"shared with other work: the rig got {min(got, default=0):g} to "
+        f"{max(got, default=0):g} cores",
         fontsize=10,
     )
     fig.tight_layout()

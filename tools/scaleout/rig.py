@@ -2,7 +2,7 @@
 store, under load, with faults, checked for lost writes and split sessions.
 
     python3 tools/dev.py scaleout                 # both stores, the full run (~10 min)
-    python3 tools/dev.py scaleout --short         # 2 instances, 10 clients, one kill -9
+    python3 tools/dev.py scaleout --short         # 2 instances, 10 clients, kill -9, store fault
     python3 tools/dev.py scaleout --stores postgresql --seconds 20
 
 For each store (a PostgreSQL cluster and a Redis Cluster of three masters with a
@@ -11,15 +11,16 @@ replica each, both started by the rig in temporary directories on free ports of
 prefix of the rig's own and no faults), the rig:
 
 1. loads the demo building and its own points into the store, and makes the users;
-2. starts ``--instances`` servers (``haystack-server serve --workers 2`` each, one
-   ``HAYSTACK_SECRET``) and HAProxy in front (round robin, no stickiness, health checks
-   on ``GET /``);
+2. starts ``--instances`` servers (the deployment guide's systemd command line,
+   ``haystack-server serve --workers 2``, one ``HAYSTACK_SECRET``) and HAProxy in front
+   with the guide's configuration (round robin, no stickiness, health checks on
+   ``GET /``, TLS, an mTLS frontend), both read from ``docs/deployment.md``;
 3. logs ``--clients`` clients in once each and runs the load on 1, 2, ... instances in
    turn (``--steps``), measuring throughput, latency per op and CPU per request;
 4. runs the load on all instances again while it ``kill -9``s one instance (and starts
    it again), restarts PostgreSQL or crashes the Redis master holding the store;
-5. checks what must hold (``_checks``), the sessions across instances, and the size of a
-   million samples in the store;
+5. checks what must hold (``_checks``), the sessions across instances, TLS and mTLS at
+   the balancer, and the size of a million samples in the store;
 6. writes ``results.json`` and ``results.md`` into ``--out`` (``plot.py`` draws the
    figure from the JSON) and stops everything it started, by PID.
 
@@ -76,12 +77,13 @@ from ._checks import (
     check_history,
     check_points,
     check_sessions,
+    check_tls,
     check_watches,
     percentiles,
 )
 from ._fleet import Balancer, Fleet
 from ._load import OPS, Driver, Ledger, LoadClient, Sample, World, rig_records
-from ._procs import CpuMeter, rss_bytes
+from ._procs import CpuMeter, MachineCpu, machine_cpu, rss_bytes
 
 __all__ = ["main"]
 
@@ -144,8 +146,19 @@ def _backend(kind: str, args: argparse.Namespace, work: Path) -> Backend:
 
 
 def _summary(
-    samples: Sequence[Sample], took: float, cpu: dict[str, float], driver_cpu: float
+    samples: Sequence[Sample],
+    took: float,
+    cpu: dict[str, float],
+    driver_cpu: float,
+    machine: MachineCpu,
 ) -> dict[str, Any]:
+    """One load run: throughput, latency per op, and where the CPU went.
+
+    The CPU of every party is counted (the servers' process trees, the store's, HAProxy's
+    and the rig's own process, which is the load driver), and so is the whole machine's
+    (``/proc/stat``): what the machine was busy with besides the rig is other work on a
+    shared machine, which the rig did not get.  The throughput of a closed loop is the
+    cores the rig got divided by the CPU a request costs all parties together."""
     ops: dict[str, Any] = {}
     for op in OPS:
         mine = [s for s in samples if s.op == op]
@@ -160,24 +173,42 @@ def _summary(
         }
     requests = len(samples)
     ok_all = sum(1 for s in samples if s.outcome.startswith("ok"))
-    servers = cpu.get("servers", 0.0)
+    used = {
+        "servers": cpu.get("servers", 0.0),
+        "store": cpu.get("store", 0.0),
+        "balancer": cpu.get("balancer", 0.0),
+        "driver": driver_cpu,
+    }
+    rig = sum(used.values())
+    servers = used["servers"]
+
+    def per_request(seconds: float) -> float:
+        return round(seconds / requests * 1000, 2) if requests else 0.0
+
+    def cores(seconds: float) -> float:
+        return round(max(0.0, seconds) / took, 2) if took else 0.0
+
     return {
         "seconds": round(took, 2),
         "requests": requests,
         "ok": ok_all,
         "rps": round(ok_all / took, 1) if took else 0.0,
         "ops": ops,
-        "cpu_s": {
-            "servers": round(servers, 2),
-            "store": round(cpu.get("store", 0.0), 2),
-            "balancer": round(cpu.get("balancer", 0.0), 2),
-            "driver": round(driver_cpu, 2),
+        "cpu_s": {k: round(v, 2) for k, v in used.items()},
+        "cpu_ms_per_request": {
+            **{k: per_request(v) for k, v in used.items()},
+            "all": per_request(rig),
         },
-        "servers_cpu_ms_per_request": round(servers / requests * 1000, 2) if requests else 0.0,
-        "store_cpu_ms_per_request": round(cpu.get("store", 0.0) / requests * 1000, 2)
-        if requests
-        else 0.0,
+        "cores": {
+            "rig": cores(rig),
+            "other_processes": cores(machine.busy - rig),
+            "idle": cores(machine.idle),
+            "stolen": cores(machine.steal),
+        },
+        "servers_cpu_ms_per_request": per_request(servers),
+        "store_cpu_ms_per_request": per_request(used["store"]),
         "requests_per_server_core_s": round(requests / servers, 1) if servers else 0.0,
+        "requests_per_core_s": round(requests / rig, 1) if rig else 0.0,
         "instances_answering": dict(
             sorted(collections.Counter(s.instance or "?" for s in samples).items())
         ),
@@ -271,7 +302,7 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
         fleet = Fleet(work / kind, backend.url, args.instances, workers=args.workers, env=env)
         _log(f"{kind}: starting {args.instances} instances of {args.workers} workers")
         await asyncio.to_thread(fleet.start)
-        balancer = Balancer(work / kind, fleet.ports)
+        balancer = Balancer(work / kind, fleet.ports, log_requests=args.keep)
         await asyncio.to_thread(balancer.start)
         result["balancer"] = balancer.version()
         meter = CpuMeter()
@@ -307,13 +338,25 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
             "spanning_two_or_more_instances": sum(1 for n in spread if n > 1),
         }
         _log(f"{kind}: {len(clients)} clients logged in")
-        driver = Driver(clients, args.seed)
+        driver = Driver(clients, args.seed, poll_every=args.poll_every)
+
+        # What the parties cost with no request at all (health checks, timers), so that
+        # it is not mistaken for a cost per request.
+        mark, box0, t0 = meter.mark(), machine_cpu(), time.monotonic()
+        await asyncio.sleep(3.0)
+        rest, box, took = meter.since(mark), machine_cpu() - box0, time.monotonic() - t0
+        result["at_rest"] = {
+            **{f"{k}_cores": round(v / took, 3) for k, v in sorted(rest.items())},
+            "other_processes_cores": round(max(0.0, box.busy - sum(rest.values())) / took, 2),
+        }
 
         for n in args.steps:
             await asyncio.to_thread(balancer.use, n)
-            mark, cpu0 = meter.mark(), _self_cpu()
+            mark, cpu0, box0 = meter.mark(), _self_cpu(), machine_cpu()
             samples, took = await driver.run(args.seconds, args.max_requests, meter.sample)
-            step = _summary(samples, took, meter.since(mark), _self_cpu() - cpu0)
+            step = _summary(
+                samples, took, meter.since(mark), _self_cpu() - cpu0, machine_cpu() - box0
+            )
             step["instances"] = n
             step["servers_rss_mb"] = round(rss_bytes(fleet.pids()) / 2**20, 1)
             result["steps"].append(step)
@@ -336,7 +379,7 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
         if args.faults:
             await asyncio.to_thread(balancer.use, args.instances)
             _log(f"{kind}: load with faults ({', '.join(args.faults)}) for {args.fault_seconds} s")
-            mark, cpu0 = meter.mark(), _self_cpu()
+            mark, cpu0, box0 = meter.mark(), _self_cpu(), machine_cpu()
             started = time.monotonic()
             # The load goes on until the faults are over and everything has had time
             # to settle, however long a restart takes on a busy machine.
@@ -352,8 +395,10 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
                 settle = max(8.0, 0.3 * args.fault_seconds)
                 end[0] = max(started + args.fault_seconds, time.monotonic() + settle)
             samples, took = await load
-            fault = _summary(samples, took, meter.since(mark), _self_cpu() - cpu0)
-            fault_checks, seen = check_faults(samples, windows, started + took)
+            fault = _summary(
+                samples, took, meter.since(mark), _self_cpu() - cpu0, machine_cpu() - box0
+            )
+            fault_checks, seen = check_faults(samples, windows, started + took, started)
             fault.update(events=events, **seen)
             result["fault"] = fault
             checks.extend(fault_checks)
@@ -366,6 +411,18 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
                     )
                 )
 
+        if fleet is not None:
+            # An instance that stopped on its own (not the one the rig killed and started
+            # again) would leave the others serving and every other check green.
+            stopped = await asyncio.to_thread(fleet.stopped)
+            checks.append(
+                Check(
+                    "every instance still runs after the load and the faults",
+                    not stopped,
+                    "; ".join(f"{n} stopped: {t}" for n, t in stopped.items())
+                    or f"{len(fleet.procs)} instances running",
+                )
+            )
         _log(f"{kind}: checking what the store holds")
         for c in clients:
             await c.final_poll()
@@ -390,6 +447,15 @@ async def _run_store(kind: str, args: argparse.Namespace, work: Path) -> dict[st
             await check_sessions(
                 balancer.url,
                 [fleet.url(i) for i in range(args.instances)],
+                (ADMIN, admin_password),
+            )
+        )
+        checks.extend(
+            await check_tls(
+                balancer.tls_url,
+                balancer.mtls_url,
+                balancer.ca,
+                balancer.client_pem,
                 (ADMIN, admin_password),
             )
         )
@@ -484,15 +550,35 @@ def _markdown(report: dict[str, Any]) -> str:
             lines += [f"Not run: {store['error']}", ""]
             continue
         lines += [
-            "| instances | requests/s | server CPU ms/request | requests/s per server core "
-            "| store CPU ms/request | servers' memory (MB) |",
-            "|---:|---:|---:|---:|---:|---:|",
+            "| instances | requests/s | CPU ms per request: servers / store / HAProxy / "
+            "driver / all | requests/s per server core | requests/s per core, all parties "
+            "| cores: the rig's / other processes' / idle | servers' memory (MB) |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for step in store["steps"]:
+            c, k = step["cpu_ms_per_request"], step["cores"]
             lines.append(
-                f"| {step['instances']} | {step['rps']} | {step['servers_cpu_ms_per_request']} "
-                f"| {step['requests_per_server_core_s']} | {step['store_cpu_ms_per_request']} "
+                f"| {step['instances']} | {step['rps']} | {c['servers']} / {c['store']} / "
+                f"{c['balancer']} / {c['driver']} / **{c['all']}** "
+                f"| {step['requests_per_server_core_s']} | {step['requests_per_core_s']} "
+                f"| {k['rig']} / {k['other_processes']} / {k['idle']} "
                 f"| {step['servers_rss_mb']} |"
+            )
+        if store["steps"]:
+            lines += [
+                "",
+                "A closed loop: the throughput is the cores the rig got divided by the CPU a "
+                "request costs all parties (servers, store, HAProxy and the load driver, which "
+                "share the machine), and a request's latency is mostly its wait in the queue "
+                "(p50 ≈ clients ÷ throughput).",
+            ]
+        rest = store.get("at_rest")
+        if rest:
+            lines.append(
+                "At rest (no request): servers "
+                f"{rest.get('servers_cores', 0)} cores, store {rest.get('store_cores', 0)}, "
+                f"HAProxy {rest.get('balancer_cores', 0)}; other processes "
+                f"{rest['other_processes_cores']}."
             )
         if store["steps"]:
             head = " | ".join(f"{s['instances']} inst. p50 / p99 ms" for s in store["steps"])
@@ -523,8 +609,8 @@ def _markdown(report: dict[str, Any]) -> str:
         if "watch_delay_s" in store:
             w = store["watch_delay_s"]
             lines.append(
-                f"Write to watch poll: p50 {w['p50']} s, p99 {w['p99']} s (clients poll "
-                "between other requests)."
+                f"From an acknowledged write to the first poll showing it: p50 {w['p50']} s, "
+                f"p99 {w['p99']} s (each client polls every {report['config']['poll_every']} s)."
             )
         lines += ["", "Checks:", ""]
         for c in store["checks"]:
@@ -563,6 +649,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=50, help="load clients (default 50)")
     p.add_argument("--seconds", type=float, default=30, help="seconds per load step")
     p.add_argument("--max-requests", type=int, default=200_000, help="requests per step, at most")
+    p.add_argument(
+        "--poll-every",
+        type=float,
+        default=2.0,
+        help="seconds between two watch polls of a client (default 2; 0: no polls)",
+    )
     p.add_argument("--fault-seconds", type=float, default=60, help="seconds of load with faults")
     p.add_argument(
         "--faults", default="kill,store", help="kill (an instance), store (restart/failover)"
@@ -572,11 +664,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=2, help="days of demo history")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "dist" / "scaleout"), help="where results go")
-    p.add_argument("--keep", action="store_true", help="keep the logs of servers and stores")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the logs of servers, stores and HAProxy (which then logs every request)",
+    )
     p.add_argument(
         "--short",
         action="store_true",
-        help="the short form: 2 instances, 10 clients, 8 s, then 20 s or more with a kill -9",
+        help="the short form: 2 instances, 10 clients, 8 s, then 20 s or more with a kill -9 "
+        "of an instance and a store fault",
     )
     return p
 
@@ -594,7 +691,7 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
         default("--clients", "clients", 10)
         default("--seconds", "seconds", 8)
         default("--fault-seconds", "fault_seconds", 20)
-        default("--faults", "faults", "kill")
+        default("--faults", "faults", "kill,store")
         default("--sizing-samples", "sizing_samples", 0)
         default("--days", "days", 1)
         if "--steps" not in given:
@@ -636,6 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "fault_seconds",
                 "faults",
                 "max_requests",
+                "poll_every",
             )
         },
         "stores": [],

@@ -151,6 +151,7 @@ def test_serve_loads_a_file_and_refuses_without_admin(tmp_path: Path) -> None:
 FAKE_STORE = """
 import multiprocessing
 import os
+import time
 
 from projecthaystack.server import MemoryStore
 
@@ -160,6 +161,16 @@ class FlakyStore(MemoryStore):
         mode = os.environ.get("FAKE_STORE_FAILS", "never")
         in_worker = multiprocessing.parent_process() is not None
         if mode == "always" or (mode == "in-workers" and in_worker):
+            raise ConnectionRefusedError(111, "Connection refused")
+        if mode == "one-worker-once" and in_worker:
+            # The first worker to get here fails, once its sibling had time to start:
+            # the store away for a moment while an instance starts.
+            try:
+                fd = os.open(os.environ["FAKE_STORE_MARK"], os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                return
+            os.close(fd)
+            time.sleep(3)
             raise ConnectionRefusedError(111, "Connection refused")
 
 
@@ -268,6 +279,41 @@ def test_a_worker_that_cannot_start_stops_them_all(fake_store_path: str) -> None
     )
     assert done.returncode == 1, done
     assert "a worker could not start" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_worker_that_cannot_start_while_another_serves_is_started_again(
+    fake_store_path: str, tmp_path: Path
+) -> None:
+    # Found by the scale-out rig: a worker that could not open the store during a
+    # failover stopped its whole instance, though its sibling served.
+    port = free_port()
+    proc = subprocess.Popen(
+        _command("serve", "--store", "flaky:", "--port", str(port), "--workers", "2"),
+        env=_env(
+            PYTHONPATH=fake_store_path,
+            FAKE_STORE_FAILS="one-worker-once",
+            FAKE_STORE_MARK=str(tmp_path / "failed-once"),
+            HAYSTACK_ADMIN_PASSWORD="long-enough-pw",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        # Announced once both workers serve: the one that failed was started again.
+        deadline = time.monotonic() + 90
+        out = ""
+        while "the Haystack API is at" not in out:
+            assert proc.poll() is None, f"{out}\n{proc.stderr.read() if proc.stderr else ''}"
+            assert time.monotonic() < deadline, out
+            out += proc.stdout.readline()
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+        assert (tmp_path / "failed-once").exists()  # one worker did fail
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "could not start (exit status 3) while the others serve; starting another" in err
 
 
 def test_a_store_password_never_shows(fake_store_path: str) -> None:

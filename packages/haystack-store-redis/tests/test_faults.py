@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import pytest
+import redis.exceptions as rx
 from redis.asyncio import Redis
 
 from projecthaystack.filter import parse
 from projecthaystack.kinds import Marker, Number, Ref
 from projecthaystack.server import HisChunk, HttpError
 from projecthaystack.stores.redis import RedisStore, StoreUnavailableError
+from projecthaystack.stores.redis._store import _mapped
 
 from .conftest import RedisProcs, free_ports, unavailable
 
@@ -100,3 +102,26 @@ async def test_a_killed_connection_leaves_a_batch_whole_or_absent(
     assert outcomes and (sizes == {0} or sizes == {len(ts)}), (outcomes, sizes)
     if outcomes == ["written"]:
         assert sizes == {len(ts)}
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        rx.SlotNotCoveredError("Slot 1234 is not covered by the cluster."),
+        rx.RedisClusterException(
+            "Redis Cluster cannot be connected. Please provide at least one reachable node: "
+            "Error 111 connecting to 127.0.0.1:7000. Connection refused."
+        ),
+    ],
+)
+def test_a_cluster_that_lost_its_nodes_is_unavailable_not_an_error(exc: Exception) -> None:
+    # Found by the scale-out rig: during a Redis Cluster failover a nav answered 500
+    # (redis-py's RedisClusterException is no ConnectionError) instead of a 503.
+    with pytest.raises(StoreUnavailableError, match=type(exc).__name__), _mapped():
+        raise exc
+
+
+def test_a_cluster_client_refusal_stays_an_error() -> None:
+    wrong = rx.RedisClusterException("Keys in request don't hash to the same slot")
+    with pytest.raises(rx.RedisClusterException, match="same slot"), _mapped():
+        raise wrong

@@ -419,8 +419,10 @@ def _supervise(
     kwargs: dict[str, Any], sock: socket.socket, workers: int, announce: Sequence[str]
 ) -> int:
     """Run ``workers`` processes on one socket until Ctrl-C or SIGTERM; print
-    ``announce`` once all serve; restart one that dies after it started, stop them all
-    (status 1) when one cannot start."""
+    ``announce`` once all serve; restart one that dies after it started; stop them all
+    (status 1) when one cannot start before any has; once one serves, start another in
+    place of one that could not (after 1, 2, 4 ... 30 s): the store was away for a
+    moment, and the instance goes on serving meanwhile."""
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -435,15 +437,30 @@ def _supervise(
     running = [spawn() for _ in range(workers)]
     status = 0
     pending = list(announce)
+    serving = False  # whether any worker ever started
+    failures = 0  # workers in a row that could not start while others serve
+    retry_at = 0.0
     try:
         while not stop.wait(0.2):
-            if pending and all(started.is_set() for _, started in running):
-                print("\n".join(pending), flush=True)
-                pending = []
+            if any(started.is_set() for _, started in running):
+                serving = True
+            if all(started.is_set() for _, started in running):
+                failures = 0
+                if pending:
+                    print("\n".join(pending), flush=True)
+                    pending = []
             for i, (proc, started) in enumerate(running):
                 if proc.is_alive():
                     continue
-                if not started.is_set():
+                if started.is_set():
+                    print(
+                        f"haystack-server: worker {proc.pid} died; starting another",
+                        file=sys.stderr,
+                    )
+                    running[i] = spawn()
+                    continue
+                if not serving:
+                    # No worker ever started: the configuration or the store is wrong.
                     print(
                         f"haystack-server: a worker could not start (exit status "
                         f"{proc.exitcode}); stopping the server",
@@ -452,8 +469,21 @@ def _supervise(
                     status = 1
                     stop.set()
                     break
-                print(f"haystack-server: worker {proc.pid} died; starting another", file=sys.stderr)
-                running[i] = spawn()
+                # Its siblings serve, so the store was reachable: a moment's outage (a
+                # database restart, a failover) must not stop the whole instance.
+                if retry_at == 0.0:
+                    delay = min(30.0, 2.0**failures)
+                    retry_at = time.monotonic() + delay
+                    print(
+                        f"haystack-server: a worker could not start (exit status "
+                        f"{proc.exitcode}) while the others serve; starting another in "
+                        f"{delay:g} s",
+                        file=sys.stderr,
+                    )
+                if time.monotonic() >= retry_at:
+                    failures += 1
+                    retry_at = 0.0
+                    running[i] = spawn()
     finally:
         for proc, _ in running:
             if proc.is_alive():

@@ -110,6 +110,13 @@ def _mapped() -> Any:
         raise
     except _UNAVAILABLE as exc:
         raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+    except rx.RedisClusterException as exc:
+        # A cluster client that lost its nodes in a failover: no node reachable to
+        # rediscover the cluster from, or the slot not covered yet.  The class is also
+        # the client's own refusals (keys of several slots), which stay errors.
+        if isinstance(exc, rx.SlotNotCoveredError) or "cannot be connected" in str(exc):
+            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+        raise
 
 
 class RedisStore:
