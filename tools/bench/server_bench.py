@@ -312,6 +312,7 @@ def main(rounds: int = 5) -> None:
 
     alpha = ALPHA.read_bytes()
     for line in [
+        *server_inproc.cold_start(),
         *server_inproc.requests(alpha, HIS_START),
         *server_inproc.memory(HIS_START, alpha),
         *server_inproc.his_write(HIS_START),

@@ -40,6 +40,25 @@ def test_get_query_values_are_zinc_or_else_str(live: Live) -> None:
         assert [r["id"].id for r in zinc.decode_grid(resp.content)] == ["s1"]
 
 
+def test_get_query_grids_keep_the_grid_rules(live: Live) -> None:
+    with live.http() as http:
+        # A name that is no tag name: 400, the name quoted.
+        resp = http.get("read", params={"Filter": "site"})
+        assert resp.status_code == 400
+        assert "invalid tag name 'Filter'" in zinc.decode_grid(resp.content).meta["dis"]
+        # Zinc's null: no cell (a null limit is no limit); the filter still applies.
+        resp = http.get("read", params={"filter": "site", "limit": "N"})
+        assert resp.status_code == 200
+        assert sorted(r["id"].id for r in zinc.decode_grid(resp.content)) == ["s1", "s2"]
+        # A repeated name: the last one counts, as it always did.
+        resp = http.get("read", params=[("filter", "equip"), ("filter", "site")])
+        assert sorted(r["id"].id for r in zinc.decode_grid(resp.content)) == ["s1", "s2"]
+        # A bare "?" is no parameter at all: read says what it needs.
+        resp = http.get("read?")
+        grid = zinc.decode_grid(resp.content)
+        assert resp.status_code == 200 and grid.is_error and "filter" in grid.meta["dis"]
+
+
 @pytest.mark.parametrize(
     ("accept", "name"),
     [
@@ -176,6 +195,10 @@ def test_nesting_and_query_parameter_limits(make_live) -> None:  # type: ignore[
         assert resp.status_code == 400 and "nesting" in zinc.decode_grid(resp.content).meta["dis"]
         resp = http.get("read", params={"a": "1", "b": "2", "c": "3"})
         assert resp.status_code == 400
+        assert "too many" in zinc.decode_grid(resp.content).meta["dis"]
+        # Repeats of one name are one parameter.
+        resp = http.get("read", params=[("filter", "site"), ("filter", "site"), ("limit", "1")])
+        assert resp.status_code == 200 and len(zinc.decode_grid(resp.content)) == 1
 
 
 def test_custom_prefix(make_live) -> None:  # type: ignore[no-untyped-def]

@@ -122,6 +122,44 @@ async def test_an_unchanged_range_is_handed_out_again() -> None:
     assert after[0] is not first[0] and list(after[0].val) == [Number(2)]
 
 
+@pytest.mark.anyio
+async def test_kept_answers_are_bounded_in_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from projecthaystack.server import _memory
+
+    monkeypatch.setattr(_memory, "_HIS_KEPT", 25)
+    store = MemoryStore()
+    await store.put_entities([{"id": Ref(p)} for p in ("a", "b", "c", "big")])
+    t0 = _now()
+    ts = tuple(t0 + dt.timedelta(minutes=i) for i in range(10))
+    big = tuple(t0 + dt.timedelta(minutes=i) for i in range(30))
+    await store.his_write({p: HisChunk(ts, tuple(map(Number, range(10)))) for p in "abc"})
+    await store.his_write({"big": HisChunk(big, tuple(map(Number, range(30))))})
+
+    async def read(p: str) -> HisChunk:
+        ((chunk,),) = await store.his_read([p], None, None, tz=dt.UTC)
+        return chunk
+
+    a1, b1 = await read("a"), await read("b")
+    assert await read("a") is a1  # both kept: 20 samples of 25
+    c1 = await read("c")  # 30 would be over: "b", read longest ago, is let go
+    assert await read("c") is c1 and await read("a") is a1
+    b2 = await read("b")
+    assert b2 is not b1 and (b2.ts, b2.val) == (b1.ts, b1.val)  # built again, the same
+    # An answer over the whole bound is never kept, and lets go of nothing.
+    kept_before = store._b.his_kept_total
+    big1 = await read("big")
+    assert await read("big") is not big1 and len(big1) == 30
+    assert store._b.his_kept_total == kept_before <= 25
+    # Writes and removals let go of a point's answer and its share of the bound.
+    await store.his_write({"a": HisChunk((t0,), (Number(7),))})
+    assert "a" not in store._b.his_kept
+    await store.delete_entities(["c"])
+    assert "c" not in store._b.his_kept
+    assert store._b.his_kept_total == sum(store._b.his_kept.values())
+
+
 def _now():  # type: ignore[no-untyped-def]
     import datetime as dt
 

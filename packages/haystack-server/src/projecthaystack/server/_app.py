@@ -10,7 +10,7 @@ import secrets
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import anyio
 import anyio.to_thread
@@ -27,7 +27,7 @@ from projecthaystack.codecs import (
     negotiate,
     zinc,
 )
-from projecthaystack.kinds import Grid, HaystackError, Uri
+from projecthaystack.kinds import Col, FrozenDict, Grid, HaystackError, Uri, is_tag_name
 
 from ._auth import Authenticated, Authenticator, LoginStep
 from ._config import ServerConfig
@@ -50,6 +50,14 @@ ZINC = codec_for_mime("text/zinc")
 
 StartupHook = Callable[[Store], Awaitable[None]]
 """A coroutine run with the opened store when the app starts (to load entities, say)."""
+
+
+_NO_META = FrozenDict()
+# The columns of query parameters, by name, once checked: a GET op has a few names
+# (filter, id, range, limit) that come back on every request.  Bounded, since a client
+# chooses them.
+_QUERY_COLS: dict[str, Col] = {}
+_MAX_QUERY_COLS = 1024
 
 
 def _accepted(accept: str | None) -> Codec:
@@ -250,16 +258,20 @@ class HaystackServer:
         return b"".join(chunks)
 
     def _query_grid(self, request: Request) -> Grid:
-        if not request.scope.get("query_string"):
+        query = request.scope.get("query_string")
+        if not query:
             return Grid.empty()
-        params = request.query_params
-        if len(params) > self.config.limits.max_query_params:
+        # Parsed as Starlette's query_params would be, without building its multidict:
+        # a GET op is a handful of parameters, and this runs on every one.
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        if not pairs:
+            return Grid.empty()
+        limits = self.config.limits
+        if len(pairs) > limits.max_query_params and len(dict(pairs)) > limits.max_query_params:
             raise HttpError(400, "too many query parameters")
-        if not params:
-            return Grid.empty()
         row: dict[str, Any] = {}
-        for name, text in params.multi_items():
-            if len(text) > self.config.limits.max_filter_length * 4:
+        for name, text in pairs:
+            if len(text) > limits.max_filter_length * 4:
                 raise HttpError(400, f"query parameter {name!r} is too long")
             if "a" <= text[:1] <= "z":
                 # No Zinc scalar starts with a lower-case letter (a filter, a range like
@@ -270,10 +282,21 @@ class HaystackServer:
                 row[name] = zinc.decode_value(text, limits=self.limits)
             except HaystackError:
                 row[name] = text  # the HTTP API: "otherwise it is assumed to be a Str"
-        try:
-            return Grid.from_rows([row])
-        except HaystackError as exc:
-            raise HttpError(400, f"bad query parameters: {exc}") from None
+        cols = []
+        for name in row:
+            col = _QUERY_COLS.get(name)
+            if col is None:
+                if not is_tag_name(name):
+                    raise HttpError(400, f"bad query parameters: invalid tag name {name!r}")
+                col = Col.unchecked(name, _NO_META)
+                if len(_QUERY_COLS) < _MAX_QUERY_COLS:
+                    _QUERY_COLS[name] = col
+            cols.append(col)
+        if None in row.values():  # a parameter written as Zinc's null: no cell, no column
+            cols = [c for c in cols if row[c.name] is not None]
+            row = {c.name: row[c.name] for c in cols}
+        # Names checked above, values decoded and not null: the grid's rules hold.
+        return Grid.unchecked(_NO_META, tuple(cols), (FrozenDict(row),))
 
     async def _request_grid(self, request: Request) -> Grid:
         body = await self._body(request)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import secrets
 import signal
@@ -23,23 +22,26 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import anyio
-from starlette.applications import Starlette
+# Only what the argument parser needs loads with the command: ``--help`` and a usage
+# error must not pay for Starlette, anyio, uvicorn, the codecs or the stores.  The rest
+# is imported where it is used.
+from ._config import (
+    ADMIN_PASSWORD_ENV,
+    ADMIN_USER_ENV,
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    ServerConfig,
+    ServerLimits,
+)
 
-from projecthaystack.kinds import HaystackError
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
-from ._app import HaystackServer, StartupHook
-from ._config import ServerConfig, ServerLimits
-from ._demo import DEMO_ACTIONS, demo_building
-from ._errors import StartupError
-from ._factory import create_app
-from ._opapi import Action
-from ._store import Store
-from ._stores import open_store
-from ._users import ADMIN_PASSWORD_ENV, ADMIN_USER_ENV, MAX_PASSWORD, MIN_PASSWORD, ensure_admin
+    from ._app import HaystackServer, StartupHook
+    from ._store import Store
 
 __all__ = ["app_from_env", "main"]
 
@@ -55,6 +57,10 @@ _CLIENT_HINT = (
 def _one_line(exc: BaseException) -> str:
     """An exception as one line for an operator: our own errors say enough; others
     carry their type."""
+    from projecthaystack.kinds import HaystackError
+
+    from ._errors import StartupError
+
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, StartupError | HaystackError | OSError | ValueError):
         return text
@@ -83,6 +89,9 @@ def _show(text: str | None) -> None:
 
 def _load_files(paths: Sequence[str], progress: bool = False) -> list[dict[str, Any]]:
     from projecthaystack.codecs import codec_for_name
+    from projecthaystack.kinds import HaystackError
+
+    from ._errors import StartupError
 
     records: list[dict[str, Any]] = []
     for path in paths:
@@ -112,6 +121,8 @@ def _load_files(paths: Sequence[str], progress: bool = False) -> list[dict[str, 
 def _hooks(opts: dict[str, Any], progress: bool = False) -> list[StartupHook]:
     """What fills the store at startup: ``--load`` files and the demo building
     (``progress`` on a terminal: the command's own check, not every worker's)."""
+    from ._demo import demo_building
+
     hooks: list[StartupHook] = []
     if opts["load"]:
         records = _load_files(opts["load"], progress)
@@ -150,6 +161,14 @@ def _config(opts: dict[str, Any]) -> ServerConfig:
 def app_from_env() -> Starlette:
     """The app described by the environment the ``serve`` command prepared (one per
     worker process)."""
+    from projecthaystack.kinds import HaystackError
+
+    from ._demo import DEMO_ACTIONS
+    from ._errors import StartupError
+    from ._factory import create_app
+    from ._opapi import Action
+    from ._stores import open_store
+
     opts = json.loads(os.environ[_OPTIONS_ENV])
     namespace = None
     if opts["defs"]:
@@ -295,6 +314,8 @@ def _add_serve_options(p: argparse.ArgumentParser, *, port_help: str) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> dict[str, Any]:
+    from ._errors import StartupError
+
     if args.workers < 1:
         raise StartupError("--workers must be at least 1")
     if args.workers > 1 and args.store.lower().startswith("memory"):
@@ -373,6 +394,10 @@ async def _preflight(opts: dict[str, Any], fill: bool) -> int:
     """What a worker does at startup, done first by the command on a store instance of
     its own, so that a mistake is one line before any worker starts: open the store,
     make sure there is an admin, and (``fill``) load it; the entity count."""
+    from ._errors import StartupError
+    from ._stores import open_store
+    from ._users import ensure_admin
+
     store = open_store(opts["store"])
     try:
         await store.open()
@@ -423,6 +448,8 @@ def _supervise(
     (status 1) when one cannot start before any has; once one serves, start another in
     place of one that could not (after 1, 2, 4 ... 30 s): the store was away for a
     moment, and the instance goes on serving meanwhile."""
+    import multiprocessing
+
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -497,6 +524,7 @@ def _supervise(
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import anyio
     import uvicorn
 
     if args.demo and not os.environ.get(ADMIN_PASSWORD_ENV):
@@ -657,6 +685,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``haystack-server`` command."""
     args = _parser().parse_args(argv)
+    from projecthaystack.kinds import HaystackError
+
     try:
         if args.command == "serve":
             return _serve(args)

@@ -8,7 +8,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ServerConfig", "ServerLimits"]
+__all__ = [
+    "ADMIN_PASSWORD_ENV",
+    "ADMIN_USER_ENV",
+    "MAX_PASSWORD",
+    "MIN_PASSWORD",
+    "ServerConfig",
+    "ServerLimits",
+]
+
+MIN_PASSWORD = 8
+"""The fewest characters a password may have."""
+MAX_PASSWORD = 1024
+"""The most characters a password may have."""
+ADMIN_USER_ENV = "HAYSTACK_ADMIN_USER"
+"""The environment variable naming the first admin (``admin`` when unset)."""
+ADMIN_PASSWORD_ENV = "HAYSTACK_ADMIN_PASSWORD"
+"""The environment variable holding the first admin's password."""
 
 
 def utc_now() -> dt.datetime:

@@ -6,7 +6,7 @@ import bisect
 import datetime as dt
 import secrets
 from array import array
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
@@ -152,6 +152,9 @@ class _Planner:
 _NUM: Final = "num"
 _BOOL: Final = "bool"
 _ANY: Final = "any"
+_HIS_KEPT: Final = 1 << 18
+"""Samples of history answers kept as objects for reads of the same span again, in all
+(about 30 MB): a full-range read of every point must not hold the history twice."""
 _FLOAT_SAFE: Final = 4_000_000_000 * 1_000_000
 """Keys (microseconds) within this of the epoch survive ``key / 1e6`` as a float to the
 microsecond (below 2**32 s the float's spacing is under half a microsecond)."""
@@ -255,13 +258,16 @@ class _Series:
         picked = [merged[k] for k in ordered]
         self.vals = array(self.vals.typecode, picked) if self.form != _ANY else picked
 
-    def read(self, lo: int, hi: int, tz: dt.tzinfo) -> HisChunk:
+    def kept(self, lo: int, hi: int, tz: dt.tzinfo) -> HisChunk | None:
+        """The answer handed out last, if it was for the same positions and zone."""
         last = self.last
         if last is not None and last[0] == lo and last[1] == hi and last[2] is tz:
             return last[3]
-        chunk = HisChunk(tuple(_datetimes(self.keys[lo:hi], tz)), tuple(self.values(lo, hi)))
-        self.last = (lo, hi, tz, chunk)
-        return chunk
+        return None
+
+    def read(self, lo: int, hi: int, tz: dt.tzinfo) -> HisChunk:
+        """Positions ``lo`` to ``hi`` as a chunk of datetimes in ``tz`` and kinds."""
+        return HisChunk(tuple(_datetimes(self.keys[lo:hi], tz)), tuple(self.values(lo, hi)))
 
 
 @dataclass(slots=True)
@@ -289,6 +295,10 @@ class _Backend:
     feed_ids: list[str] = field(default_factory=list)
     changed: anyio.Event | None = None
     history: dict[str, _Series] = field(default_factory=dict)
+    # The series whose last answer is kept (as objects, ~120 bytes a sample beside the
+    # columns' 16), oldest first, with their sizes: bounded by _HIS_KEPT samples in all.
+    his_kept: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    his_kept_total: int = 0
     priority: dict[str, dict[int, PriorityLevel]] = field(default_factory=dict)
     watches: dict[str, _WatchState] = field(default_factory=dict)
     watches_of: dict[str, set[str]] = field(default_factory=dict)
@@ -471,6 +481,7 @@ class MemoryStore:
         for i in gone:
             self._index(i, None)
             b.history.pop(i, None)
+            b.his_kept_total -= b.his_kept.pop(i, 0)
             b.priority.pop(i, None)
         self._changed(gone)
         return len(gone)
@@ -526,6 +537,7 @@ class MemoryStore:
                 if series is None:
                     series = b.history[id] = _Series()
                 series.merge(*_sorted_columns(chunk))
+                b.his_kept_total -= b.his_kept.pop(id, 0)  # merge dropped the kept answer
                 written += len(chunk)
         return written
 
@@ -556,11 +568,36 @@ class MemoryStore:
             if hi <= lo:
                 out.append(())
                 continue
-            chunk = series.read(lo, hi, tz)
+            chunk = series.kept(lo, hi, tz)
+            if chunk is None:
+                chunk = series.read(lo, hi, tz)
+                self._keep(id, series, (lo, hi, tz, chunk))
+            else:
+                self._b.his_kept.move_to_end(id)
             if left is not None:
                 left -= len(chunk)
             out.append((chunk,))
         return out
+
+    def _keep(self, id: str, series: _Series, last: tuple[int, int, dt.tzinfo, HisChunk]) -> None:
+        """Keep ``series``'s answer for the next read of the same span (the encoders
+        then reuse what they made of it), within :data:`_HIS_KEPT` samples in all: the
+        answers read longest ago are let go first."""
+        b = self._b
+        b.his_kept_total -= b.his_kept.pop(id, 0)
+        size = last[1] - last[0]
+        if size > _HIS_KEPT:
+            series.last = None
+            return
+        while b.his_kept and b.his_kept_total + size > _HIS_KEPT:
+            old, n = b.his_kept.popitem(last=False)
+            b.his_kept_total -= n
+            gone = b.history.get(old)
+            if gone is not None:
+                gone.last = None
+        series.last = last
+        b.his_kept[id] = size
+        b.his_kept_total += size
 
     # -- priority arrays -----------------------------------------------------------------
     async def point_write(

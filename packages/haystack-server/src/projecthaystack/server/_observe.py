@@ -31,11 +31,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import inspect
 import logging
+import os
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Final
 
 from projecthaystack.auth import AuthError, parse_auth_header
@@ -49,18 +53,40 @@ if TYPE_CHECKING:
 
     from ._app import HaystackServer
 
-try:  # the [otel] extra
-    from opentelemetry import context as otel_context
-    from opentelemetry import metrics as otel_metrics
-    from opentelemetry import propagate as otel_propagate
-    from opentelemetry import trace as otel_trace
-except ImportError:  # pragma: no cover - exercised where the extra is absent
-    otel_trace = None  # type: ignore[assignment]
-
 __all__ = ["OTEL_AVAILABLE", "continued", "instrument"]
 
-OTEL_AVAILABLE: Final = otel_trace is not None
-"""Whether ``opentelemetry-api`` is importable (the ``[otel]`` extra)."""
+OTEL_AVAILABLE: Final = importlib.util.find_spec("opentelemetry") is not None
+"""Whether OpenTelemetry looks installed (the ``[otel]`` extra), found without importing
+it: the API costs tens of milliseconds of import time that a server without tracing (and
+``haystack-server --help``) should not pay."""
+
+_PROVIDER_ENV: Final = ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+
+
+@functools.cache
+def _otel() -> SimpleNamespace | None:
+    """The OpenTelemetry API modules (``context``, ``metrics``, ``propagate``,
+    ``trace``), imported on first use; ``None`` where the extra is absent."""
+    try:
+        from opentelemetry import context, metrics, propagate, trace
+    except ImportError:  # pragma: no cover - exercised where the extra is absent
+        return None
+    return SimpleNamespace(context=context, metrics=metrics, propagate=propagate, trace=trace)
+
+
+def _may_be_set_up(config: Any) -> bool:
+    """Whether OpenTelemetry can have been set up, known without importing it: a
+    provider in the config, or code that imported the API (only that can make global
+    providers: an SDK's setup, auto-instrumentation), or the environment variables the
+    API reads its providers from."""
+    return (
+        config.tracer_provider is not None
+        or config.meter_provider is not None
+        or "opentelemetry.trace" in sys.modules
+        or "opentelemetry.metrics" in sys.modules
+        or any(name in os.environ for name in _PROVIDER_ENV)
+    )
+
 
 access_log = logging.getLogger("projecthaystack.server.access")
 store_log = logging.getLogger("projecthaystack.server.store")
@@ -82,18 +108,19 @@ def instrument(server: HaystackServer) -> list[Middleware]:
     :attr:`ServerConfig.access_log` is on; nothing otherwise."""
     from starlette.middleware import Middleware
 
-    telemetry = _Telemetry(server) if OTEL_AVAILABLE and _configured(server.config) else None
+    otel = _otel() if OTEL_AVAILABLE and _may_be_set_up(server.config) else None
+    telemetry = _Telemetry(server, otel) if otel and _configured(server.config, otel) else None
     if telemetry is None and not server.config.access_log:
         return []
     return [Middleware(_HttpMiddleware, telemetry=telemetry, access=server.config.access_log)]
 
 
-def _configured(config: Any) -> bool:
+def _configured(config: Any, otel: SimpleNamespace) -> bool:
     """Whether OpenTelemetry is set up: a provider given in the config, or global ones
     that are not the API's own stand-ins (which drop everything).  Installed but not
     set up, the server is not instrumented at all: it costs nothing per request."""
-    tracer = config.tracer_provider or otel_trace.get_tracer_provider()
-    meter = config.meter_provider or otel_metrics.get_meter_provider()
+    tracer = config.tracer_provider or otel.trace.get_tracer_provider()
+    meter = config.meter_provider or otel.metrics.get_meter_provider()
     return not (_stand_in(tracer) and _stand_in(meter))
 
 
@@ -129,10 +156,11 @@ class _Expiring:
 class _Telemetry:
     """The tracer, the instruments and the wrappers, made once per server."""
 
-    def __init__(self, server: HaystackServer) -> None:
+    def __init__(self, server: HaystackServer, otel: SimpleNamespace) -> None:
         cfg = server.config
-        tracer_provider = cfg.tracer_provider or otel_trace.get_tracer_provider()
-        meter_provider = cfg.meter_provider or otel_metrics.get_meter_provider()
+        self.otel = otel
+        tracer_provider = cfg.tracer_provider or otel.trace.get_tracer_provider()
+        meter_provider = cfg.meter_provider or otel.metrics.get_meter_provider()
         self.tracer = tracer_provider.get_tracer(_SCOPE)
         meter = meter_provider.get_meter(_SCOPE)
         self.op_duration = meter.create_histogram(
@@ -166,17 +194,18 @@ class _Telemetry:
         self._wrap_auth(server)
         self._wrap_store(server.store)
 
-    @staticmethod
-    def _gauge(registry: _Expiring) -> Callable[[Any], Iterable[Any]]:
+    def _gauge(self, registry: _Expiring) -> Callable[[Any], Iterable[Any]]:
+        observation = self.otel.metrics.Observation
+
         def observe(options: Any) -> Iterable[Any]:
-            return [otel_metrics.Observation(registry.count())]
+            return [observation(registry.count())]
 
         return observe
 
     # -- ops -------------------------------------------------------------------------------
     def _wrap_call(self, server: HaystackServer) -> None:
         call = server.call
-        tracer = self.tracer
+        tracer, trace = self.tracer, self.otel.trace
 
         @functools.wraps(call)
         async def traced(who: Any, op_name: str, req: Grid, now: Any) -> Grid:
@@ -203,7 +232,7 @@ class _Telemetry:
                 span.set_attribute("haystack.rows_out", len(grid))
                 span.set_attribute("haystack.outcome", outcome)
                 if grid.is_error:
-                    span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR))
+                    span.set_status(trace.Status(trace.StatusCode.ERROR))
                 self._track(op_name, req, grid, who)
             return grid
 
@@ -292,14 +321,16 @@ def continued(carrier: Mapping[str, str]) -> Iterator[None]:
     continue the caller's trace.  A malformed context is ignored by the propagator (the
     spans start a trace of their own); nothing to continue, or no OpenTelemetry, nothing
     is done."""
-    if not OTEL_AVAILABLE or not carrier:
+    # Without the API imported no span can be open or started: nothing to continue.
+    otel = _otel() if carrier and OTEL_AVAILABLE and "opentelemetry.trace" in sys.modules else None
+    if otel is None:
         yield
         return
-    token = otel_context.attach(otel_propagate.extract(carrier))
+    token = otel.context.attach(otel.propagate.extract(carrier))
     try:
         yield
     finally:
-        otel_context.detach(token)
+        otel.context.detach(token)
 
 
 def _handshake_token(header: str) -> str | None:
@@ -347,7 +378,7 @@ class _HttpMiddleware:
                 continued(carrier),
                 tel.tracer.start_as_current_span(
                     f"HTTP {method} {path}",
-                    kind=otel_trace.SpanKind.SERVER,
+                    kind=tel.otel.trace.SpanKind.SERVER,
                     attributes={"http.request.method": method, "url.path": path},
                 ) as span,
             ):
@@ -356,7 +387,7 @@ class _HttpMiddleware:
                 if answer["format"]:
                     span.set_attribute("haystack.format", answer["format"])
                 if answer["status"] >= 500:
-                    span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR))
+                    span.set_status(tel.otel.trace.Status(tel.otel.trace.StatusCode.ERROR))
         finally:
             elapsed = time.perf_counter() - start
             if tel is not None:

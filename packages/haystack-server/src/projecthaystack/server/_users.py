@@ -13,6 +13,9 @@ import os
 
 from projecthaystack.auth import ScramCredentials, saslprep
 
+# The bounds and names live with the config, which the command's --help reads without
+# loading the auth and store modules.
+from ._config import ADMIN_PASSWORD_ENV, ADMIN_USER_ENV, MAX_PASSWORD, MIN_PASSWORD
 from ._errors import StartupError
 from ._store import Role, Store, User, UserExistsError
 
@@ -27,15 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("projecthaystack.server.users")
-
-MIN_PASSWORD = 8
-"""The fewest characters a password may have."""
-MAX_PASSWORD = 1024
-"""The most characters a password may have."""
-ADMIN_USER_ENV = "HAYSTACK_ADMIN_USER"
-"""The environment variable naming the first admin (``admin`` when unset)."""
-ADMIN_PASSWORD_ENV = "HAYSTACK_ADMIN_PASSWORD"
-"""The environment variable holding the first admin's password."""
 
 
 def check_password(password: str) -> str:
