@@ -20,7 +20,7 @@ from ._limits import DEFAULT_LIMITS, Limits
 from ._text import read_text
 from ._zinc_read import ZincParser
 from ._zinc_write import encode_grid as zinc_grid
-from ._zinc_write import encode_value
+from ._zinc_write import _dict_text, _StrTexts, encode_value
 
 __all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid", "encode_grid_bytes"]
 
@@ -273,6 +273,8 @@ def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
     """
     out: list[str] = []
     texts = _Texts()
+    zinc_strs = _StrTexts()
+    fd = FrozenDict
     for i, d in enumerate(dicts):
         if i:
             out.append("---")
@@ -286,6 +288,8 @@ def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
                     if type(val) is str
                     else name + ":@" + val.id
                     if type(val) is Ref and val.dis is None
+                    else name + ":" + _dict_value(val, zinc_strs)
+                    if type(val) is fd
                     else name + ":" + _value_text(val)
                     for name, val in d.items()
                     if val is not None
@@ -296,6 +300,13 @@ def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
             raise EncodeError(f"tag {bad!r}: {exc}") from None
     out.append("")
     return "\n".join(out)
+
+
+def _dict_value(d: FrozenDict, zinc_strs: _StrTexts) -> str:
+    """A dict tag's value: inline Zinc, its strings through the encode's cache; the
+    ``Trio:`` block when it holds a grid (whose Zinc spans lines)."""
+    text = _dict_text(d, zinc_strs)
+    return text if "\n" not in text else _value_text(d)
 
 
 def _fails(val: Any) -> bool:

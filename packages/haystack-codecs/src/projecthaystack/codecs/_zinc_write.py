@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from itertools import repeat
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -26,6 +27,7 @@ from projecthaystack.kinds import (
 )
 
 from ._encoding import check_names, encoder_for
+from ._memo import SEEN, Kept, Seen, cols_key
 from ._text import format_datetime, format_time
 
 __all__ = ["encode_grid", "encode_grid_bytes", "encode_str", "encode_value"]
@@ -52,6 +54,9 @@ def _esc_char(m: re.Match[str]) -> str:
 
 def encode_str(s: str) -> str:
     """A Zinc string literal: ``"..."`` with the escapes Zinc needs."""
+    # Three scans and one test in C are cheaper than the regex on the usual string.
+    if s.isprintable() and '"' not in s and "\\" not in s and "$" not in s:
+        return '"' + s + '"'
     if _STR_SPECIAL.search(s) is None:
         return '"' + s + '"'
     return '"' + _STR_SPECIAL.sub(_esc_char, s) + '"'
@@ -185,34 +190,138 @@ def encode_grid(grid: Grid) -> str:
         cmeta = _tags(col.meta)
         heads.append(col.name + " " + cmeta if cmeta else col.name)
     out.append(",".join(heads))
-    index = {c.name: i for i, c in enumerate(cols)}
-    blank = [""] * len(cols)
-    if len(cols) == 1:
-        blank[0] = "N"  # a lone empty cell would read as a blank line
-    encoders = _ENCODERS
-    ref_t = Ref
-    strs = _StrTexts()
-    for row in grid.rows:
-        # Fill only the row's own tags into a blank line; wide grids are mostly empty.
-        cells = blank.copy()
-        for name, val in row.items():
-            t = type(val)
-            if t is str:
-                cell = strs[val]
-            elif val is Marker:
-                cell = "M"
-            elif t is ref_t and val.dis is None:
-                cell = "@" + val.id
-            else:
-                enc = encoders.get(t)
-                cell = enc(val) if enc is not None else encode_value(val)
-            try:
-                cells[index[name]] = cell
-            except KeyError:
-                raise EncodeError(f"row tag {name!r} is not a column") from None
-        out.append(",".join(cells))
+    names = tuple([c.name for c in cols])
+    out.extend(_lines(grid.rows, names))
     out.append("")
     return "\n".join(out)
+
+
+def _lines(rows: Sequence[FrozenDict], names: tuple[str, ...]) -> list[str]:
+    """The grid's row lines: kept ones copied (see ``_memo``), the others written."""
+    key = cols_key(names)
+    writer = _RowWriter(names)
+    line = writer.line
+    if key is None or not rows:
+        return [line(row) for row in rows]
+    first = type(getattr(rows[0], "memo", None))
+    if first is Kept:
+        # Stored rows, likely all kept for these columns: a copy of each line.
+        # AttributeError (another tool's entry) or TypeError (no line kept) is a miss.
+        lines: list[str] = []
+        add = lines.append
+        try:
+            for row in rows:
+                zinc = row.memo.haystack_zinc
+                if zinc[0] is not key:
+                    break
+                add(zinc[1])
+            else:
+                return lines
+        except (AttributeError, TypeError):
+            pass
+    last = type(getattr(rows[-1], "memo", None))
+    if first is not Kept and first is not Seen and last is not Kept and last is not Seen:
+        # Rows never written (as the first and last show): no memo to read row by row,
+        # which costs an exception apiece where there is none; they are marked as seen,
+        # in C.  (A grid that mixes kept rows in between is written right, only slower.)
+        lines = [line(row) for row in rows]
+        list(map(setattr, rows, repeat("memo"), repeat(SEEN)))  # another tool's gives way
+        return lines
+    out: list[str] = []
+    append = out.append
+    seen, kept = Seen, Kept
+    for row in rows:
+        memo = getattr(row, "memo", None)
+        t = type(memo)
+        if t is kept:
+            zinc = memo.haystack_zinc
+            if zinc is not None and zinc[0] is key:
+                append(zinc[1])
+                continue
+            text = line(row)
+            memo.haystack_zinc = (key, text)
+        elif t is seen:
+            # Written before and asked for again: a row that lives on.  Keep its line.
+            text = line(row)
+            row.memo = kept(None, memo.plain, (key, text))
+        else:
+            text = line(row)
+            row.memo = SEEN  # another tool's entry gives way
+        append(text)
+    return out
+
+
+class _RowWriter:
+    """Writes rows of one grid as lines: one template per row shape (its tag names in
+    order), with a ``%s`` in each of its columns and the empty cells already in place,
+    so a row costs one conversion per tag and one ``%``."""
+
+    __slots__ = ("blank", "index", "ncols", "strs", "templates")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.index = {name: i for i, name in enumerate(names)}
+        self.ncols = len(names)
+        self.templates: dict[tuple[str, ...], str] = {}
+        self.strs = _StrTexts()
+
+    def template(self, shape: tuple[str, ...]) -> str:
+        cells = [""] * self.ncols
+        if not shape and self.ncols == 1:
+            cells[0] = "N"  # a lone empty cell would read as a blank line
+        for name in shape:
+            try:
+                cells[self.index[name]] = "%s"
+            except KeyError:
+                raise EncodeError(f"row tag {name!r} is not a column") from None
+        if len(self.templates) < 4096:
+            self.templates[shape] = ",".join(cells)
+        return ",".join(cells)
+
+    def line(self, row: FrozenDict) -> str:
+        shape = tuple(row)
+        template = self.templates.get(shape)
+        if template is None:
+            template = self.template(shape)
+        strs, marker, ref_t, fd, encoders = self.strs, Marker, Ref, FrozenDict, _ENCODERS
+        # Markers first: they are most of the cells of entity grids.
+        cells = tuple(
+            [
+                "M"
+                if v is marker
+                else strs[v]
+                if (t := type(v)) is str
+                else ("@" + v.id if v.dis is None else _enc_ref(v))
+                if t is ref_t
+                else _dict_text(v, strs)
+                if t is fd
+                else _cell(v)
+                for v in row.values()
+            ]
+        )
+        return template % cells
+
+
+def _cell(val: Any) -> str:
+    enc = _ENCODERS.get(type(val))
+    return enc(val) if enc is not None else encode_value(val)
+
+
+def _dict_text(d: FrozenDict, strs: _StrTexts) -> str:
+    """A nested dict's text, its strings through the encode's cache."""
+    check_names(d)
+    return (
+        "{"
+        + " ".join(
+            [
+                name
+                if val is Marker
+                else name + ":" + (strs[val] if type(val) is str else encode_value(val))
+                for name, val in d.items()
+                if val is not None
+            ]
+        )
+        + "}"
+    )
 
 
 def encode_grid_bytes(grid: Grid) -> bytes:
