@@ -254,51 +254,57 @@ def _lines(rows: Sequence[FrozenDict], names: tuple[str, ...]) -> list[str]:
 class _RowWriter:
     """Writes rows of one grid as lines: one template per row shape (its tag names in
     order), with a ``%s`` in each of its columns and the empty cells already in place,
-    so a row costs one conversion per tag and one ``%``."""
+    so a row costs one conversion per tag and one ``%``.  A row whose tags are not in
+    column order has its cells put in that order first."""
 
-    __slots__ = ("blank", "index", "ncols", "strs", "templates")
+    __slots__ = ("index", "ncols", "strs", "templates")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.index = {name: i for i, name in enumerate(names)}
         self.ncols = len(names)
-        self.templates: dict[tuple[str, ...], str] = {}
+        self.templates: dict[tuple[str, ...], tuple[str, list[int] | None]] = {}
         self.strs = _StrTexts()
 
-    def template(self, shape: tuple[str, ...]) -> str:
+    def template(self, shape: tuple[str, ...]) -> tuple[str, list[int] | None]:
         cells = [""] * self.ncols
         if not shape and self.ncols == 1:
             cells[0] = "N"  # a lone empty cell would read as a blank line
-        for name in shape:
-            try:
-                cells[self.index[name]] = "%s"
-            except KeyError:
-                raise EncodeError(f"row tag {name!r} is not a column") from None
+        try:
+            at = [self.index[name] for name in shape]
+        except KeyError as exc:
+            raise EncodeError(f"row tag {exc.args[0]!r} is not a column") from None
+        for i in at:
+            cells[i] = "%s"
+        # The %s take the cells in column order: the order of the row's tags by column.
+        order = sorted(range(len(at)), key=at.__getitem__)
+        found = (",".join(cells), None if order == list(range(len(at))) else order)
         if len(self.templates) < 4096:
-            self.templates[shape] = ",".join(cells)
-        return ",".join(cells)
+            self.templates[shape] = found
+        return found
 
     def line(self, row: FrozenDict) -> str:
         shape = tuple(row)
-        template = self.templates.get(shape)
-        if template is None:
-            template = self.template(shape)
-        strs, marker, ref_t, fd, encoders = self.strs, Marker, Ref, FrozenDict, _ENCODERS
+        found = self.templates.get(shape)
+        if found is None:
+            found = self.template(shape)
+        template, order = found
+        strs, marker, ref_t, fd = self.strs, Marker, Ref, FrozenDict
         # Markers first: they are most of the cells of entity grids.
-        cells = tuple(
-            [
-                "M"
-                if v is marker
-                else strs[v]
-                if (t := type(v)) is str
-                else ("@" + v.id if v.dis is None else _enc_ref(v))
-                if t is ref_t
-                else _dict_text(v, strs)
-                if t is fd
-                else _cell(v)
-                for v in row.values()
-            ]
-        )
-        return template % cells
+        cells = [
+            "M"
+            if v is marker
+            else strs[v]
+            if (t := type(v)) is str
+            else ("@" + v.id if v.dis is None else _enc_ref(v))
+            if t is ref_t
+            else _dict_text(v, strs)
+            if t is fd
+            else _cell(v)
+            for v in row.values()
+        ]
+        if order is None:
+            return template % tuple(cells)
+        return template % tuple([cells[i] for i in order])
 
 
 def _cell(val: Any) -> str:
