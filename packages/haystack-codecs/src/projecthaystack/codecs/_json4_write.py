@@ -104,7 +104,8 @@ def _is_plain(d: FrozenDict, names: bool = True) -> bool:
     if names:
         check_names(d)
     native = _NATIVE4
-    return all(type(v) in native or (type(v) is FrozenDict and _plain_nested(v)) for v in d.values())
+    fd = FrozenDict
+    return all(type(v) in native or (type(v) is fd and _plain_nested(v)) for v in d.values())
 
 
 def _plain_nested(d: FrozenDict) -> bool:

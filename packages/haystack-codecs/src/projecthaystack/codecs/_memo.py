@@ -44,9 +44,9 @@ class Kept:
 
     ``haystack_json4``: its JSON v4 bytes (``None`` until JSON writes it again);
     ``plain``: whether msgspec writes it as it stands (``None``: not known yet);
-    ``haystack_zinc``: ``(cols, line)``, its Zinc line in a grid whose column names are
-    the interned tuple ``cols`` (one attribute, so that threads never pair one grid's
-    columns with another's line)."""
+    ``haystack_zinc``: ``(cols, line)``, its Zinc line as UTF-8 in a grid whose column
+    names are the interned tuple ``cols`` (one attribute, so that threads never pair one
+    grid's columns with another's line)."""
 
     # Names no other tool's entry would carry: the writers read them without a type check.
     __slots__ = ("haystack_json4", "haystack_zinc", "plain")
@@ -55,7 +55,7 @@ class Kept:
         self,
         json4: bytes | None,
         plain: bool | None,
-        zinc: tuple[tuple[str, ...], str] | None = None,
+        zinc: tuple[tuple[str, ...], bytes] | None = None,
     ) -> None:
         self.haystack_json4 = json4
         self.plain = plain

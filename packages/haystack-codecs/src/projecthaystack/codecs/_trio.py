@@ -19,8 +19,8 @@ from ._encoding import check_names
 from ._limits import DEFAULT_LIMITS, Limits
 from ._text import read_text
 from ._zinc_read import ZincParser
-from ._zinc_write import encode_grid as zinc_grid
 from ._zinc_write import _dict_text, _StrTexts, encode_value
+from ._zinc_write import encode_grid as zinc_grid
 
 __all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid", "encode_grid_bytes"]
 

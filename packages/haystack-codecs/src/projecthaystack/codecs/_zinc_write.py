@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from itertools import repeat
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from typing import Any, Final
 
 from projecthaystack.kinds import (
@@ -176,6 +176,13 @@ def encode_grid(grid: Grid) -> str:
     dis,site
     "HQ",M
     """
+    out = _encode(grid)
+    return out if isinstance(out, str) else out.decode()
+
+
+def _encode(grid: Grid) -> str | bytes:
+    """The grid as Zinc: ``str`` when its rows were written now, UTF-8 ``bytes`` when
+    they are lines kept (as bytes, so that the wire gets them without an encode)."""
     if not isinstance(grid, Grid):
         raise EncodeError(f"expected a Grid, not {type(grid).__name__}")
     gmeta = grid.meta
@@ -191,23 +198,31 @@ def encode_grid(grid: Grid) -> str:
         heads.append(col.name + " " + cmeta if cmeta else col.name)
     out.append(",".join(heads))
     names = tuple([c.name for c in cols])
-    out.extend(_lines(grid.rows, names))
-    out.append("")
-    return "\n".join(out)
+    lines = _lines(grid.rows, names)
+    if lines is None:
+        rows = grid.rows
+        out.extend(_RowWriter(names).lines(rows))
+        out.append("")
+        if rows and cols_key(names) is not None:
+            # Marked once written (an error leaves them unmarked), in C; another tool's
+            # entry gives way.
+            list(map(setattr, rows, repeat("memo"), repeat(SEEN)))
+        return "\n".join(out)
+    return b"\n".join([b"\n".join([x.encode() for x in out]), *lines, b""])
 
 
-def _lines(rows: Sequence[FrozenDict], names: tuple[str, ...]) -> list[str]:
-    """The grid's row lines: kept ones copied (see ``_memo``), the others written."""
+def _lines(rows: Sequence[FrozenDict], names: tuple[str, ...]) -> list[bytes] | None:
+    """The grid's row lines as UTF-8, kept ones copied (see ``_memo``), the others
+    written and kept; ``None`` for rows never written (and for columns past the bound
+    of ``cols_key``): the caller writes those as ``str`` and marks them as seen."""
     key = cols_key(names)
-    writer = _RowWriter(names)
-    line = writer.line
     if key is None or not rows:
-        return [line(row) for row in rows]
+        return None
     first = type(getattr(rows[0], "memo", None))
     if first is Kept:
         # Stored rows, likely all kept for these columns: a copy of each line.
         # AttributeError (another tool's entry) or TypeError (no line kept) is a miss.
-        lines: list[str] = []
+        lines: list[bytes] = []
         add = lines.append
         try:
             for row in rows:
@@ -222,30 +237,29 @@ def _lines(rows: Sequence[FrozenDict], names: tuple[str, ...]) -> list[str]:
     last = type(getattr(rows[-1], "memo", None))
     if first is not Kept and first is not Seen and last is not Kept and last is not Seen:
         # Rows never written (as the first and last show): no memo to read row by row,
-        # which costs an exception apiece where there is none; they are marked as seen,
-        # in C.  (A grid that mixes kept rows in between is written right, only slower.)
-        lines = [line(row) for row in rows]
-        list(map(setattr, rows, repeat("memo"), repeat(SEEN)))  # another tool's gives way
-        return lines
-    out: list[str] = []
+        # which costs an exception apiece where there is none; the caller marks them as
+        # seen.  (A grid that mixes kept rows in between is written right, only slower.)
+        return None
+    line = _RowWriter(names).line
+    out: list[bytes] = []
     append = out.append
     seen, kept = Seen, Kept
     for row in rows:
-        memo = getattr(row, "memo", None)
+        memo: Any = getattr(row, "memo", None)
         t = type(memo)
         if t is kept:
             zinc = memo.haystack_zinc
             if zinc is not None and zinc[0] is key:
                 append(zinc[1])
                 continue
-            text = line(row)
+            text = line(row).encode()
             memo.haystack_zinc = (key, text)
         elif t is seen:
             # Written before and asked for again: a row that lives on.  Keep its line.
-            text = line(row)
+            text = line(row).encode()
             row.memo = kept(None, memo.plain, (key, text))
         else:
-            text = line(row)
+            text = line(row).encode()
             row.memo = SEEN  # another tool's entry gives way
         append(text)
     return out
@@ -281,6 +295,10 @@ class _RowWriter:
         if len(self.templates) < 4096:
             self.templates[shape] = found
         return found
+
+    def lines(self, rows: Sequence[FrozenDict]) -> list[str]:
+        line = self.line
+        return [line(row) for row in rows]
 
     def line(self, row: FrozenDict) -> str:
         shape = tuple(row)
@@ -337,4 +355,5 @@ def encode_grid_bytes(grid: Grid) -> bytes:
     >>> encode_grid_bytes(Grid.from_rows([{"site": Marker}]))
     b'ver:"3.0"\\nsite\\nM\\n'
     """
-    return encode_grid(grid).encode()
+    out = _encode(grid)
+    return out if isinstance(out, bytes) else out.encode()
