@@ -9,6 +9,7 @@ import pytest
 from projecthaystack.codecs import json, trio, zinc
 from projecthaystack.kinds import (
     Col,
+    DecodeError,
     FrozenDict,
     Grid,
     Marker,
@@ -190,3 +191,24 @@ def test_threads_writing_the_same_rows_in_two_column_orders_never_mix_them():
     for t in threads:
         t.join()
     assert errors == []
+
+
+# The readers' fast paths for one-off cells (Refs and plain strings) hand anything they
+# do not prove to the full parser, which reads or reports it as before.
+
+
+def test_zinc_cells_the_fast_path_does_not_prove_go_to_the_parser():
+    grid = zinc.decode_grid('ver:"3.0"\nid,dis\n@a-1,"say \\"hi\\" $"\n@b "B",""\n')
+    assert grid.rows[0] == {"id": Ref("a-1"), "dis": 'say "hi" $'}
+    assert grid.rows[1] == {"id": Ref("b", "B"), "dis": ""}
+    with pytest.raises(DecodeError) as err:
+        zinc.decode_grid('ver:"3.0"\nid,dis\n@ok,"x"\n@bad#id,"y"\n')
+    assert err.value.line == 4
+    with pytest.raises(DecodeError):
+        zinc.decode_grid('ver:"3.0"\nid,dis\n@ok,"unterminated\n')
+
+
+def test_trio_refs_the_fast_path_does_not_prove_are_read_as_before():
+    first, second = trio.decode_dicts('id:@a-1\nref:@b "B"\n---\nid:@a#b\nx:@\n')
+    assert first == {"id": Ref("a-1"), "ref": Ref("b", "B")}
+    assert second == {"id": "@a#b", "x": "@"}

@@ -104,6 +104,19 @@ class _Reader:
         cached = self.cache.get(raw, self)
         if cached is not self:
             return cached
+        if raw[0] == "@" and " " not in raw:
+            # A Ref without a dis, the commonest one-off value: it checks its own id.
+            try:
+                val: Any = Ref(raw[1:])
+            except ValueError:
+                val = self.scalar_general(raw, line_index, col)
+        else:
+            val = self.scalar_general(raw, line_index, col)
+        if type(val) is not list and len(self.cache) < 65536:
+            self.cache[raw] = val
+        return val
+
+    def scalar_general(self, raw: str, line_index: int, col: int) -> Any:
         if raw == "true":
             val: Any = True
         elif raw == "false":
@@ -126,8 +139,6 @@ class _Reader:
                 if raw[0] in '"`[{<':
                     self.parse_zinc(raw, line_index, col)  # raises with the position
                 val = raw
-        if type(val) is not list and len(self.cache) < 65536:
-            self.cache[raw] = val
         return val
 
     def value(self, raw: str, line_index: int, col: int) -> Any:
@@ -169,14 +180,17 @@ class _Reader:
         names: set[str] = set()  # tag names already checked
         cache_get = self.cache.get
         miss = self.cache
-        while self.i < len(lines):
-            i = self.i
+        # The line number lives in a local (an attribute write per line costs); self.i
+        # is set around the calls that read or move it (indented blocks).
+        i = self.i
+        end = len(lines)
+        while i < end:
             line = lines[i]
             name, sep, raw = line.partition(":")
             if name not in names:
                 stripped = line.strip()
                 if not stripped or stripped.startswith("//"):
-                    self.i += 1
+                    i += 1
                     continue
                 if stripped[0] == "-":
                     if _SEPARATOR.fullmatch(stripped) is None:
@@ -184,7 +198,7 @@ class _Reader:
                     if tags:
                         out.append(FrozenDict(tags))
                         tags = {}
-                    self.i += 1
+                    i += 1
                     continue
                 name = name.rstrip(" \t\r")
                 if _NAME.fullmatch(name) is None or line[:1] in " \t":
@@ -194,15 +208,18 @@ class _Reader:
                 raise self.error(f"duplicate tag {name!r}", i)
             if not sep:
                 tags[name] = Marker
-                self.i += 1
+                i += 1
                 continue
             raw = raw.strip(" \t\r")
             val = cache_get(raw, miss)
             if val is miss:
+                self.i = i
                 val = self.value(raw, i, len(name) + 2)
+                i = self.i
             if val is not None:
                 tags[name] = val
-            self.i += 1
+            i += 1
+        self.i = i
         if tags:
             out.append(FrozenDict(tags))
         return out
