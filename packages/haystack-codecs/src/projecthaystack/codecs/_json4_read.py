@@ -249,7 +249,7 @@ class V4Reader:
         return out
 
     def dict_(self, obj: dict[str, Any]) -> FrozenDict:
-        out = {}
+        out: dict[str, Any] = {}
         value = self.value
         names = self.names
         marker = self.marker
