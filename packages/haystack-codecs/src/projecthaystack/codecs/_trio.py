@@ -288,25 +288,34 @@ def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
     dis:HQ
     site
     """
+    return _encode(dicts, check=True)
+
+
+def _encode(dicts: Iterable[Mapping[str, Any]], check: bool) -> str:
+    """``check``: whether the tag names need checking (a grid's rows were checked)."""
     out: list[str] = []
     texts = _Texts()
     zinc_strs = _StrTexts()
-    fd = FrozenDict
-    for i, d in enumerate(dicts):
-        if i:
+    fd, ref_t, marker = FrozenDict, Ref, Marker
+    first = True
+    for d in dicts:
+        if first:
+            first = False
+        else:
             out.append("---")
-        check_names(d)
+        if check:
+            check_names(d)
         try:
             out.extend(
                 [
                     name
-                    if val is Marker
+                    if val is marker
                     else name + ":" + texts[val]
-                    if type(val) is str
+                    if (t := type(val)) is str
                     else name + ":@" + val.id
-                    if type(val) is Ref and val.dis is None
+                    if t is ref_t and val.dis is None
                     else name + ":" + _dict_value(val, zinc_strs)
-                    if type(val) is fd
+                    if t is fd
                     else name + ":" + _value_text(val)
                     for name, val in d.items()
                     if val is not None
@@ -344,7 +353,7 @@ def encode_grid(grid: Grid) -> str:
     """
     if not isinstance(grid, Grid):
         raise EncodeError(f"expected a Grid, not {type(grid).__name__}")
-    return encode_dicts(grid.rows)
+    return _encode(grid.rows, check=False)
 
 
 def encode_grid_bytes(grid: Grid) -> bytes:

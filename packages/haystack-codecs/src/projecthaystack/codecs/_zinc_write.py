@@ -6,6 +6,7 @@ import datetime as _dt
 import re
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
+from operator import is_, itemgetter
 from typing import Any, Final
 
 from projecthaystack.kinds import (
@@ -194,7 +195,7 @@ def _encode(grid: Grid) -> str | bytes:
         cols = (Col("empty"),)
     heads = []
     for col in cols:
-        cmeta = _tags(col.meta)
+        cmeta = _tags(col.meta) if col.meta else ""
         heads.append(col.name + " " + cmeta if cmeta else col.name)
     out.append(",".join(heads))
     names = tuple([c.name for c in cols])
@@ -211,6 +212,10 @@ def _encode(grid: Grid) -> str | bytes:
     return b"\n".join([b"\n".join([x.encode() for x in out]), *lines, b""])
 
 
+_COLS_OF: Final = itemgetter(0)
+_LINE_OF: Final = itemgetter(1)
+
+
 def _lines(rows: Sequence[FrozenDict], names: tuple[str, ...]) -> list[bytes] | None:
     """The grid's row lines as UTF-8, kept ones copied (see ``_memo``), the others
     written and kept; ``None`` for rows never written (and for columns past the bound
@@ -220,18 +225,13 @@ def _lines(rows: Sequence[FrozenDict], names: tuple[str, ...]) -> list[bytes] | 
         return None
     first = type(getattr(rows[0], "memo", None))
     if first is Kept:
-        # Stored rows, likely all kept for these columns: a copy of each line.
-        # AttributeError (another tool's entry) or TypeError (no line kept) is a miss.
-        lines: list[bytes] = []
-        add = lines.append
+        # Stored rows, likely all kept for these columns: a copy of each line, the
+        # checks in C.  AttributeError (another tool's entry) or TypeError (no line
+        # kept) is a miss, as is a line kept for other columns.
         try:
-            for row in rows:
-                zinc = row.memo.haystack_zinc
-                if zinc[0] is not key:
-                    break
-                add(zinc[1])
-            else:
-                return lines
+            kept = [row.memo.haystack_zinc for row in rows]
+            if all(map(is_, map(_COLS_OF, kept), repeat(key))):
+                return list(map(_LINE_OF, kept))
         except (AttributeError, TypeError):
             pass
     last = type(getattr(rows[-1], "memo", None))
