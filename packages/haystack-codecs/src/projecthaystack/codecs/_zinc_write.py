@@ -229,9 +229,9 @@ def _lines(rows: Sequence[FrozenDict], names: tuple[str, ...]) -> list[bytes] | 
         # checks in C.  AttributeError (another tool's entry) or TypeError (no line
         # kept) is a miss, as is a line kept for other columns.
         try:
-            kept = [row.memo.haystack_zinc for row in rows]
-            if all(map(is_, map(_COLS_OF, kept), repeat(key))):
-                return list(map(_LINE_OF, kept))
+            found = [row.memo.haystack_zinc for row in rows]
+            if all(map(is_, map(_COLS_OF, found), repeat(key))):
+                return list(map(_LINE_OF, found))
         except (AttributeError, TypeError):
             pass
     last = type(getattr(rows[-1], "memo", None))
