@@ -249,15 +249,18 @@ class V4Reader:
         return out
 
     def dict_(self, obj: dict[str, Any]) -> FrozenDict:
-        out = {}
+        out: dict[str, Any] = {}
         value = self.value
         names = self.names
         marker = self.marker
         strs = self.strs
+        refs = self.refs
+        # One test in C for the usual dict, whose keys were all seen before.
+        known = names.issuperset(obj)
         k = ""
         try:
             for k, v in obj.items():
-                if k not in names:
+                if not known and k not in names:
                     if not is_tag_name(k):
                         continue  # the spec: keys that are not tag names are ignored
                     names.add(k)
@@ -267,8 +270,21 @@ class V4Reader:
                         out[k] = Marker
                     else:
                         out[k] = v if strs is None else strs[v]
-                elif t is dict and v.get("_kind") == "marker":
-                    out[k] = Marker
+                elif t is dict:
+                    kind = v.get("_kind")
+                    if kind == "marker":
+                        out[k] = Marker
+                    elif kind == "ref" and len(v) == 2:
+                        # Refs without a dis, the commonest object of entity data: one
+                        # Ref per id, without the general path's calls.
+                        rid = v.get("val")
+                        ref = refs.get(rid) if type(rid) is str else None
+                        if ref is None:
+                            ref = self.kind(v, kind)
+                            refs[rid] = ref
+                        out[k] = ref
+                    else:
+                        out[k] = value(v)
                 elif v is not None:
                     out[k] = value(v)
         except PathError as exc:

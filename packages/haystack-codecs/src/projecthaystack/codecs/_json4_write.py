@@ -3,7 +3,8 @@
 The kinds are msgspec Structs tagged with ``_kind`` as JSON v4 tags them, so msgspec
 writes rows of strings, markers and refs as they stand; everything else is converted
 first.  What the writer learns of a row (whether it needs converting; its JSON, once it
-is written again) it keeps in the row's ``memo`` in entries of its own types.
+is written again) it keeps in the row's ``memo``, in the entries all the writers share
+(see ``_memo``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import Any, Final
 
 import msgspec
@@ -31,40 +33,12 @@ from projecthaystack.kinds import (
 )
 
 from ._encoding import check_names, encoder_for
+from ._memo import CONVERT, PLAIN, Kept, Seen
 from ._text import format_datetime, format_time
 
 __all__ = ["encode_grid4", "encode_value4"]
 
 _encoder: Final = msgspec.json.Encoder()
-
-
-# -- the row memo: entries of the writer's own types in FrozenDict.memo
-
-
-class Seen:
-    """A row written once, and whether msgspec can write it as it stands."""
-
-    __slots__ = ("plain",)
-
-    def __init__(self, plain: bool) -> None:
-        self.plain = plain
-
-
-PLAIN: Final = Seen(True)
-"""A row seen once that msgspec writes as it stands."""
-CONVERT: Final = Seen(False)
-"""A row seen once that needs converting first (or was not checked: always safe)."""
-
-
-class Kept:
-    """A row written twice: its JSON v4 bytes, and whether it was plain."""
-
-    # A name no other tool's entry would carry: the writer reads it without a type check.
-    __slots__ = ("haystack_json4", "plain")
-
-    def __init__(self, json4: bytes, plain: bool) -> None:
-        self.haystack_json4 = json4
-        self.plain = plain
 
 
 _MAX_EXACT: Final = 2.0**53
@@ -105,12 +79,20 @@ _TZ_NAMES: dict[_dt.tzinfo, str] = {}
 def _e4_datetime(dt: _dt.datetime) -> dict[str, Any]:
     tz = dt.tzinfo
     name = _TZ_NAMES.get(tz) if tz is not None else None
-    if name is None or dt.microsecond:
+    if name is None:
         iso, name = format_datetime(dt)
         if tz is not None and len(_TZ_NAMES) < 1024:
             _TZ_NAMES[tz] = name
         return {"_kind": "dateTime", "val": iso, "tz": name}
-    return {"_kind": "dateTime", "val": dt.isoformat(), "tz": name}
+    # format_datetime's text, without its zone lookup: the zone's name is known.
+    us = dt.microsecond
+    if not us:
+        iso = dt.isoformat()
+    else:
+        iso = dt.isoformat(timespec="milliseconds" if us % 1000 == 0 else "microseconds")
+    if name == "UTC" and iso.endswith("+00:00"):
+        iso = iso[:-6] + "Z"
+    return {"_kind": "dateTime", "val": iso, "tz": name}
 
 
 def _e4_list(items: Any) -> list[Any]:
@@ -121,25 +103,39 @@ def _is_plain(d: FrozenDict, names: bool = True) -> bool:
     """Whether msgspec can write ``d`` as it stands."""
     if names:
         check_names(d)
-    return all(
-        type(v) in _NATIVE4 or (type(v) is FrozenDict and _plain_nested(v)) for v in d.values()
-    )
+    native = _NATIVE4
+    fd = FrozenDict
+    return all(type(v) in native or (type(v) is fd and _plain_nested(v)) for v in d.values())
 
 
 def _plain_nested(d: FrozenDict) -> bool:
     memo = getattr(d, "memo", None)
     if type(memo) is Seen or type(memo) is Kept:
-        return memo.plain
+        known = memo.plain
+        if known is not None:
+            return known
     plain = _is_plain(d)
-    d.memo = PLAIN if plain else CONVERT
+    if type(memo) is Kept:
+        memo.plain = plain
+    else:
+        d.memo = PLAIN if plain else CONVERT
     return plain
 
 
 def _e4_dict(d: Mapping[str, Any]) -> Mapping[str, Any]:
     check_names(d)
-    if _NATIVE4.issuperset(map(type, d.values())):
+    native = _NATIVE4
+    if native.issuperset(map(type, d.values())):
         return d
-    return {k: v if type(v) in _NATIVE4 else _enc4(v) for k, v in d.items() if v is not None}
+    enc = _ENC4
+    try:
+        # Each value's encoder straight from the table: nested dicts are common (Bravo's
+        # rows all hold one), and the general lookup costs a call apiece.
+        return {
+            k: v if type(v) in native else enc[type(v)](v) for k, v in d.items() if v is not None
+        }
+    except KeyError:  # a subclass of a kind (an int, a str): the general path
+        return {k: v if type(v) in native else _enc4(v) for k, v in d.items() if v is not None}
 
 
 def _e4_head(g: Grid) -> dict[str, Any]:
@@ -153,29 +149,21 @@ def _e4_head(g: Grid) -> dict[str, Any]:
     return {"_kind": "grid", "meta": meta, "cols": cols}
 
 
-def _kept_rows(g: Grid) -> list[bytes] | None:
-    """The JSON of every row, when every row was written twice before (and so kept it)."""
-    rows = g.rows
-    if not rows or type(getattr(rows[0], "memo", None)) is not Kept:
-        return None  # the usual miss, found without the cost of an exception
-    try:
-        # The attribute's name is this writer's own: any other entry (a Seen, another
-        # tool's), or none, is a miss.  One chained read a row is the fastest check.
-        return [r.memo.haystack_json4 for r in rows]
-    except AttributeError:
-        return None
-
-
 def _e4_grid_bytes(g: Grid) -> bytes:
-    kept = _kept_rows(g)
-    if kept is None:
-        return _encoder.encode(_e4_grid(g))
-    # Stored rows all: one copy of their JSON into the answer, the brackets and commas
-    # joined in with it.
-    head = _encoder.encode(_e4_head(g))[:-1] + b',"rows":['
-    parts = [head + kept[0], *kept[1:]]
-    parts[-1] = parts[-1] + b"]}"
-    return b",".join(parts)
+    rows = g.rows
+    if rows and type(getattr(rows[0], "memo", None)) is Kept:
+        # Stored rows, likely all kept: one copy of their JSON into the answer, the
+        # brackets and commas joined in with it.  The attribute's name is this writer's
+        # own: another tool's entry (AttributeError) or a row whose JSON is not kept yet
+        # (None: TypeError) is a miss, found without a test per row.
+        try:
+            parts = [r.memo.haystack_json4 for r in rows]
+            parts[0] = _encoder.encode(_e4_head(g))[:-1] + b',"rows":[' + parts[0]
+            parts[-1] = parts[-1] + b"]}"
+            return b",".join(parts)
+        except (AttributeError, TypeError):
+            pass
+    return _encoder.encode(_e4_grid(g))
 
 
 def _e4_grid(g: Grid) -> dict[str, Any]:
@@ -185,6 +173,9 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
         if columnar is not None:
             grid["rows"] = columnar
             return grid
+    if _fresh(g.rows):
+        grid["rows"] = _e4_fresh(g.rows)
+        return grid
     rows: list[Any] = []
     check = True
     raw_t = msgspec.Raw
@@ -192,12 +183,20 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
         memo: Any = getattr(row, "memo", None)
         t = type(memo)
         if t is Kept:
-            rows.append(raw_t(memo.haystack_json4))
+            raw = memo.haystack_json4
+            if raw is None:  # kept by another writer: this one keeps its JSON too
+                plain = memo.plain
+                if plain is None:
+                    plain = memo.plain = _is_plain(row, names=False)
+                raw = memo.haystack_json4 = _encoder.encode(row if plain else _e4_row(row))
+            rows.append(raw_t(raw))
             continue
         if t is Seen:
             # Written before and asked for again: a row that lives on (a stored entity,
             # a stored sample).  Keep its JSON: from now on it is copied, not rebuilt.
             plain = memo.plain
+            if plain is None:
+                plain = _is_plain(row, names=False)
             raw = _encoder.encode(row if plain else _e4_row(row))
             row.memo = Kept(raw, plain)
             rows.append(raw_t(raw))
@@ -213,6 +212,46 @@ def _e4_grid(g: Grid) -> dict[str, Any]:
         rows.append(row if plain else _e4_row(row))
     grid["rows"] = rows
     return grid
+
+
+def _fresh(rows: tuple[FrozenDict, ...]) -> bool:
+    """Whether the rows look never written: the first and the last were not.  (Reading
+    every row's memo costs an exception apiece where there is none; a grid that mixes
+    kept rows with fresh ones between those two is written right, only slower.)"""
+    if not rows:
+        return False
+    t0, t1 = type(getattr(rows[0], "memo", None)), type(getattr(rows[-1], "memo", None))
+    return t0 is not Seen and t0 is not Kept and t1 is not Seen and t1 is not Kept
+
+
+_VERDICTS: Final = (CONVERT, PLAIN)
+_PROBE: Final = 8
+
+
+def _e4_fresh(rows: tuple[FrozenDict, ...]) -> list[Any]:
+    """Rows none of which was written before, a pass at a time rather than a row at a
+    time (each pass a comprehension or a loop in C): whether each is plain, the rows
+    that need converting converted, and the verdicts kept in their memos."""
+    native, fd, nested = _NATIVE4, FrozenDict, _plain_nested
+    plains = [
+        all(type(v) in native or (type(v) is fd and nested(v)) for v in r.values())
+        for r in rows[:_PROBE]
+    ]
+    if len(rows) <= _PROBE or any(plains):
+        plains += [
+            all(type(v) in native or (type(v) is fd and nested(v)) for v in r.values())
+            for r in rows[_PROBE:]
+        ]
+    else:
+        # The first rows all need converting (a hisRead's ts/val, rows that all hold a
+        # dateTime): convert the rest straight away, checking first would double the work.
+        plains += [False] * (len(rows) - _PROBE)
+    # Another tool's entry gives way.
+    list(map(setattr, rows, repeat("memo"), map(_VERDICTS.__getitem__, plains)))
+    if all(plains):
+        return list(rows)
+    enc = _e4_row
+    return [r if p else enc(r) for r, p in zip(rows, plains, strict=True)]
 
 
 def _e4_row(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -256,9 +295,6 @@ def _e4_columnar(g: Grid) -> list[dict[str, Any]] | None:
     memo = getattr(first, "memo", None)
     if type(memo) is Seen or type(memo) is Kept:
         return None  # rows written before: their memos are the fast path
-    # Mark the grid as seen (its first row will do): if these rows are written again,
-    # they are rows that live on, and the row path keeps their JSON.
-    first.memo = CONVERT
     names = [c.name for c in g.cols]
     width = len(names)
     if any(len(row) != width for row in g.rows):
@@ -280,6 +316,9 @@ def _e4_columnar(g: Grid) -> list[dict[str, Any]] | None:
             except KeyError:
                 return None
         columns.append(out)
+    # Mark the grid as seen (its first row will do): if these rows are written again,
+    # they are rows that live on, and the row path keeps their JSON.
+    first.memo = CONVERT
     if width == 2:  # ts and val: a dict display is cheaper than dict(zip(...))
         k0, k1 = names
         return [{k0: a, k1: b} for a, b in zip(columns[0], columns[1], strict=True)]

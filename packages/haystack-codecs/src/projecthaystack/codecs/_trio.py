@@ -19,8 +19,8 @@ from ._encoding import check_names
 from ._limits import DEFAULT_LIMITS, Limits
 from ._text import read_text
 from ._zinc_read import ZincParser
+from ._zinc_write import _dict_text, _StrTexts, encode_value
 from ._zinc_write import encode_grid as zinc_grid
-from ._zinc_write import encode_value
 
 __all__ = ["decode_dicts", "decode_grid", "encode_dicts", "encode_grid", "encode_grid_bytes"]
 
@@ -104,6 +104,19 @@ class _Reader:
         cached = self.cache.get(raw, self)
         if cached is not self:
             return cached
+        if raw[0] == "@" and " " not in raw:
+            # A Ref without a dis, the commonest one-off value: it checks its own id.
+            try:
+                val: Any = Ref(raw[1:])
+            except ValueError:
+                val = self.scalar_general(raw, line_index, col)
+        else:
+            val = self.scalar_general(raw, line_index, col)
+        if type(val) is not list and len(self.cache) < 65536:
+            self.cache[raw] = val
+        return val
+
+    def scalar_general(self, raw: str, line_index: int, col: int) -> Any:
         if raw == "true":
             val: Any = True
         elif raw == "false":
@@ -126,8 +139,6 @@ class _Reader:
                 if raw[0] in '"`[{<':
                     self.parse_zinc(raw, line_index, col)  # raises with the position
                 val = raw
-        if type(val) is not list and len(self.cache) < 65536:
-            self.cache[raw] = val
         return val
 
     def value(self, raw: str, line_index: int, col: int) -> Any:
@@ -169,14 +180,17 @@ class _Reader:
         names: set[str] = set()  # tag names already checked
         cache_get = self.cache.get
         miss = self.cache
-        while self.i < len(lines):
-            i = self.i
+        # The line number lives in a local (an attribute write per line costs); self.i
+        # is set around the calls that read or move it (indented blocks).
+        i = self.i
+        end = len(lines)
+        while i < end:
             line = lines[i]
             name, sep, raw = line.partition(":")
             if name not in names:
                 stripped = line.strip()
                 if not stripped or stripped.startswith("//"):
-                    self.i += 1
+                    i += 1
                     continue
                 if stripped[0] == "-":
                     if _SEPARATOR.fullmatch(stripped) is None:
@@ -184,7 +198,7 @@ class _Reader:
                     if tags:
                         out.append(FrozenDict(tags))
                         tags = {}
-                    self.i += 1
+                    i += 1
                     continue
                 name = name.rstrip(" \t\r")
                 if _NAME.fullmatch(name) is None or line[:1] in " \t":
@@ -194,15 +208,18 @@ class _Reader:
                 raise self.error(f"duplicate tag {name!r}", i)
             if not sep:
                 tags[name] = Marker
-                self.i += 1
+                i += 1
                 continue
             raw = raw.strip(" \t\r")
             val = cache_get(raw, miss)
             if val is miss:
+                self.i = i
                 val = self.value(raw, i, len(name) + 2)
+                i = self.i
             if val is not None:
                 tags[name] = val
-            self.i += 1
+            i += 1
+        self.i = i
         if tags:
             out.append(FrozenDict(tags))
         return out
@@ -271,21 +288,34 @@ def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
     dis:HQ
     site
     """
+    return _encode(dicts, check=True)
+
+
+def _encode(dicts: Iterable[Mapping[str, Any]], check: bool) -> str:
+    """``check``: whether the tag names need checking (a grid's rows were checked)."""
     out: list[str] = []
     texts = _Texts()
-    for i, d in enumerate(dicts):
-        if i:
+    zinc_strs = _StrTexts()
+    fd, ref_t, marker = FrozenDict, Ref, Marker
+    first = True
+    for d in dicts:
+        if first:
+            first = False
+        else:
             out.append("---")
-        check_names(d)
+        if check:
+            check_names(d)
         try:
             out.extend(
                 [
                     name
-                    if val is Marker
+                    if val is marker
                     else name + ":" + texts[val]
-                    if type(val) is str
+                    if (t := type(val)) is str
                     else name + ":@" + val.id
-                    if type(val) is Ref and val.dis is None
+                    if t is ref_t and val.dis is None
+                    else name + ":" + _dict_value(val, zinc_strs)
+                    if t is fd
                     else name + ":" + _value_text(val)
                     for name, val in d.items()
                     if val is not None
@@ -296,6 +326,13 @@ def encode_dicts(dicts: Iterable[Mapping[str, Any]]) -> str:
             raise EncodeError(f"tag {bad!r}: {exc}") from None
     out.append("")
     return "\n".join(out)
+
+
+def _dict_value(d: FrozenDict, zinc_strs: _StrTexts) -> str:
+    """A dict tag's value: inline Zinc, its strings through the encode's cache; the
+    ``Trio:`` block when it holds a grid (whose Zinc spans lines)."""
+    text = _dict_text(d, zinc_strs)
+    return text if "\n" not in text else _value_text(d)
 
 
 def _fails(val: Any) -> bool:
@@ -316,7 +353,7 @@ def encode_grid(grid: Grid) -> str:
     """
     if not isinstance(grid, Grid):
         raise EncodeError(f"expected a Grid, not {type(grid).__name__}")
-    return encode_dicts(grid.rows)
+    return _encode(grid.rows, check=False)
 
 
 def encode_grid_bytes(grid: Grid) -> bytes:

@@ -532,18 +532,28 @@ class _CellCache(dict[str, Any]):
     def __missing__(self, cell: str) -> Any:
         c = cell[:1]
         # The two commonest one-off cells, ids and display names, skip the general parser.
+        # Tests in C rather than a regex: a Ref checks its own id (the same characters
+        # as Zinc's), a string body without quote, backslash or newline is itself.
         if c == "@":
-            m = _REF.fullmatch(cell)
-            if m is not None and m.group(2) is None:
-                val: Any = Ref(m.group(1))
-                self[cell] = val
-                return val
+            if " " not in cell:
+                try:
+                    val: Any = Ref(cell[1:])
+                except ValueError:
+                    pass  # the parser below reports it
+                else:
+                    self[cell] = val
+                    return val
         elif c == '"':
-            m = _STR.fullmatch(cell)
-            if m is not None and "\\" not in cell:
-                val = m.group(1)
-                self[cell] = val
-                return val
+            body = cell[1:-1]
+            if (
+                cell[-1] == '"'
+                and len(cell) > 1
+                and '"' not in body
+                and "\\" not in body
+                and "\n" not in body
+            ):
+                self[cell] = body
+                return body
         sub = ZincParser(cell.strip(" \t"), self.parent.limits)
         sub.depth = self.parent.depth
         val = sub.value()
