@@ -4,6 +4,8 @@ trace context a client sends, the failed-login log line and the access log."""
 from __future__ import annotations
 
 import logging
+import time
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,9 +120,17 @@ def test_the_trace_context_of_the_caller_is_continued(make_live: Any, otel: Otel
         "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01",
     }
     assert httpx.get(f"{live.url}/about", headers=headers).status_code == 200
-    spans = [s for s in otel.spans.get_finished_spans() if s.name == "HTTP GET /api/about"]
-    assert f"{spans[-1].context.trace_id:032x}" == trace_id
-    assert f"{spans[-1].parent.span_id:016x}" == "00f067aa0ba902b7"
+    # The server ends its span after the answer went out, in its own thread: wait for it
+    # (bounded) rather than read the spans list before it is there.
+    deadline = time.monotonic() + 10
+    while True:
+        spans = [s for s in otel.spans.get_finished_spans() if s.name == "HTTP GET /api/about"]
+        ours = [s for s in spans if f"{s.context.trace_id:032x}" == trace_id]
+        if ours or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert len(ours) == 1, [f"{s.context.trace_id:032x}" for s in spans]
+    assert f"{ours[0].parent.span_id:016x}" == "00f067aa0ba902b7"
 
 
 def test_watches_sessions_handshakes_throttles_metrics(make_live: Any, otel: Otel) -> None:
