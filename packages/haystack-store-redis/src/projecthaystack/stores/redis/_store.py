@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -121,6 +121,14 @@ def _mapped() -> Any:
         raise
 
 
+def _split(url: str) -> SplitResult:
+    """``urlsplit``, its refusals as :class:`RedisStoreError` without the password."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise RedisStoreError(f"bad Redis URL {redact(url)!r}: {scrub(str(exc), url)}") from None
+
+
 class RedisStore:
     """A :class:`~projecthaystack.server.Store` on Redis (6.2+) or Valkey, single node or
     cluster, RESP2 or RESP3.  Every worker opening the same URL and prefix shares one
@@ -149,10 +157,7 @@ class RedisStore:
         protocol: int = 2,
         **client_options: Any,
     ) -> None:
-        try:
-            parts = urlsplit(url)
-        except ValueError as exc:
-            raise RedisStoreError(f"bad Redis URL {redact(url)!r}: {scrub(str(exc), url)}") from None
+        parts = _split(url)
         if parts.scheme not in _SCHEMES:
             raise RedisStoreError(
                 f"not a Redis URL: {redact(url)!r}"
@@ -227,7 +232,8 @@ class RedisStore:
         first = show_node(self.startup_nodes[0])
         parts = urlsplit(self.url)
         userinfo, at, _ = parts.netloc.rpartition("@")
-        got: dict[str, Any] = dict(parse_url(urlunsplit(parts._replace(netloc=userinfo + at + first))))
+        one_node = urlunsplit(parts._replace(netloc=userinfo + at + first))
+        got: dict[str, Any] = dict(parse_url(one_node))
         got.pop("host", None)
         got.pop("port", None)
         if got.pop("connection_class", None) is SSLConnection:
@@ -240,10 +246,9 @@ class RedisStore:
         if self.cluster:
             nodes = ",".join(show_node(n) for n in self.startup_nodes)
             where = f"{parts.scheme}+cluster://{nodes}"
-            return StoreInfo(PROTOCOL_VERSION, LAYOUT, f"{where}{parts.path} {self.keys.base}", True)
-        host = parts.hostname or ""
-        where = f"{parts.scheme}{'+cluster' if self.cluster else ''}://{host}"
-        where += f":{parts.port}" if parts.port else ""
+        else:
+            where = f"{parts.scheme}://{parts.hostname or ''}"
+            where += f":{parts.port}" if parts.port else ""
         return StoreInfo(PROTOCOL_VERSION, LAYOUT, f"{where}{parts.path} {self.keys.base}", True)
 
     async def close(self) -> None:
@@ -771,10 +776,7 @@ def open_store(url: str, **options: Any) -> RedisStore:
     >>> open_store("redis+cluster://10.0.0.5:7000,10.0.0.6:7000/?prefix=hs").startup_nodes
     (('10.0.0.5', 7000), ('10.0.0.6', 7000))
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise RedisStoreError(f"bad Redis URL {redact(url)!r}: {scrub(str(exc), url)}") from None
+    parts = _split(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     ours = {k: v for k, v in query if k in _OURS}
     rest = [(k, v) for k, v in query if k not in _OURS]
