@@ -5,6 +5,8 @@ nothing but dead nodes is a 503, not a hang."""
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import random
 from typing import Any
 
@@ -136,6 +138,15 @@ def test_passwords_never_shown() -> None:
     with pytest.raises(RedisStoreError, match="bad Redis URL") as caught:
         open_store("redis+cluster://u:topsecret@[::1/")
     assert "topsecret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("module", ["", "._url"])
+def test_docstring_examples(module: str) -> None:
+    # tests-integration/test_doctests.py does not cover the store packages.  The
+    # package's public names (RedisStore, open_store) carry its name as their module.
+    mod = importlib.import_module(f"projecthaystack.stores.redis{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_split_nodes_alone() -> None:
