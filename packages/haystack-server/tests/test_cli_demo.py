@@ -476,3 +476,23 @@ def test_demo_stops_quietly_on_ctrl_c() -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "hisRead @demo.site1" in "".join(lines)  # an empty yesterday is no failure
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/haystack", "postgresql://app:***@db:5432/haystack"),
+        (
+            "redis+cluster://app:s3cret@h1:7000,h2:7001,[::1]:7002/0?prefix=hs",
+            "redis+cluster://app:***@h1:7000,h2:7001,[::1]:7002/0?prefix=hs",
+        ),
+        ("redis://h1:6379/0?password=s3cret&prefix=hs", "redis://h1:6379/0?password=***&prefix=hs"),
+        ("postgresql://db/haystack", "postgresql://db/haystack"),
+        ("redis://app@h1:6379", "redis://app@h1:6379"),
+    ],
+)
+def test_store_urls_in_messages_hide_the_password(url: str, shown: str) -> None:
+    from projecthaystack.server._cli import _redact
+
+    assert _redact(url) == shown
+    assert "s3cret" not in _redact(url)

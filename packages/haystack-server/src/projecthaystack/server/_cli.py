@@ -68,16 +68,26 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _redact(url: str) -> str:
-    """A store URL without its password, for messages."""
+    """A store URL without its password, for messages.
+
+    Works on the network location as text, so that a URL naming several hosts
+    (``redis+cluster://u:pw@h1:7000,h2:7001``), which has no single port, keeps its
+    scheme, user and hosts.
+    """
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
     except ValueError:
         return url.split("@")[-1]
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{hosts}")
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else item
+        for item in parts.query.split("&")
+        if item
+        for key in (item.partition("=")[0],)
+    )
+    return urlunsplit(parts._replace(query=query))
 
 
 def _show(text: str | None) -> None:

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -45,13 +45,15 @@ from projecthaystack.server.storeforms import (
 )
 from redis import exceptions as rx
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.commands.core import AsyncScript
 
 from . import _his, _lua
 from ._errors import RedisStoreError, StoreUnavailableError
 from ._keys import KeySpace
 from ._query import index_suffixes, plan
+from ._url import Node, redact, scrub, show_node, split_nodes
 
 __all__ = ["LAYOUT", "RedisStore", "open_store"]
 
@@ -119,13 +121,23 @@ def _mapped() -> Any:
         raise
 
 
+def _split(url: str) -> SplitResult:
+    """``urlsplit``, its refusals as :class:`RedisStoreError` without the password."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise RedisStoreError(f"bad Redis URL {redact(url)!r}: {scrub(str(exc), url)}") from None
+
+
 class RedisStore:
     """A :class:`~projecthaystack.server.Store` on Redis (6.2+) or Valkey, single node or
     cluster, RESP2 or RESP3.  Every worker opening the same URL and prefix shares one
     store.
 
     ``url``: ``redis://[user:pass@]host:port/db``, ``rediss://`` (TLS), ``unix://path``,
-    or ``redis+cluster://host:port`` (any node of a cluster); ``prefix`` puts every key
+    or ``redis+cluster://[user:pass@]host:port[,host:port...]`` (one or more nodes of a
+    cluster, up to 64, ``[ipv6]:port`` in brackets: a worker starts from whichever
+    answers, and discovers the others; ``rediss+cluster://`` over TLS); ``prefix`` puts every key
     under ``{prefix}:``; ``feed_maxlen`` bounds the change feed stream (approximately);
     ``protocol`` is the RESP version spoken, 2 or 3.  Extra keyword arguments go to
     redis-py's client.
@@ -145,14 +157,30 @@ class RedisStore:
         protocol: int = 2,
         **client_options: Any,
     ) -> None:
-        scheme = urlsplit(url).scheme
-        if scheme not in _SCHEMES:
+        parts = _split(url)
+        if parts.scheme not in _SCHEMES:
             raise RedisStoreError(
-                f"not a Redis URL: {url!r} (use redis://, rediss://, unix:// or redis+cluster://)"
+                f"not a Redis URL: {redact(url)!r}"
+                " (use redis://, rediss://, unix:// or redis+cluster://)"
             )
-        real, is_cluster = _SCHEMES[scheme]
-        self.url = urlunsplit(urlsplit(url)._replace(scheme=real))
+        real, is_cluster = _SCHEMES[parts.scheme]
+        self.url = urlunsplit(parts._replace(scheme=real))
         self.cluster = is_cluster if cluster is None else cluster
+        hosts = parts.netloc.rpartition("@")[2]
+        self.startup_nodes: tuple[Node, ...] = ()
+        """The ``(host, port)`` of each node the cluster URL lists (empty for one node)."""
+        if self.cluster:
+            if real == "unix":
+                raise RedisStoreError("a cluster is reached over TCP, not a Unix socket")
+            try:
+                self.startup_nodes = split_nodes(hosts)
+            except ValueError as exc:
+                raise RedisStoreError(f"bad cluster URL {redact(url)!r}: {exc}") from None
+        elif "," in hosts:
+            raise RedisStoreError(
+                f"bad Redis URL {redact(url)!r}: several nodes need a cluster URL"
+                " (redis+cluster://h1:7000,h2:7000)"
+            )
         try:
             self.keys = KeySpace(prefix)
         except ValueError as exc:
@@ -174,7 +202,10 @@ class RedisStore:
         """Connect, load the scripts and check (or write) the layout version."""
         options = {"decode_responses": False, **self._options, "protocol": self.protocol}
         if self.cluster:
-            self._redis = RedisCluster.from_url(self.url, **options)
+            self._redis = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
+                **{**options, **self._url_options()},
+            )
         else:
             self._redis = Redis.from_url(self.url, **options)
         for name in dir(_lua):
@@ -194,12 +225,30 @@ class RedisStore:
                 f"keys under {k.base!r} use layout {layout!r}; this version reads {LAYOUT}"
             )
 
+    def _url_options(self) -> dict[str, Any]:
+        """The client options a cluster URL gives besides its nodes (user, password,
+        TLS, query parameters), as redis-py's ``from_url`` reads them: the same for every
+        node, and ahead of keyword arguments."""
+        first = show_node(self.startup_nodes[0])
+        parts = urlsplit(self.url)
+        userinfo, at, _ = parts.netloc.rpartition("@")
+        one_node = urlunsplit(parts._replace(netloc=userinfo + at + first))
+        got: dict[str, Any] = dict(parse_url(one_node))
+        got.pop("host", None)
+        got.pop("port", None)
+        if got.pop("connection_class", None) is SSLConnection:
+            got["ssl"] = True
+        return got
+
     async def info(self) -> StoreInfo:
         """Protocol and layout versions, and where the store is (without a password)."""
         parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        where = f"{parts.scheme}{'+cluster' if self.cluster else ''}://{host}"
-        where += f":{parts.port}" if parts.port else ""
+        if self.cluster:
+            nodes = ",".join(show_node(n) for n in self.startup_nodes)
+            where = f"{parts.scheme}+cluster://{nodes}"
+        else:
+            where = f"{parts.scheme}://{parts.hostname or ''}"
+            where += f":{parts.port}" if parts.port else ""
         return StoreInfo(PROTOCOL_VERSION, LAYOUT, f"{where}{parts.path} {self.keys.base}", True)
 
     async def close(self) -> None:
@@ -724,8 +773,10 @@ def open_store(url: str, **options: Any) -> RedisStore:
 
     >>> open_store("redis+cluster://127.0.0.1:7000?prefix=site-a").keys.base
     '{site-a}:'
+    >>> open_store("redis+cluster://10.0.0.5:7000,10.0.0.6:7000/?prefix=hs").startup_nodes
+    (('10.0.0.5', 7000), ('10.0.0.6', 7000))
     """
-    parts = urlsplit(url)
+    parts = _split(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     ours = {k: v for k, v in query if k in _OURS}
     rest = [(k, v) for k, v in query if k not in _OURS]
