@@ -15,6 +15,7 @@ import json as stdjson
 import math
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,7 +88,9 @@ def history(draw: st.DrawFn) -> tuple[dict[str, Any], bool]:
     base = draw(st.sampled_from(BASES))
     step = draw(st.sampled_from([1, 15, 60, 3600]))
     plain = draw(st.lists(st.booleans(), min_size=points, max_size=points))
-    units = draw(st.lists(st.sampled_from(["°F", "kW", "m²", None]), min_size=points, max_size=points))
+    units = draw(
+        st.lists(st.sampled_from(["°F", "kW", "m²", None]), min_size=points, max_size=points)
+    )
     count = draw(st.integers(1, 40))
     rows = []
     for i in range(count):
@@ -148,7 +151,12 @@ def read(data: bytes, columnar_min: int) -> tuple[str, Any]:
 def fingerprint(v: Any) -> Any:
     """Everything that tells two values apart: type, order of keys, zone, fold."""
     if isinstance(v, Grid):
-        return ("grid", fingerprint(v.meta), [c.name for c in v.cols], [fingerprint(r) for r in v.rows])
+        return (
+            "grid",
+            fingerprint(v.meta),
+            [c.name for c in v.cols],
+            [fingerprint(r) for r in v.rows],
+        )
     if isinstance(v, dict):
         return (type(v).__name__, [(k, fingerprint(x)) for k, x in v.items()])
     if isinstance(v, list):
@@ -182,12 +190,21 @@ def test_a_big_history_grid_decodes_with_its_zone_units_and_folds() -> None:
     start = dt.datetime(2026, 11, 1, 4, 0, tzinfo=dt.UTC)
     rows = [
         {
-            "ts": {"_kind": "dateTime", "val": (start + dt.timedelta(minutes=15 * i)).astimezone(ny).isoformat(), "tz": "New_York"},
+            "ts": {
+                "_kind": "dateTime",
+                "val": (start + dt.timedelta(minutes=15 * i)).astimezone(ny).isoformat(),
+                "tz": "New_York",
+            },
             "val": {"_kind": "number", "val": 70 + i / 4, "unit": "°F"},
         }
         for i in range(100)
     ]
-    body = {"_kind": "grid", "meta": {"ver": "3.0"}, "cols": [{"name": "ts"}, {"name": "val"}], "rows": rows}
+    body = {
+        "_kind": "grid",
+        "meta": {"ver": "3.0"},
+        "cols": [{"name": "ts"}, {"name": "val"}],
+        "rows": rows,
+    }
     grid = json.decode_grid(stdjson.dumps(body, ensure_ascii=False))
     assert len(grid) == 100
     assert grid[0] == FrozenDict(ts=start.astimezone(ny), val=Number(70.0, "°F"))
@@ -204,26 +221,26 @@ def test_a_big_history_grid_decodes_with_its_zone_units_and_folds() -> None:
 
 def test_an_odd_cell_in_a_big_grid_is_reported_where_it_is() -> None:
     rows: list[dict[str, Any]] = [
-        {"ts": {"_kind": "dateTime", "val": "2026-01-01T00:00:00-05:00", "tz": "New_York"}, "val": i}
+        {
+            "ts": {"_kind": "dateTime", "val": "2026-01-01T00:00:00-05:00", "tz": "New_York"},
+            "val": i,
+        }
         for i in range(100)
     ]
     rows[60]["val"] = {"_kind": "number", "val": "NaN", "unit": "°F"}
-    body = {"_kind": "grid", "meta": {"ver": "3.0"}, "cols": [{"name": "ts"}, {"name": "val"}], "rows": rows}
-    try:
+    body = {
+        "_kind": "grid",
+        "meta": {"ver": "3.0"},
+        "cols": [{"name": "ts"}, {"name": "val"}],
+        "rows": rows,
+    }
+    with pytest.raises(DecodeError, match="NaN cannot have a unit") as info:
         json.decode_grid(stdjson.dumps(body, ensure_ascii=False))
-    except DecodeError as exc:
-        assert exc.path == "rows[60].val"
-        assert "NaN cannot have a unit" in str(exc)
-    else:
-        raise AssertionError("a NaN with a unit was read")
+    assert info.value.path == "rows[60].val"
     rows[60]["val"] = {"_kind": "number", "val": "NaN"}
     rows[70]["ts"] = {"_kind": "dateTime", "val": "2026-01-01T00:00:00", "tz": "New_York"}
-    try:
+    with pytest.raises(DecodeError, match="expected ISO 8601 with an offset") as info:
         json.decode_grid(stdjson.dumps(body, ensure_ascii=False))
-    except DecodeError as exc:
-        assert exc.path == "rows[70].ts"
-        assert "expected ISO 8601 with an offset" in str(exc)
-    else:
-        raise AssertionError("a dateTime without an offset was read")
+    assert info.value.path == "rows[70].ts"
     rows[70]["ts"] = rows[0]["ts"]
     assert math.isnan(json.decode_grid(stdjson.dumps(body, ensure_ascii=False))[60]["val"].val)

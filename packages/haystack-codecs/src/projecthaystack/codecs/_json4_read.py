@@ -188,7 +188,7 @@ _get_unit: Final = methodcaller("get", "unit")
 _item_tz: Final = itemgetter("tz")
 _get_tz: Final = methodcaller("get", "tz")
 _fromiso: Final = _dt.datetime.fromisoformat
-_copy_number: Final = Number.__copy__
+_copy_number: Final = Number.__copy__  # type: ignore[attr-defined]  # msgspec's, unstubbed
 _set_field: Final = msgspec.structs.force_setattr
 # ASCII digits to "0": the dateTimes of a column reduce to a few shapes, each matched once.
 _DIGITS_TO_0: Final = bytes(48 if 48 <= i < 58 else i for i in range(256))
@@ -408,7 +408,7 @@ class V4Reader:
         if not keys or not names.issuperset(keys):
             return None
         try:
-            columns = [self.column(col) for col in zip(*map(dict.values, rows_in))]
+            columns = [self.column(col) for col in zip(*map(dict.values, rows_in), strict=True)]
         except (_Misfit, KeyError, ValueError, TypeError, OverflowError):
             # ValueError covers InvalidValueError and the date parsers: the general path
             # meets the same cell and says where it is.
