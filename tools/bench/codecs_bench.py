@@ -56,6 +56,13 @@ HISTORY = "JSON v4 decode, history grid of 10,000 samples"
 """A hisWrite body: its floor is ``orjson.loads`` of the same bytes, not of the building."""
 
 
+def floor_of(op: str) -> str:
+    """The name of the floor case an operation is measured against."""
+    if op == HISTORY:
+        return "floor history"
+    return "floor decode" if "decode" in op else "floor encode"
+
+
 def history_body(samples: int = 10_000) -> bytes:
     """A hisWrite request body as a client sends it: a grid of ``ts`` (dateTimes in
     New York, every 15 minutes) and ``val`` (numbers in °F)."""
@@ -74,6 +81,7 @@ def history_body(samples: int = 10_000) -> bytes:
     ]
     cols = [{"name": "ts"}, {"name": "val"}]
     return orjson.dumps({"_kind": "grid", "meta": {"ver": "3.0"}, "cols": cols, "rows": rows})
+
 
 Encoder = Callable[[Grid], Any]
 
@@ -331,9 +339,7 @@ def run(building: str) -> str:
     ]
     notes = []
     for op in ours:
-        floor = times[
-            "floor history" if op == HISTORY else "floor decode" if "decode" in op else "floor encode"
-        ]
+        floor = times[floor_of(op)]
         ratio = times[f"ours {op}"] / floor
         target = TARGETS.get(op) if building == "alpha" else None
         mark = "" if target is None else (" ✓" if ratio <= target else " ✗")
