@@ -33,8 +33,9 @@ them; ``HAYSTACK_IMPL=python`` runs the pure-Python modules instead.  It needs a
 compiler; under ``CI=true`` a Python it cannot build for is an error.  ``compile --clean``
 removes what it built.  ``test`` first rebuilds the compiled codecs of the Pythons it tests
 when they were built from other versions of their sources (an edit after compiling),
-which would otherwise fail every test with the warning ``_impl`` gives.  The wheels ``wheels`` builds stay pure Python (one wheel for every
-Python); ``pip install packages/haystack-codecs`` compiles where it can.
+which would otherwise fail every test with the warning ``_impl`` gives.  The wheels
+``wheels`` builds stay pure Python (one wheel for every Python); ``pip install
+packages/haystack-codecs`` compiles where it can.
 
 ``wheels --ours`` builds only our wheels (no download); ``--extras`` also fetches the
 libraries of every optional extra; ``--python X.Y`` fetches them for another Python than
