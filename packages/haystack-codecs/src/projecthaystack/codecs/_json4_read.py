@@ -196,6 +196,15 @@ COLUMNAR_MIN_ROWS: Final = 32
 """Grids with at least this many rows try the columnar path first."""
 
 
+_NONE_TYPE: Final = type(None)
+
+
+def _in_order(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
+    """Whether ``part`` is ``whole`` with some keys left out."""
+    rest = iter(whole)
+    return all(k in rest for k in part)
+
+
 class _Misfit(Exception):
     """A cell the columnar path does not take: the general path decodes the grid."""
 
@@ -398,29 +407,59 @@ class V4Reader:
     # path gives exactly its results, or nothing.
 
     def columnar(self, rows_in: list[Any], names: set[str]) -> tuple[FrozenDict, ...] | None:
-        """The rows of a grid of one row shape and one kind per column, or None."""
+        """The rows of a grid whose columns each hold one simple kind, or None."""
         if set(map(type, rows_in)) != {dict}:
             return None
         shapes = set(map(tuple, rows_in))
-        if len(shapes) != 1:
-            return None
-        keys = shapes.pop()
+        keys = max(shapes, key=len)
         if not keys or not names.issuperset(keys):
             return None
+        if len(shapes) == 1:
+            cells: Any = zip(*map(dict.values, rows_in), strict=True)
+        elif all(_in_order(shape, keys) for shape in shapes):
+            # A batch in which a point has no sample at some time: its cell is left out.
+            # Every row's keys are the widest row's in its order, so rows built in that
+            # order keep each row's own.
+            cells = [list(map(methodcaller("get", k), rows_in)) for k in keys]
+        else:
+            return None
+        sparse = len(shapes) != 1
+        columns = []
         try:
-            columns = [self.column(col) for col in zip(*map(dict.values, rows_in), strict=True)]
+            for col in cells:
+                values, nulls = self.column(col)
+                columns.append(values)
+                sparse = sparse or nulls
         except (_Misfit, KeyError, ValueError, TypeError, OverflowError):
             # ValueError covers InvalidValueError and the date parsers: the general path
             # meets the same cell and says where it is.
             return None
+        if sparse:  # nulls and missing cells are left out of the row, as the general path does
+            return tuple(
+                [
+                    FrozenDict({k: v for k, v in zip(keys, r, strict=True) if v is not None})
+                    for r in zip(*columns, strict=True)
+                ]
+            )
         if len(keys) == 2:  # (ts, val): a dict display is twice as fast as zip
             k0, k1 = keys
             return tuple([FrozenDict({k0: a, k1: b}) for a, b in zip(*columns, strict=True)])
         return tuple([FrozenDict(zip(keys, r, strict=True)) for r in zip(*columns, strict=True)])
 
-    def column(self, col: Sequence[Any]) -> Sequence[Any]:
-        """The values of one column, or ``_Misfit`` when it is not of one simple kind."""
+    def column(self, col: Sequence[Any]) -> tuple[Sequence[Any], bool]:
+        """The values of one column and whether it holds nulls (kept as None), or
+        ``_Misfit`` when its other cells are not of one simple kind."""
         types = set(map(type, col))
+        if _NONE_TYPE in types:
+            present = [v for v in col if v is not None]
+            if not present:
+                return col, True
+            done = iter(self.column(present)[0])
+            return [None if v is None else next(done) for v in col], True
+        return self.cells(col, types), False
+
+    def cells(self, col: Sequence[Any], types: set[type]) -> Sequence[Any]:
+        """The values of a column without nulls whose cells are of the ``types``."""
         if len(types) != 1:
             if types == {int, float}:
                 return list(map(Number, map(float, col)))
