@@ -205,6 +205,15 @@ def _in_order(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
     return all(k in rest for k in part)
 
 
+def _numbers(floats: list[float], unit: str | None) -> list[Number]:
+    """``Number(f, unit)`` for each float, the unit known to be valid (and no float NaN
+    if there is one): copies of one Number given each value skip the checks that
+    construction repeats for every cell."""
+    out = list(map(_copy_number, repeat(Number(0.0, unit), len(floats))))
+    list(map(_set_field, out, repeat("val"), floats))
+    return out
+
+
 class _Misfit(Exception):
     """A cell the columnar path does not take: the general path decodes the grid."""
 
@@ -462,11 +471,11 @@ class V4Reader:
         """The values of a column without nulls whose cells are of the ``types``."""
         if len(types) != 1:
             if types == {int, float}:
-                return list(map(Number, map(float, col)))
+                return _numbers(list(map(float, col)), None)
             raise _Misfit
         t = types.pop()
         if t is float or t is int:
-            return list(map(Number, map(float, col)))
+            return _numbers(list(map(float, col)), None)
         if t is str:
             if self.marker in col:
                 raise _Misfit
@@ -503,11 +512,7 @@ class V4Reader:
             raise _Misfit  # a NaN (or INF and -INF) beside a unit
         if len(distinct) != 1:
             return list(map(Number, floats, units))
-        # One unit, checked above: copies of one Number given each value skip the check
-        # that construction repeats for every cell.
-        out = list(map(_copy_number, repeat(Number(0.0, distinct.pop()), len(floats))))
-        list(map(_set_field, out, repeat("val"), floats))
-        return out
+        return _numbers(floats, distinct.pop())
 
     def datetimes(self, col: Sequence[dict[str, Any]]) -> list[_dt.datetime]:
         """datetimes as make_datetime builds them: the instant of the offset, in the zone
