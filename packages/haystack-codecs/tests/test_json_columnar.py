@@ -189,8 +189,8 @@ def test_the_columnar_path_reads_as_the_general_path(case: tuple[dict[str, Any],
         assert fast[1] == general[1]
     if not odd and any(grid["rows"]):  # a clean history grid takes the columnar path
         obj, swapped = load(data, DEFAULT_LIMITS)
-        names = {c["name"] for c in obj["cols"]}
-        assert V4Reader(DEFAULT_LIMITS, swapped).columnar(obj["rows"], names) is not None
+        order = tuple(c["name"] for c in obj["cols"])
+        assert V4Reader(DEFAULT_LIMITS, swapped).columnar(obj["rows"], order) is not None
 
 
 def test_a_big_history_grid_decodes_with_its_zone_units_and_folds() -> None:

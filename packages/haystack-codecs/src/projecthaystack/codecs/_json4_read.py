@@ -386,7 +386,7 @@ class V4Reader:
         if type(rows_in) is not list:
             raise PathError("grid 'rows' must be a list")
         if len(rows_in) >= self.columnar_min and self.strs is None:
-            fast = self.columnar(rows_in, names)
+            fast = self.columnar(rows_in, tuple(c.name for c in cols))
             if fast is not None:
                 return Grid.unchecked(meta, cols, fast)
         rows = []
@@ -415,23 +415,27 @@ class V4Reader:
     # specially) returns None and the general path decodes the grid, errors and all: this
     # path gives exactly its results, or nothing.
 
-    def columnar(self, rows_in: list[Any], names: set[str]) -> tuple[FrozenDict, ...] | None:
-        """The rows of a grid whose columns each hold one simple kind, or None."""
+    def columnar(self, rows_in: list[Any], order: tuple[str, ...]) -> tuple[FrozenDict, ...] | None:
+        """The rows of a grid whose columns (names in ``order``) each hold one simple
+        kind, or None."""
+        names = set(order)
         if set(map(type, rows_in)) != {dict}:
             return None
         shapes = set(map(tuple, rows_in))
-        keys = max(shapes, key=len)
-        if not keys or not names.issuperset(keys):
-            return None
         if len(shapes) == 1:
+            keys = shapes.pop()
+            if not keys or not names.issuperset(keys):
+                return None
             cells: Any = zip(*map(dict.values, rows_in), strict=True)
-        elif all(_in_order(shape, keys) for shape in shapes):
-            # A batch in which a point has no sample at some time: its cell is left out.
-            # Every row's keys are the widest row's in its order, so rows built in that
-            # order keep each row's own.
-            cells = [list(map(methodcaller("get", k), rows_in)) for k in keys]
         else:
-            return None
+            # A batch in which a point has no sample at some time: its cell is left out.
+            # When every row's keys are in the columns' order, rows built in that order
+            # keep each row's own.
+            present = set().union(*shapes)
+            keys = tuple(c for c in order if c in present)
+            if len(keys) != len(present) or not all(_in_order(s, keys) for s in shapes):
+                return None
+            cells = [list(map(methodcaller("get", k), rows_in)) for k in keys]
         sparse = len(shapes) != 1
         columns = []
         try:
