@@ -418,6 +418,10 @@ class V4Reader:
     def columnar(self, rows_in: list[Any], order: tuple[str, ...]) -> tuple[FrozenDict, ...] | None:
         """The rows of a grid whose columns (names in ``order``) each hold one simple
         kind, or None."""
+        # The first and last rows tell most grids that are not history (entity data:
+        # refs, markers, nested dicts) before any work is done on the others.
+        if not (self.plain_row(rows_in[0]) and self.plain_row(rows_in[-1])):
+            return None
         names = set(order)
         if set(map(type, rows_in)) != {dict}:
             return None
@@ -427,6 +431,8 @@ class V4Reader:
             if not keys or not names.issuperset(keys):
                 return None
             cells: Any = zip(*map(dict.values, rows_in), strict=True)
+        elif len(shapes) > 64:
+            return None  # entity data rather than a batch of history: not worth trying
         else:
             # A batch in which a point has no sample at some time: its cell is left out.
             # When every row's keys are in the columns' order, rows built in that order
@@ -458,6 +464,23 @@ class V4Reader:
             k0, k1 = keys
             return tuple([FrozenDict({k0: a, k1: b}) for a, b in zip(*columns, strict=True)])
         return tuple([FrozenDict(zip(keys, r, strict=True)) for r in zip(*columns, strict=True)])
+
+    def plain_row(self, row: Any) -> bool:
+        """Whether every cell of ``row`` is of a kind the columnar path takes."""
+        if type(row) is not dict:
+            return False
+        marker = self.marker
+        for v in row.values():
+            t = type(v)
+            if t is dict:
+                if v.get("_kind") not in ("number", "dateTime"):
+                    return False
+            elif t is str:
+                if v == marker:
+                    return False
+            elif not (t is float or t is int or t is bool or v is None):
+                return False
+        return True
 
     def column(self, col: Sequence[Any]) -> tuple[Sequence[Any], bool]:
         """The values of one column and whether it holds nulls (kept as None), or
