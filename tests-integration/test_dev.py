@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import stat
@@ -129,3 +130,98 @@ def test_dev_py_runs_on_the_standard_library_alone() -> None:
         if line.startswith(("import ", "from "))
     }
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def _fake_codecs(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A codecs package with two compiled modules, built for Python 3.11 from its
+    sources (their SHA-256 in the extension files, as mypyc keeps the stamps)."""
+    codecs = root / "codecs"
+    (codecs / "_compiled").mkdir(parents=True)
+    (codecs / "_impl.py").write_text('COMPILED_MODULES: Final = ("_a", "_b")\n')
+    (codecs / "_a.py").write_text("A = 1\n")
+    (codecs / "_b.py").write_text("B = 1\n")
+    _build(codecs, "3.11")
+    monkeypatch.setattr(dev, "CODECS", codecs)
+    return codecs
+
+
+def _build(codecs: Path, version: str) -> None:
+    tag = version.replace(".", "")
+    for name in ("_a", "_b"):
+        digest = hashlib.sha256((codecs / f"{name}.py").read_bytes()).hexdigest()
+        lib = codecs / "_compiled" / f"{name}.cpython-{tag}-x86_64-linux-gnu.so"
+        lib.write_bytes(b"\x7fELF..." + digest.encode() + b"\x00...")
+
+
+def test_compiled_codecs_built_from_other_sources_are_found_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codecs = _fake_codecs(tmp_path, monkeypatch)
+    assert dev.stale_compiled(["3.11", "3.12"]) == []  # fresh; none built for 3.12
+    (codecs / "_b.py").write_text("B = 2  # edited after compiling\n")
+    assert dev.stale_compiled(["3.11", "3.12"]) == ["3.11"]
+    (codecs / "_compiled" / "_a.cp313-win_amd64.pyd").write_bytes(b"MZ old build")
+    assert dev.stale_compiled(["3.11", "3.13"]) == ["3.11", "3.13"]
+    _build(codecs, "3.11")
+    assert dev.stale_compiled(["3.11", "3.12"]) == []
+
+
+def test_dev_py_test_rebuilds_stale_compiled_codecs_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    codecs = _fake_codecs(tmp_path, monkeypatch)
+    (codecs / "_a.py").write_text("A = 2\n")
+    calls: list[list[str]] = []
+
+    def compile_codecs(hatch: str, rest: list[str], *args: object) -> int:
+        calls.append(rest)
+        _build(codecs, "3.11")
+        return 0
+
+    monkeypatch.setattr(dev, "compile_codecs", compile_codecs)
+    found = {"3.11": "/x/python3.11", "3.12": "/x/python3.12"}
+    assert dev.rebuild_stale("hatch", ["3.11", "3.12"], {}, found)
+    assert calls == [["-py", "3.11"]]
+    err = capsys.readouterr().err
+    assert "compiled codecs for Python 3.11 were built from other sources" in err
+    assert "rebuilding them first" in err
+    # Fresh now: nothing to do, nothing said.
+    assert dev.rebuild_stale("hatch", ["3.11"], {}, found)
+    assert calls == [["-py", "3.11"]]
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("outcome", ["fails", "leaves them stale"])
+def test_dev_py_test_stops_early_when_stale_compiled_codecs_cannot_be_rebuilt(
+    outcome: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    codecs = _fake_codecs(tmp_path, monkeypatch)
+    (codecs / "_a.py").write_text("A = 2\n")
+    code = 1 if outcome == "fails" else 0
+    monkeypatch.setattr(dev, "compile_codecs", lambda *args: code)
+    assert not dev.rebuild_stale("hatch", ["3.11"], {}, {"3.11": "/x/python3.11"})
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (
+        "dev.py test: stale compiled codecs could not be rebuilt: run "
+        "`python3 tools/dev.py compile` (or `compile --clean` for the pure-Python ones)"
+    )
+
+
+def test_dev_py_test_runs_no_test_when_the_rebuild_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codecs = _fake_codecs(tmp_path, monkeypatch)
+    (codecs / "_a.py").write_text("A = 2\n")
+    ran: list[list[str]] = []
+    monkeypatch.setattr(dev, "ensure_tools", lambda: Path("hatch"))
+    monkeypatch.setattr(dev, "find_pythons", lambda path: (path, {"3.11": "/x/python3.11"}, []))
+    monkeypatch.setattr(dev, "_run", lambda cmd, env: ran.append(cmd) or 0)
+    monkeypatch.setattr(dev, "compile_codecs", lambda *args: 1)
+    assert dev.main(["test", "-py", "3.11", "--", "-q"]) == 1
+    assert ran == []
+    monkeypatch.setattr(dev, "compile_codecs", lambda *args: _build(codecs, "3.11") or 0)
+    assert dev.main(["test", "-py", "3.11", "--", "-q"]) == 0
+    assert ran == [["hatch", "test", "-py", "3.11", "--", "-q"]]

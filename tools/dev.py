@@ -31,8 +31,11 @@ with a higher version number, so install ours from a wheelhouse and from nowhere
 Python 3.11-3.13 found (``-py X.Y`` for one), so the test, bench and demo environments run
 them; ``HAYSTACK_IMPL=python`` runs the pure-Python modules instead.  It needs a C
 compiler; under ``CI=true`` a Python it cannot build for is an error.  ``compile --clean``
-removes what it built.  The wheels ``wheels`` builds stay pure Python (one wheel for every
-Python); ``pip install packages/haystack-codecs`` compiles where it can.
+removes what it built.  ``test`` first rebuilds the compiled codecs of the Pythons it tests
+when they were built from other versions of their sources (an edit after compiling),
+which would otherwise fail every test with the warning ``_impl`` gives.  The wheels
+``wheels`` builds stay pure Python (one wheel for every Python); ``pip install
+packages/haystack-codecs`` compiles where it can.
 
 ``wheels --ours`` builds only our wheels (no download); ``--extras`` also fetches the
 libraries of every optional extra; ``--python X.Y`` fetches them for another Python than
@@ -42,6 +45,8 @@ the one running dev.py; ``--dest DIR`` writes elsewhere.
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import os
 import re
 import shutil
@@ -57,6 +62,7 @@ TOOLS = ROOT / ".tools-venv"
 PINS = ["hatch==1.18.2", "uv==0.13.9"]
 STAMP = TOOLS / "pins.txt"
 HATCH_BUILD = ROOT / "packages" / "haystack-codecs" / "hatch_build.py"
+CODECS = ROOT / "packages" / "haystack-codecs" / "src" / "projecthaystack" / "codecs"
 SUPPORTED = ("3.11", "3.12", "3.13")
 
 COMMANDS = {
@@ -314,6 +320,8 @@ def main(argv: list[str]) -> int:
     if pythons is not None and missing and env.get("CI") == "true":
         print(f"dev.py test: CI tests every Python; missing {_names(missing)}", file=sys.stderr)
         return 1
+    if not rebuild_stale(str(hatch), pythons or _chosen(rest) or list(found), env, found):
+        return 1
     if pythons is None:
         code = _run([str(hatch), *COMMANDS[verb], *rest], env)
         outcome = "passed" if code == 0 else f"failed (exit {code})"
@@ -355,6 +363,75 @@ def compile_codecs(
         # Without a compiler the pure-Python codecs run: a fallback, not a broken checkout.
         print("dev.py compile: the pure-Python codecs run where it failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def stale_compiled(versions: list[str]) -> list[str]:
+    """The Pythons among ``versions`` whose compiled codecs are in the tree but were built
+    from other versions of their sources.
+
+    Each compiled module carries the SHA-256 of the source it was built from (see
+    hatch_build.py); mypyc keeps that string as it is in the extension files, so a stamp
+    is looked for in their bytes, without importing them (which needs the test env).
+    """
+    compiled = CODECS / "_compiled"
+    impl = CODECS / "_impl.py"
+    if not compiled.is_dir() or not impl.is_file():
+        return []
+    names: tuple[str, ...] = ()
+    for node in ast.parse(impl.read_text(encoding="utf-8")).body:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "COMPILED_MODULES"
+            and node.value is not None
+        ):
+            names = tuple(ast.literal_eval(node.value))
+    digests = [
+        hashlib.sha256((CODECS / f"{name}.py").read_bytes()).hexdigest().encode()
+        for name in names
+        if (CODECS / f"{name}.py").is_file()
+    ]
+    stale = []
+    for version in versions:
+        tag = version.replace(".", "")
+        # CPython's extension suffixes: .cpython-311-<platform>.so, .cp311-<platform>.pyd
+        built = [
+            path
+            for path in sorted(compiled.iterdir())
+            if f".cpython-{tag}-" in path.name or f".cp{tag}-" in path.name
+        ]
+        if not built:
+            continue  # none built for this Python: the pure-Python codecs run, rightly
+        blob = b"".join(path.read_bytes() for path in built)
+        if any(digest not in blob for digest in digests):
+            stale.append(version)
+    return stale
+
+
+def rebuild_stale(
+    hatch: str, versions: list[str], env: dict[str, str], found: dict[str, str]
+) -> bool:
+    """Rebuild the compiled codecs of the Pythons about to be tested where they are stale
+    (``_impl`` would warn, and pytest makes that warning an error in every test); False
+    when that fails."""
+    stale = stale_compiled([v for v in versions if v in found])
+    if not stale:
+        return True
+    print(
+        f"dev.py test: the compiled codecs for Python {_names(stale)} were built from other "
+        "sources; rebuilding them first (dev.py compile)",
+        file=sys.stderr,
+        flush=True,
+    )
+    code = compile_codecs(hatch, ["-py", ",".join(stale)], env, found, [])
+    if code != 0 or stale_compiled(stale):
+        print(
+            "dev.py test: stale compiled codecs could not be rebuilt: run "
+            "`python3 tools/dev.py compile` (or `compile --clean` for the pure-Python ones)",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def summarize(results: dict[str, int], pythons: list[str], missing: list[str]) -> str:

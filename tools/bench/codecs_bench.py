@@ -15,9 +15,11 @@ is not met is followed by the measured floor of the approach and what it is made
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 import time
+import zoneinfo
 from collections.abc import Callable, Iterator
 from itertools import chain, compress, repeat
 from operator import add
@@ -50,6 +52,37 @@ TARGETS = {
 
 FRESH, ONCE, AGAIN = "rows never encoded", "rows encoded once", "rows encoded repeatedly"
 
+HISTORY = "JSON v4 decode, history grid of 10,000 samples"
+"""A hisWrite body: its floor is ``orjson.loads`` of the same bytes, not of the building."""
+
+
+def floor_of(op: str) -> str:
+    """The name of the floor case an operation is measured against."""
+    if op == HISTORY:
+        return "floor history"
+    return "floor decode" if "decode" in op else "floor encode"
+
+
+def history_body(samples: int = 10_000) -> bytes:
+    """A hisWrite request body as a client sends it: a grid of ``ts`` (dateTimes in
+    New York, every 15 minutes) and ``val`` (numbers in °F)."""
+    start = datetime.datetime(2026, 1, 1, 5, tzinfo=datetime.UTC)
+    zone = zoneinfo.ZoneInfo("America/New_York")
+    rows = [
+        {
+            "ts": {
+                "_kind": "dateTime",
+                "val": (start + datetime.timedelta(minutes=15 * i)).astimezone(zone).isoformat(),
+                "tz": "New_York",
+            },
+            "val": {"_kind": "number", "val": 60 + (i % 97) / 4, "unit": "°F"},
+        }
+        for i in range(samples)
+    ]
+    cols = [{"name": "ts"}, {"name": "val"}]
+    return orjson.dumps({"_kind": "grid", "meta": {"ver": "3.0"}, "cols": cols, "rows": rows})
+
+
 Encoder = Callable[[Grid], Any]
 
 
@@ -76,6 +109,7 @@ def _haystack_py(data: dict[str, bytes]) -> dict[str, Callable[[], Any]] | None:
     records = htrio.parse_trio(ttext)
     return {
         "JSON v4 decode": lambda: hjson.decode_grid(data["json"]),
+        HISTORY: lambda: hjson.decode_grid(data["history"]),
         f"JSON v4 encode, {FRESH}": lambda: hjson.encode_grid(grid),
         "JSON v3 decode": lambda: hjson.decode_grid(v3, version=JsonVersion.V3),
         f"JSON v3 encode, {FRESH}": lambda: hjson.encode_grid(grid, version=JsonVersion.V3),
@@ -111,6 +145,11 @@ def _rusty(data: dict[str, bytes]) -> dict[str, Callable[[], Any]] | None:
             return rh.encode_grid(m, grid)
 
         out[f"{name} encode, {FRESH}"] = encode
+    history = data["history"].decode()
+    out[HISTORY] = lambda: rh.decode_grid("application/json", history)
+    out[f"{HISTORY} to Python"] = lambda: [
+        r.to_dict() for r in rh.decode_grid("application/json", history).rows()
+    ]
     return out
 
 
@@ -246,11 +285,13 @@ _FLOOR_WHAT = {
 def run(building: str) -> str:
     """The table for one building, and the notes on targets not met."""
     data = {ext: (BUILDINGS / f"{building}.{ext}").read_bytes() for ext in ("json", "zinc", "trio")}
+    data["history"] = history_body()
     grid = json.decode_grid(data["json"])
     v3 = json.encode_grid_bytes(grid, version=3)
     untyped = orjson.loads(data["json"])
     ours: dict[str, Callable[[], Any]] = {
         "JSON v4 decode": lambda: json.decode_grid(data["json"]),
+        HISTORY: lambda: json.decode_grid(data["history"]),
         "JSON v3 decode": lambda: json.decode_grid(v3, version=3),
         "Zinc decode": lambda: zinc.decode_grid(data["zinc"]),
         "Trio decode": lambda: trio.decode_grid(data["trio"]),
@@ -266,6 +307,7 @@ def run(building: str) -> str:
         if name in ("JSON v4", "Zinc"):
             kept_grids[name] = again
     floors = {"decode": lambda: orjson.loads(data["json"]), "encode": lambda: orjson.dumps(untyped)}
+    floors["history"] = lambda: orjson.loads(data["history"])
     others = {"hs_py": _haystack_py(data) or {}, "rusty": _rusty(data) or {}}
     failed: dict[str, dict[str, str]] = {"hs_py": {}, "rusty": {}}
     for who, theirs in others.items():
@@ -281,7 +323,7 @@ def run(building: str) -> str:
     keptz = [r.memo.haystack_zinc[1] for r in kept_grids["Zinc"].rows]
     approach["JSON v4 join"] = lambda: b",".join(kept4)
     approach["Zinc join"] = lambda: b"\n".join(keptz)
-    cases = {"floor decode": floors["decode"], "floor encode": floors["encode"]}
+    cases = {f"floor {k}": v for k, v in floors.items()}
     cases.update({f"ours {k}": v for k, v in ours.items()})
     cases.update({f"approach {k}": v for k, v in approach.items()})
     for who, theirs in others.items():
@@ -297,7 +339,7 @@ def run(building: str) -> str:
     ]
     notes = []
     for op in ours:
-        floor = times["floor decode" if "decode" in op else "floor encode"]
+        floor = times[floor_of(op)]
         ratio = times[f"ours {op}"] / floor
         target = TARGETS.get(op) if building == "alpha" else None
         mark = "" if target is None else (" ✓" if ratio <= target else " ✗")

@@ -22,6 +22,7 @@ from projecthaystack.kinds import (
 from ._limits import Limits
 
 __all__ = [
+    "ISO_DATETIME",
     "datetime_unchecked",
     "format_datetime",
     "format_time",
@@ -51,7 +52,7 @@ def read_text(data: bytes | str | bytearray | memoryview, limits: Limits) -> str
 
 # The one ISO 8601 form Haystack writes: an offset always, seconds of the offset only in
 # the local mean times of old dates.
-_ISO_DATETIME = re.compile(
+ISO_DATETIME: Final = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d(?::\d\d)?)"
 )
 
@@ -67,7 +68,7 @@ def make_datetime(text: str, tz: str | None) -> _dt.datetime:
     >>> make_datetime("2020-07-17T16:55:42.977-04:00", "New_York").isoformat()
     '2020-07-17T16:55:42.977000-04:00'
     """
-    if _ISO_DATETIME.fullmatch(text) is None:
+    if ISO_DATETIME.fullmatch(text) is None:
         raise ValueError(f"invalid dateTime {text!r}: expected ISO 8601 with an offset")
     return datetime_unchecked(text, tz)
 
