@@ -64,6 +64,19 @@ def _missing() -> str | None:
     return None
 
 
+def _program(name: str, package: str) -> str:
+    """The path of an installed program the test needs; outside CI a skip saying what to
+    install, under ``CI=true`` (where .ci/run installs it) a failure."""
+    sbin = Path("/usr/sbin", name)
+    found = shutil.which(name) or (str(sbin) if sbin.exists() else None)
+    if found is None:
+        why = f"{name} is not installed: apt-get install {package}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return found
+
+
 @pytest.fixture(scope="module")
 def _prerequisites() -> None:
     if sys.version_info[:2] != (3, 11) and os.environ.get("HAYSTACK_SCALEOUT") != "1":
@@ -193,9 +206,7 @@ def test_the_rig_runs_the_guides_systemd_command(guide: Any) -> None:
 
 
 def test_the_guides_systemd_unit_verifies(guide: Any, tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed: apt-get install systemd")
+    analyze = _program("systemd-analyze", "systemd")
     server = shutil.which("haystack-server") or str(Path(sys.executable).parent / "haystack-server")
     user = pwd.getpwuid(os.geteuid()).pw_name
     group = grp.getgrgid(os.getegid()).gr_name
@@ -215,10 +226,7 @@ def test_the_guides_systemd_unit_verifies(guide: Any, tmp_path: Path) -> None:
 def test_the_guides_nginx_configuration_balances_and_skips_a_dead_instance(
     guide: Any, tmp_path: Path
 ) -> None:
-    sbin = Path("/usr/sbin/nginx")
-    nginx = shutil.which("nginx") or (str(sbin) if sbin.exists() else None)
-    if nginx is None:
-        pytest.skip("nginx is not installed: apt-get install nginx-light (or nginx)")
+    nginx = _program("nginx", "nginx-light")
     fleet = importlib.import_module("tools.scaleout._fleet")
     procs = importlib.import_module("tools.scaleout._procs")
     _, pem, _ = fleet.make_certificates(tmp_path)
@@ -290,10 +298,7 @@ def test_the_guides_nginx_configuration_balances_and_skips_a_dead_instance(
 def test_the_guides_mtls_frontend_logs_a_certificate_in_and_drops_a_forged_header(
     guide: Any, tmp_path: Path
 ) -> None:
-    sbin = Path("/usr/sbin/haproxy")
-    haproxy = shutil.which("haproxy") or (str(sbin) if sbin.exists() else None)
-    if haproxy is None:
-        pytest.skip("HAProxy is not installed: apt-get install haproxy")
+    _program("haproxy", "haproxy")  # the fleet starts it by name
     fleet = importlib.import_module("tools.scaleout._fleet")
     procs = importlib.import_module("tools.scaleout._procs")
     # The guide's own app factory, as the module uvicorn is told to serve.
