@@ -64,6 +64,9 @@ __all__ = [
 HIS_T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 """Where the rig's own history starts (apart from the demo building's)."""
 
+REPEAT_AFTER = 0.25
+"""Seconds a request never answered waits before its one repeat."""
+
 MIX: dict[str, int] = {
     "read": 20,
     "nav": 10,
@@ -321,6 +324,12 @@ class LoadClient:
         start = time.monotonic()
         outcome, detail, result = "ok", "", None
         for attempt in range(2):
+            if attempt:
+                # As a client would, the repeat waits a moment: a balancer closes a client's
+                # connection without an answer when the idle connection it reused to an
+                # instance just killed was dead (HAProxy's way of saying "safe to repeat"),
+                # and at once it may still hold such connections for the next try too.
+                await asyncio.sleep(REPEAT_AFTER)
             try:
                 result = await call()
                 outcome = "ok" if attempt == 0 else "ok-retried"

@@ -112,6 +112,15 @@ async def test_a_killed_connection_leaves_a_batch_whole_or_absent(
             "Redis Cluster cannot be connected. Please provide at least one reachable node: "
             "Error 111 connecting to 127.0.0.1:7000. Connection refused."
         ),
+        # Also the rig's: a redirection the client does not follow (a MULTI pipeline
+        # gave "internal error in pointWrite: MovedError"), a script not yet loaded on
+        # the promoted replica, a node that asks to try again.
+        rx.MovedError("4023 127.0.0.1:41925"),
+        rx.AskError("4023 127.0.0.1:41925"),
+        rx.NoScriptError("No matching script. Please use EVAL."),
+        rx.ResponseError("TRYAGAIN Multiple keys request during rehashing of slot"),
+        rx.ResponseError("NOREPLICAS Not enough good replicas to write."),
+        rx.ResponseError("CLUSTERDOWN The cluster is down"),
     ],
 )
 def test_a_cluster_that_lost_its_nodes_is_unavailable_not_an_error(exc: Exception) -> None:
@@ -119,6 +128,12 @@ def test_a_cluster_that_lost_its_nodes_is_unavailable_not_an_error(exc: Exceptio
     # (redis-py's RedisClusterException is no ConnectionError) instead of a 503.
     with pytest.raises(StoreUnavailableError, match=type(exc).__name__), _mapped():
         raise exc
+
+
+def test_a_script_error_stays_an_error() -> None:
+    wrong = rx.ResponseError("ERR user_script:3: Script attempted to access nonexistent global")
+    with pytest.raises(rx.ResponseError, match="user_script"), _mapped():
+        raise wrong
 
 
 def test_a_cluster_client_refusal_stays_an_error() -> None:

@@ -123,6 +123,17 @@ return n
 """
 )
 
+READ = (
+    _COMMON
+    + r"""
+-- ARGV[2]: an id; ARGV[3..]: the hashes to read its fields from ('e', 'v', 'p').  One
+-- consistent read, as a script runs alone; a field that is absent is ''.
+local out = {}
+for i = 3, #ARGV do out[#out + 1] = redis.call('HGET', base .. ARGV[i], ARGV[2]) or '' end
+return out
+"""
+)
+
 UPDATE = (
     _COMMON
     + r"""

@@ -73,6 +73,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     rx.ReadOnlyError,
     OSError,
 )
+_SETTLING = ("OOM", "LOADING", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS")
+"""Prefixes of Redis's error replies that say "not now" rather than "never"."""
 _JSON = msgspec.json.Encoder()
 _DECODE_CACHE = 100_000  # decoded entities kept, keyed by their stored bytes
 _FEED_BATCH = 10_000  # feed entries read at most per call (the cursor then moves on)
@@ -107,8 +109,13 @@ def _mapped() -> Any:
     try:
         yield
     except rx.ResponseError as exc:
-        if str(exc).startswith(("OOM", "LOADING", "MASTERDOWN", "READONLY", "CLUSTERDOWN")):
-            raise StoreUnavailableError(str(exc)) from exc
+        # A redirection the client did not follow (MOVED, ASK: a slot changed hands in a
+        # failover), a script the promoted replica has not loaded yet (NOSCRIPT): the
+        # cluster is settling, and the same request succeeds in a moment.
+        if isinstance(exc, (rx.MovedError, rx.AskError, rx.NoScriptError)) or str(
+            exc
+        ).startswith(_SETTLING):
+            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
         raise
     except _UNAVAILABLE as exc:
         raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
@@ -271,6 +278,13 @@ class RedisStore:
                 keys=[key or self.keys.entities], args=[self.keys.base, *args], client=self.redis
             )
 
+    async def _fields(self, id: str, *hashes: str) -> list[bytes | None]:
+        """One entity's fields in the hashes named (``e``, ``v``, ``p``: entity, version,
+        priority array), read together by a script: a script is routed, and redirected
+        in a failover, like any command, which a MULTI pipeline on a cluster is not."""
+        got = await self._run("READ", [id, *hashes])
+        return [b or None for b in got]
+
     async def drop(self) -> int:
         """Delete every key of this store (``SCAN`` + ``UNLINK`` on its prefix only);
         how many there were.  For tests and decommissioning."""
@@ -409,11 +423,7 @@ class RedisStore:
         """Merge ``changes`` (``Remove`` deletes a tag); written only if nobody changed
         the entity since it was read, else read again."""
         for _ in range(50):
-            with _mapped():
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hget(self.keys.entities, id)
-                    pipe.hget(self.keys.versions, id)
-                    blob, version = await pipe.execute()
+            blob, version = await self._fields(id, "e", "v")
             if blob is None or version is None:
                 return None
             merged = _merge(self._decode(blob), changes)
@@ -550,14 +560,8 @@ class RedisStore:
         """Expire, apply the level, store the array and merge the tags it yields, as one
         decision: read, decide with :func:`apply_point_write`, and write only if neither
         the point nor its array changed meanwhile (else again)."""
-        k = self.keys
         for _ in range(100):
-            with _mapped():
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hget(k.entities, id)
-                    pipe.hget(k.versions, id)
-                    pipe.hget(k.priority, id)
-                    blob, version, raw = await pipe.execute()
+            blob, version, raw = await self._fields(id, "e", "v", "p")
             if blob is None or version is None:
                 return None
             entity = self._decode(blob)
