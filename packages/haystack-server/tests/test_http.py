@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 
 from projecthaystack.codecs import codec_for_mime, zinc
 from projecthaystack.codecs import json as hjson
 from projecthaystack.kinds import Grid, Ref, Uri
-from projecthaystack.server import ServerConfig, ServerLimits
+from projecthaystack.server import (
+    MemoryStore,
+    ServerConfig,
+    ServerLimits,
+    Session,
+    StoreUnavailableError,
+    User,
+)
 
 from .conftest import Live
 
@@ -264,3 +273,43 @@ def test_home_says_where_the_api_is(live: Live) -> None:
     assert grid[0]["api"] == Uri("/api/") and grid[0]["websocket"] == Uri("/api/ws")
     assert page.headers["content-type"].startswith("text/html")
     assert "/api/" in page.text and "password" not in page.text.lower()
+
+
+class _FailingStore(MemoryStore):
+    """A memory store whose session look-up fails once ``failure`` is set."""
+
+    failure: Exception | None = None
+
+    async def authenticate(self, token_hash: str, now: dt.datetime) -> tuple[Session, User] | None:
+        if self.failure is not None:
+            raise self.failure
+        return await super().authenticate(token_hash, now)
+
+
+def test_a_store_away_during_authentication_is_a_503_error_grid(make_live) -> None:  # type: ignore[no-untyped-def]
+    store = _FailingStore()
+    live = make_live(store=store)
+    with live.http() as http:
+        store.failure = StoreUnavailableError("the store's cluster is failing over")
+        resp = http.get("read", params={"filter": "site"})
+    assert resp.status_code == 503
+    assert zinc.decode_grid(resp.content).meta["dis"].startswith("store unavailable")
+
+
+def test_an_unexpected_failure_outside_an_op_is_a_500_error_grid_telling_nothing(make_live) -> None:  # type: ignore[no-untyped-def]
+    # An op's own failures are error grids (200); a fault before the op runs (here the
+    # session look-up) is a 500, still a grid a Haystack client can read, without the
+    # exception's text.
+    store = _FailingStore()
+    live = make_live(store=store)
+    with live.http() as http:
+        store.failure = RuntimeError("a secret detail of the store")
+        resp = http.get("read", params={"filter": "site"})
+        store.failure = None
+        after = http.get("about")
+    assert resp.status_code == 500
+    assert resp.headers["content-type"].startswith("text/zinc")
+    err = zinc.decode_grid(resp.content)
+    assert err.is_error and err.meta["dis"] == "internal server error"
+    assert b"secret" not in resp.content
+    assert after.status_code == 200  # the server goes on

@@ -395,6 +395,13 @@ class HaystackServer:
         grid = Grid.from_rows([{"dis": "Project Haystack server", **row}])
         return Response(codec.encode(grid), media_type=codec.content_type)
 
+    async def internal_error(self, request: Request, exc: Exception) -> Response:
+        """An exception no handler caught (a fault of the server or of a store outside an
+        op: an op's own become error grids) as a 500 error grid rather than Starlette's
+        plain text, so that a client says what happened; nothing of the exception is
+        told (Starlette logs it, and re-raises it to the ASGI server)."""
+        return self._http_error(HttpError(500, "internal server error"), ZINC)
+
     async def not_found(self, request: Request, exc: Exception) -> Response:
         """Starlette's own 404 and 405 (no route, or a route without the method) as error
         grids; nothing of the request (path, ``Host``) is echoed back."""

@@ -86,7 +86,7 @@ def create_app(
         routes=routes,
         middleware=instrument(server),  # OpenTelemetry ([otel]) and the access log
         lifespan=lifespan,
-        exception_handlers={HTTPException: server.not_found},
+        exception_handlers={HTTPException: server.not_found, Exception: server.internal_error},
     )
     # Starlette would answer a path with (or without) a trailing slash by a redirect
     # built from the Host header, before any authentication: unknown paths are 404.

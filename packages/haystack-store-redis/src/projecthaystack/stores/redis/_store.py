@@ -112,9 +112,9 @@ def _mapped() -> Any:
         # A redirection the client did not follow (MOVED, ASK: a slot changed hands in a
         # failover), a script the promoted replica has not loaded yet (NOSCRIPT): the
         # cluster is settling, and the same request succeeds in a moment.
-        if isinstance(exc, (rx.MovedError, rx.AskError, rx.NoScriptError)) or str(
-            exc
-        ).startswith(_SETTLING):
+        if isinstance(exc, (rx.MovedError, rx.AskError, rx.NoScriptError)) or str(exc).startswith(
+            _SETTLING
+        ):
             raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
         raise
     except _UNAVAILABLE as exc:
