@@ -358,7 +358,7 @@ def run(building: str) -> str:
             least = times[f"approach {op}"]
             at = " (ours is at it)" if least >= times[f"ours {op}"] else ""
             notes.append(
-                f"- {op}: {ratio:.2f}{x}, target ≤ {target}{x}. Floor of the approach "
+                f"Not met, {op}: {ratio:.2f}{x}, target ≤ {target}{x}. Floor of the approach "
                 f"measured as {least / floor:.2f}{x}{at} ({least * 1e3:.2f} ms: "
                 f"{_FLOOR_WHAT[op]})."
             )
@@ -370,9 +370,8 @@ def run(building: str) -> str:
         f"{times['approach JSON v4 join'] / j_kept:.2f} of JSON v4's time and "
         f"{times['approach Zinc join'] / z_kept:.2f} of Zinc's."
     )
-    if notes:
-        text += "\n\nTargets not met, with the measured floor of the approach taken:\n\n"
-        text += "\n".join(notes)
+    if notes:  # each with the measured floor of the approach taken
+        text += "\n\n" + "\n\n".join(notes)
     return text
 
 

@@ -35,6 +35,8 @@ class Chart:
     series: dict[str, list[float | None]] = field(default_factory=dict)
     targets: list[float | None] = field(default_factory=list)
     floor: str = "the floor"
+    notes: list[str] = field(default_factory=list)
+    """Why a target is not met: the floor of the approach, measured in the same run."""
 
     @property
     def slug(self) -> str:
@@ -72,6 +74,7 @@ def charts(report: dict[str, Any]) -> list[Chart]:
             if not rows:
                 continue
             chart = Chart(bench, table["title"], [r[0] for r in rows])
+            chart.notes = list(table.get("notes", []))
             for i, column in enumerate(columns[1:], start=1):
                 if column == "target":
                     found = [TARGET.search(r[i]) for r in rows]

@@ -47,7 +47,7 @@ def _module(name: str) -> ModuleType:
     return module
 
 
-_figures: list[tuple[str, str, str]] = []  # (bench, title, site path) in report order
+_figures: list[tuple[str, str, str, list[str]]] = []  # (bench, title, site path, notes)
 _titles: dict[str, str] = {}  # diagram name -> its title
 
 
@@ -58,7 +58,7 @@ def on_files(files: Files, config: MkDocsConfig, **kwargs: Any) -> Files:
     for name, (chart, svg) in _module("charts").render(report).items():
         uri = f"{FOLDER}/{name}"
         files.append(File.generated(config, uri, content=svg))
-        _figures.append((chart.bench, chart.title, uri))
+        _figures.append((chart.bench, chart.title, uri, chart.notes))
     diagrams = _module("diagrams")
     _titles.clear()
     for name, diagram in diagrams.DIAGRAMS.items():
@@ -83,8 +83,9 @@ def on_page_markdown(markdown: str, page: Page, **kwargs: Any) -> str:
     if MARKER not in markdown:
         return markdown
     blocks = []
-    for bench, title, uri in _figures:
+    for bench, title, uri, notes in _figures:
         src = posixpath.relpath(uri, here or ".")
         name = f"{bench}: {title}" if title else bench
         blocks.append(f"### {name}\n\n![{name}]({src})\n")
+        blocks.extend(f"{note}\n" for note in notes)
     return markdown.replace(MARKER, "\n".join(blocks))
