@@ -103,6 +103,7 @@ class Load:
     reader: RedisStore
     acked_entities: list[int] = field(default_factory=list)
     acked_his: list[int] = field(default_factory=list)
+    acked_updates: list[int] = field(default_factory=list)
     tried: int = 0
     refused: int = 0
     reads: int = 0
@@ -113,7 +114,7 @@ class Load:
 
     @property
     def acked(self) -> int:
-        return len(self.acked_entities) + len(self.acked_his)
+        return len(self.acked_entities) + len(self.acked_his) + len(self.acked_updates)
 
     async def write(self) -> None:
         while not self.stop:
@@ -124,7 +125,11 @@ class Load:
             n = self.tried
             self.tried += 1
             try:
-                if n % 2:
+                if n % 3 == 2:
+                    # Read, decide, write if unchanged: the path pointWrite takes too.
+                    await self.writer.update_entity(POINTS[0], {"n": Number(n)})
+                    self.acked_updates.append(n)
+                elif n % 3 == 1:
                     ts = tuple(T0 + dt.timedelta(seconds=n * SAMPLES + j) for j in range(SAMPLES))
                     vals = tuple(Number(float(n)) for _ in ts)
                     await self.writer.his_write(dict.fromkeys(POINTS, HisChunk(ts, vals)))
@@ -189,6 +194,9 @@ async def verify(load: Load) -> None:
     assert set(load.acked_his) <= his
     entities_b, his_b = await load.check(load.reader)
     assert (entities_b, his_b) == (entities, his)
+    if load.acked_updates:  # a refused update may have landed too: never an older one
+        (point,) = await load.reader.get_entities([POINTS[0]])
+        assert point is not None and point["n"].val >= max(load.acked_updates)
 
 
 @pytest.mark.anyio
@@ -241,6 +249,10 @@ async def test_a_handover_to_the_replica_loses_no_acknowledged_write(
     replicated: RedisProcs, load: Load
 ) -> None:
     primary, replica = shard_of(replicated, load.writer)
+    # A store instance idle through the handover: its map of the slots still names the
+    # old primary, which now answers MOVED.
+    idle = RedisStore(load.writer.url, prefix=load.writer.keys.prefix, cluster=True)
+    await idle.open()
     async with anyio.create_task_group() as tg:
         tg.start_soon(load.write)
         tg.start_soon(load.read)
@@ -253,3 +265,12 @@ async def test_a_handover_to_the_replica_loses_no_acknowledged_write(
         load.stop = True
     assert shard_of(replicated, load.writer) == (replica, primary)
     await verify(load)
+    # Its first calls read, decide and write (update, pointWrite) on that old map: they
+    # are redirected, not failed.
+    try:
+        updated = await idle.update_entity(POINTS[1], {"moved": Marker})
+        assert updated is not None and updated["moved"] is Marker
+        levels = await idle.point_write(POINTS[1], None, None, now=dt.datetime.now(dt.UTC))
+        assert levels == {}
+    finally:
+        await idle.close()
