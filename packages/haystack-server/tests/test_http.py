@@ -286,27 +286,33 @@ class _FailingStore(MemoryStore):
         return await super().authenticate(token_hash, now)
 
 
-def test_a_store_away_during_authentication_is_a_503_error_grid(make_live) -> None:  # type: ignore[no-untyped-def]
+def _read_while_authentication_fails(
+    make_live, failure: Exception
+) -> tuple[httpx.Response, httpx.Response]:  # type: ignore[no-untyped-def]
+    """A read whose session look-up raises ``failure``, then an ``about`` once it no
+    longer does."""
     store = _FailingStore()
     live = make_live(store=store)
     with live.http() as http:
-        store.failure = StoreUnavailableError("the store's cluster is failing over")
+        store.failure = failure
         resp = http.get("read", params={"filter": "site"})
+        store.failure = None
+        return resp, http.get("about")
+
+
+def test_a_store_away_during_authentication_is_a_503_error_grid(make_live) -> None:  # type: ignore[no-untyped-def]
+    failover = StoreUnavailableError("the store's cluster is failing over")
+    resp, after = _read_while_authentication_fails(make_live, failover)
     assert resp.status_code == 503
     assert zinc.decode_grid(resp.content).meta["dis"].startswith("store unavailable")
+    assert after.status_code == 200
 
 
 def test_an_unexpected_failure_outside_an_op_is_a_500_error_grid_telling_nothing(make_live) -> None:  # type: ignore[no-untyped-def]
     # An op's own failures are error grids (200); a fault before the op runs (here the
     # session look-up) is a 500, still a grid a Haystack client can read, without the
     # exception's text.
-    store = _FailingStore()
-    live = make_live(store=store)
-    with live.http() as http:
-        store.failure = RuntimeError("a secret detail of the store")
-        resp = http.get("read", params={"filter": "site"})
-        store.failure = None
-        after = http.get("about")
+    resp, after = _read_while_authentication_fails(make_live, RuntimeError("a secret detail"))
     assert resp.status_code == 500
     assert resp.headers["content-type"].startswith("text/zinc")
     err = zinc.decode_grid(resp.content)

@@ -47,6 +47,7 @@ __all__ = ["HaystackServer", "StartupHook"]
 log = logging.getLogger("projecthaystack.server.ops")
 
 ZINC = codec_for_mime("text/zinc")
+_INTERNAL = "internal server error"  # all a client is told of a fault of ours
 
 StartupHook = Callable[[Store], Awaitable[None]]
 """A coroutine run with the opened store when the app starts (to load entities, say)."""
@@ -341,6 +342,11 @@ class HaystackServer:
             grid = await self.call(who, op_name, req, now)
         except HttpError as exc:
             return self._http_error(exc, codec)
+        except Exception:
+            # Answered here rather than by Starlette's handler (internal_error), which
+            # re-raises: the ASGI server would then close the client's connection.
+            log.exception("%s %s failed", request.method, request.url.path)
+            return self._http_error(HttpError(500, _INTERNAL), codec)
         return Response(await self.encode(codec, grid), media_type=codec.content_type)
 
     def _http_error(self, exc: HttpError, codec: Codec) -> Response:
@@ -400,7 +406,7 @@ class HaystackServer:
         op: an op's own become error grids) as a 500 error grid rather than Starlette's
         plain text, so that a client says what happened; nothing of the exception is
         told (Starlette logs it, and re-raises it to the ASGI server)."""
-        return self._http_error(HttpError(500, "internal server error"), ZINC)
+        return self._http_error(HttpError(500, _INTERNAL), ZINC)
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
         """Starlette's own 404 and 405 (no route, or a route without the method) as error
