@@ -23,6 +23,7 @@ import io
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -75,6 +76,24 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _in_own_process(name: str) -> str:
+    """Run one benchmark in a fresh interpreter, its output passed on as it comes, and
+    return it: what one benchmark leaves in memory would otherwise weigh on the next
+    (the garbage collector walks every live object)."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, name], stdout=subprocess.PIPE, text=True, encoding="utf-8"
+    )
+    assert child.stdout is not None
+    lines = []
+    for line in child.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        lines.append(line)
+    if child.wait() != 0:
+        raise SystemExit(f"benchmark {name!r} failed (exit {child.returncode})")
+    return "".join(lines)
+
+
 def main(argv: list[str]) -> int:
     """Run the named benchmarks, or all of them."""
     report = None
@@ -91,10 +110,13 @@ def main(argv: list[str]) -> int:
             return 2
     printed: dict[str, str] = {}
     for name in names:
-        tee = _Tee(sys.stdout)
-        with contextlib.redirect_stdout(tee):
-            BENCHES[name]()
-        printed[name] = tee.copy.getvalue()
+        if len(names) == 1:
+            tee = _Tee(sys.stdout)
+            with contextlib.redirect_stdout(tee):
+                BENCHES[name]()
+            printed[name] = tee.copy.getvalue()
+        else:
+            printed[name] = _in_own_process(name)
     if report is not None:
         data = {
             "date": dt.datetime.now(dt.UTC).date().isoformat(),
