@@ -75,6 +75,17 @@ def test_the_committed_report_has_every_benchmark() -> None:
         assert all(table["rows"] for table in tables)
 
 
+def test_each_speed_target_the_report_misses_comes_with_its_floor() -> None:
+    # Issue 18's rule: a target not met is followed by the measured floor of the approach
+    # taken ("Not met, ..."), which the report keeps as the table's notes.
+    report = json.loads(REPORT.read_text(encoding="utf-8"))
+    for bench in ("codecs", "server"):
+        for table in report["benches"][bench]:
+            missed = [row[0] for row in table["rows"] if any("\u2717" in c for c in row)]
+            assert len(table["notes"]) >= len(missed), (bench, table["title"], missed)
+            assert all(note.startswith("Not met") for note in table["notes"])
+
+
 def test_charts_are_drawn_from_the_report_the_same_every_time(tmp_path: Path) -> None:
     for out in ("a", "b"):
         done = _in_docs_env("tools/docs/charts.py", str(REPORT), str(tmp_path / out))
