@@ -31,18 +31,11 @@ from codecs_bench import (
     history_body,
 )
 
-from projecthaystack.codecs import _csv, _json, _trio, _zinc_read, _zinc_write
-from projecthaystack.codecs._impl import compiled_modules
+from projecthaystack.codecs._impl import compiled_modules, pure_modules
 
 ROUNDS = 11
 
-PURE: dict[str, ModuleType] = {
-    "_json": _json,
-    "_zinc_read": _zinc_read,
-    "_zinc_write": _zinc_write,
-    "_trio": _trio,
-    "_csv": _csv,
-}
+PURE = pure_modules()
 
 
 def _cases(m: dict[str, ModuleType], data: dict[str, bytes]) -> dict[str, Callable[[], Any]]:

@@ -17,8 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projecthaystack.codecs import _csv, _json, _trio, _zinc_read, _zinc_write
-from projecthaystack.codecs._impl import compiled_modules
+from projecthaystack.codecs._impl import compiled_modules, pure_modules
 from projecthaystack.kinds import (
     NA,
     Col,
@@ -35,13 +34,7 @@ from projecthaystack.kinds import (
     tz_from_name,
 )
 
-PURE: dict[str, ModuleType] = {
-    "_json": _json,
-    "_zinc_read": _zinc_read,
-    "_zinc_write": _zinc_write,
-    "_trio": _trio,
-    "_csv": _csv,
-}
+PURE = pure_modules()
 
 
 def _compiled() -> dict[str, ModuleType]:

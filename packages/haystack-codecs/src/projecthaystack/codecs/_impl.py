@@ -26,7 +26,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, Literal
 
-__all__ = ["COMPILED_MODULES", "ENV_VAR", "IMPLEMENTATION", "compiled_modules", "use_compiled"]
+__all__ = [
+    "COMPILED_MODULES",
+    "ENV_VAR",
+    "IMPLEMENTATION",
+    "compiled_modules",
+    "pure_modules",
+    "use_compiled",
+]
 
 ENV_VAR: Final = "HAYSTACK_IMPL"
 
@@ -48,6 +55,12 @@ shared by both implementations, so a ``Limits`` or an error is one class whichev
 
 _HERE = Path(__file__).resolve().parent
 _BUILD_HINT = "`python3 tools/dev.py compile` in a clone, or a pip install with a C compiler"
+
+
+def pure_modules() -> dict[str, ModuleType]:
+    """The pure-Python module of each name of :data:`COMPILED_MODULES`: the other side of
+    :func:`compiled_modules`, for comparing the two implementations."""
+    return {name: importlib.import_module(f"{__package__}.{name}") for name in COMPILED_MODULES}
 
 
 def compiled_modules() -> dict[str, ModuleType]:
