@@ -4,14 +4,18 @@ connection killed mid-write leaves the batch whole or absent."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio
 import pytest
 import redis.exceptions as rx
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from projecthaystack.filter import parse
 from projecthaystack.kinds import Marker, Number, Ref
@@ -45,6 +49,34 @@ async def store(own: RedisProcs) -> AsyncIterator[RedisStore]:
     await s.open()
     yield s
     await s.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("options", "tries"), [({}, 3), ({"retry": Retry(NoBackoff(), 0)}, 1)])
+async def test_an_unreachable_redis_is_tried_three_times_then_unavailable(
+    options: dict[str, Any], tries: int
+) -> None:
+    # The store's own retry policy, not redis-py's default (ten tries with backoff in
+    # redis-py 8, which would hold a request through a whole failover); retry= overrides.
+    # A listener that drops every connection at once counts the tries.
+    accepted = 0
+
+    async def drop(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", prefix="faults", **options)
+    try:
+        with pytest.raises(StoreUnavailableError) as info:
+            await store.open()
+        assert info.value.status == 503
+        assert accepted == tries
+    finally:
+        await store.close()
+        server.close()
 
 
 @pytest.mark.anyio

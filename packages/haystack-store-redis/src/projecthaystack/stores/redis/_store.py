@@ -47,6 +47,8 @@ from redis import exceptions as rx
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
 from . import _his, _lua
@@ -149,6 +151,11 @@ class RedisStore:
     ``protocol`` is the RESP version spoken, 2 or 3.  Extra keyword arguments go to
     redis-py's client.
 
+    A command that cannot reach Redis is tried twice more within about a quarter of a
+    second, then raises :class:`~projecthaystack.server.StoreUnavailableError` (a 503
+    that tells the client to retry): a request does not wait out a restart or a
+    failover, whatever redis-py's own default (``retry=`` sets another policy).
+
     >>> store = RedisStore("redis://127.0.0.1:6379/0", prefix="demo")
     >>> store.keys.entities
     '{demo}:e'
@@ -207,7 +214,12 @@ class RedisStore:
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
         """Connect, load the scripts and check (or write) the layout version."""
-        options = {"decode_responses": False, **self._options, "protocol": self.protocol}
+        options = {
+            "decode_responses": False,
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+            **self._options,
+            "protocol": self.protocol,
+        }
         if self.cluster:
             self._redis = RedisCluster(
                 startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
