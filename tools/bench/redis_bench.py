@@ -81,7 +81,7 @@ async def bench(url: str) -> None:
         await store.put_entities(records)
 
     # A first load into an empty store: a fresh store (prefix) for every call.
-    rounds = 5
+    rounds = 9  # a fresh store each: the first load is measured once per store
     empty = [RedisStore(url, prefix=f"bench-{run}-load{i}") for i in range(rounds + 1)]
     for each in empty:
         await each.open()

@@ -140,7 +140,7 @@ def test_passwords_never_shown() -> None:
     assert "topsecret" not in str(caught.value)
 
 
-@pytest.mark.parametrize("module", ["", "._url"])
+@pytest.mark.parametrize("module", ["", "._url", "._query"])
 def test_docstring_examples(module: str) -> None:
     # tests-integration/test_doctests.py does not cover the store packages.  The
     # package's public names (RedisStore, open_store) carry its name as their module.

@@ -16,11 +16,13 @@ local base = ARGV[1]
 local function enc(s)
   return (string.gsub(s, '[%%:{}]', function(c) return string.format('%%%02X', string.byte(c)) end))
 end
-local function feed(ids)
+local function feed(ids, text)
   -- The change feed: one stream entry per write, trimmed (oldest first) to about feedlen.
+  -- text: ids as a JSON array already, when the caller has it.
   if #ids > 0 then
     local maxlen = redis.call('HGET', base .. 'meta', 'feedlen') or '100000'
-    redis.call('XADD', base .. 'feed', 'MAXLEN', '~', maxlen, '*', 'ids', cjson.encode(ids))
+    text = text or cjson.encode(ids)
+    redis.call('XADD', base .. 'feed', 'MAXLEN', '~', maxlen, '*', 'ids', text)
   end
 end
 local function newer(a, b)
@@ -48,17 +50,18 @@ end
 PUT = (
     _COMMON
     + r"""
--- ARGV[2]: JSON [ids, ends of the entity texts, ends of the suffix texts, groups]; ARGV[3]:
--- the entity texts (JSON v4) end to end; ARGV[4]: each entity's index suffixes as a JSON
--- array, end to end.  groups: {suffix: [ids]}, the sets the batch adds to if every id is
--- new.  The ids are distinct.  A few arguments, not three per entity: redis-py packs each
--- argument in Python.  Redis calls go per set and per chunk of entities, never per entity
+-- ARGV[2]: the ids as JSON (also the feed's entry); ARGV[3]: JSON [ends of the entity
+-- texts, ends of the suffix texts, groups]; ARGV[4]: the entity texts (JSON v4) end to
+-- end; ARGV[5]: each entity's index suffixes as a JSON array, end to end.  groups:
+-- {suffix: [ids]}, the sets the batch adds to if every id is new.  The ids are
+-- distinct.  A few arguments, not three per entity: redis-py packs each argument in
+-- Python.  Redis calls go per set and per chunk of entities, never per entity
 -- and set: an all-new batch SADDs the groups as they are; otherwise each entity's old
 -- suffixes (a few HMGETs) are compared with its new ones, unchanged text skipped, and the
 -- differences gathered into one SREM and one SADD per set.
 local CHUNK = 1000  -- arguments per call stay well under Lua's stack limit
-local head = cjson.decode(ARGV[2])
-local ids, ends_e, ends_m, groups = head[1], head[2], head[3], head[4]
+local ids, head = cjson.decode(ARGV[2]), cjson.decode(ARGV[3])
+local ends_e, ends_m, groups = head[1], head[2], head[3]
 local n = #ids
 local function piece(all, ends, i)
   return string.sub(all, (ends[i - 1] or 0) + 1, ends[i])
@@ -87,7 +90,7 @@ else
     members[#members + 1] = id
   end
   for i, id in ipairs(ids) do
-    local was, now = old[i], piece(ARGV[4], ends_m, i)
+    local was, now = old[i], piece(ARGV[5], ends_m, i)
     if not was then
       for _, k in ipairs(cjson.decode(now)) do gather(add, k, id) end
     elseif was ~= now then  -- the same text: the same sets, nothing to do
@@ -108,9 +111,9 @@ for c = 1, n, CHUNK do
   local e, v, m, o = {}, {}, {}, {}
   for i = c, math.min(c + CHUNK - 1, n) do
     local id = ids[i]
-    e[#e + 1] = id; e[#e + 1] = piece(ARGV[3], ends_e, i)
+    e[#e + 1] = id; e[#e + 1] = piece(ARGV[4], ends_e, i)
     v[#v + 1] = id; v[#v + 1] = v0 + i
-    m[#m + 1] = id; m[#m + 1] = piece(ARGV[4], ends_m, i)
+    m[#m + 1] = id; m[#m + 1] = piece(ARGV[5], ends_m, i)
     o[#o + 1] = v0 + i; o[#o + 1] = id
   end
   redis.call('HSET', base .. 'e', unpack(e))
@@ -118,7 +121,7 @@ for c = 1, n, CHUNK do
   redis.call('HSET', base .. 'm', unpack(m))
   redis.call('ZADD', base .. 'o', 'NX', unpack(o))
 end
-feed(ids)
+feed(ids, ARGV[2])
 return n
 """
 )

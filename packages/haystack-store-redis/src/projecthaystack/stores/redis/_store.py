@@ -54,7 +54,7 @@ from redis.commands.core import AsyncScript
 from . import _his, _lua
 from ._errors import RedisStoreError, StoreUnavailableError
 from ._keys import KeySpace
-from ._query import index_suffixes, plan
+from ._query import index_batch, index_suffixes, plan
 from ._url import Node, redact, scrub, show_node, split_nodes
 
 __all__ = ["LAYOUT", "RedisStore", "open_store"]
@@ -398,38 +398,20 @@ class RedisStore:
         """Insert or replace whole entities by id with their indexes, all in one script
         (all or none); an id given twice: the last record wins, in the first one's place.
 
-        The batch travels as three arguments however many entities it has (the texts
-        end to end, their ends in a JSON head), with the index sets it fills grouped
-        here: redis-py packs every argument in Python, and the script then writes each
-        set once rather than once per entity."""
-        at: dict[str, int] = {}
-        ids: list[str] = []
-        texts: list[bytes] = []
-        suffixes: list[list[str]] = []
-        for rec in records:
-            id = entity_id(rec)
-            text, sfx = hjson.encode_value_bytes(rec), index_suffixes(rec)
-            i = at.get(id)
-            if i is None:
-                at[id] = len(ids)
-                ids.append(id)
-                texts.append(text)
-                suffixes.append(sfx)
-            else:
-                texts[i], suffixes[i] = text, sfx
-        if not ids:
+        The batch travels as four arguments however many entities it has (the ids, the
+        texts end to end with their ends in a JSON head), with the index sets it fills
+        grouped here: redis-py packs every argument in Python, and the script then
+        writes each set once rather than once per entity."""
+        batch = {entity_id(rec): rec for rec in records}  # a later record keeps its place
+        if not batch:
             return
-        groups: dict[str, list[str]] = {}
-        for id, sfx in zip(ids, suffixes, strict=True):
-            for k in sfx:
-                members = groups.get(k)
-                if members is None:
-                    groups[k] = [id]
-                else:
-                    members.append(id)
+        ids = list(batch)
+        texts = [hjson.encode_value_bytes(rec) for rec in batch.values()]
+        suffixes, sets = index_batch(ids, list(batch.values()))
         m_texts = [_JSON.encode(s) for s in suffixes]
-        head = [ids, list(accumulate(map(len, texts))), list(accumulate(map(len, m_texts))), groups]
-        await self._run("PUT", [_JSON.encode(head), b"".join(texts), b"".join(m_texts)])
+        ends = [list(accumulate(map(len, texts))), list(accumulate(map(len, m_texts))), sets]
+        args = [_JSON.encode(ids), _JSON.encode(ends), b"".join(texts), b"".join(m_texts)]
+        await self._run("PUT", args)
 
     async def update_entity(self, id: str, changes: Mapping[str, Any]) -> FrozenDict | None:
         """Merge ``changes`` (``Remove`` deletes a tag); written only if nobody changed
