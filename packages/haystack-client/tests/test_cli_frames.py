@@ -1,6 +1,7 @@
 import datetime as dt
 import io
 import json
+import subprocess
 import sys
 
 import pytest
@@ -168,3 +169,26 @@ def test_a_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "polars", None)
     with pytest.raises(ImportError, match=r"\[polars\] extra of haystack-client"):
         to_polars(Grid.from_rows([{"a": 1}]))
+
+
+def test_python_dash_m_runs_the_command(tmp_path):
+    # For when pip's scripts directory is not on PATH.
+    src = tmp_path / "in.zinc"
+    src.write_text(zinc.encode_grid(Grid.from_rows([{"id": Ref("a"), "site": Marker}])))
+    done = subprocess.run(
+        [sys.executable, "-m", "projecthaystack.client", "convert", str(src), "-", "--to", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert hjson.decode_grid(done.stdout.encode())[0]["id"] == Ref("a")
+    usage = subprocess.run(
+        [sys.executable, "-m", "projecthaystack.client", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: haystack ")

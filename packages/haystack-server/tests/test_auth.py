@@ -373,7 +373,7 @@ def pki(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _tls_server(make_live, paths, config: ServerConfig) -> Live:  # type: ignore[no-untyped-def]
-    from projecthaystack.server._tls import tls_protocols
+    from projecthaystack.server import tls_protocols
 
     uv = {
         "ssl_certfile": str(paths["server_cert"]),

@@ -82,7 +82,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "projecthaystack.server._cli", *args]
+    return [sys.executable, "-m", "projecthaystack.server", *args]
 
 
 def test_demo_command_serves_and_queries() -> None:

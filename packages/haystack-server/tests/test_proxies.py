@@ -101,7 +101,7 @@ def test_the_command_ignores_forwarded_addresses_by_default() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAYSTACK_")}
     env |= {"HAYSTACK_ADMIN_USER": "boss", "HAYSTACK_ADMIN_PASSWORD": "boss-password"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "projecthaystack.server._cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "projecthaystack.server", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

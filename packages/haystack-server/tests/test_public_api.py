@@ -56,6 +56,7 @@ PUBLIC = [
     "open_store",
     "parse_range",
     "store_schemes",
+    "tls_protocols",
 ]
 
 

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from ._stores import STORES_GROUP as STORES_GROUP
     from ._stores import open_store as open_store
     from ._stores import store_schemes as store_schemes
+    from ._tls import tls_protocols as tls_protocols
     from ._users import check_password as check_password
 
 __all__ = [
@@ -117,6 +118,7 @@ __all__ = [
     "open_store",
     "parse_range",
     "store_schemes",
+    "tls_protocols",
 ]
 
 # Every public name loads its module on first use: the app brings Starlette and anyio,
@@ -171,6 +173,7 @@ _LAZY: dict[str, str] = {
     "open_store": "._stores",
     "parse_range": "projecthaystack.codecs",
     "store_schemes": "._stores",
+    "tls_protocols": "._tls",
 }
 
 

@@ -706,7 +706,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl-C: the server has stopped; nothing more to say
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

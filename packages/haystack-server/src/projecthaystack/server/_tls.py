@@ -53,5 +53,14 @@ class _CertWS(WSProtocol):
 
 
 def tls_protocols() -> dict[str, Any]:
-    """``uvicorn.Config`` keyword arguments that expose client certificates to the app."""
+    """``uvicorn.Config`` (or ``uvicorn.run``) keyword arguments that hand a TLS
+    connection's client certificate to the app, which logs the request in as the user
+    the certificate names.  Needed only to run the app under uvicorn yourself with
+    client certificates: ``haystack-server serve --client-ca`` uses them already.
+
+    >>> import uvicorn
+    >>> config = uvicorn.Config("app:app", ssl_cert_reqs=2, **tls_protocols())
+    >>> sorted(tls_protocols())
+    ['http', 'ws']
+    """
     return {"http": _CertH11, "ws": _CertWS}
