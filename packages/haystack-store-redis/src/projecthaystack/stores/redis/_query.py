@@ -99,8 +99,9 @@ class _Shape:
 
 
 def _target(sets: _Sets, targets: _Targets, prefix: str, target: str) -> tuple[str, list[str]]:
+    """A Ref target's set, met for the first time in the batch: its suffix and members."""
     suffix = prefix + encode_part(target)
-    got = targets[target] = (suffix, sets.setdefault(suffix, []))
+    targets[target] = got = (suffix, sets.setdefault(suffix, []))
     return got
 
 

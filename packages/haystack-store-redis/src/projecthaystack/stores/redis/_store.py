@@ -151,8 +151,8 @@ class RedisStore:
     ``protocol`` is the RESP version spoken, 2 or 3.  Extra keyword arguments go to
     redis-py's client.
 
-    A command that cannot reach Redis is tried twice more within about a quarter of a
-    second, then raises :class:`~projecthaystack.server.StoreUnavailableError` (a 503
+    A command that cannot reach Redis is tried twice more within about 0.3 s, then
+    raises :class:`~projecthaystack.server.StoreUnavailableError` (a 503
     that tells the client to retry): a request does not wait out a restart or a
     failover, whatever redis-py's own default (``retry=`` sets another policy).
 
