@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projecthaystack.kinds import Marker, Number, Ref
@@ -49,6 +49,7 @@ def _expected(record: Mapping[str, Any]) -> set[str]:
 
 
 @given(RECORDS)
+@settings(deadline=None)  # a loaded shared machine: no time limit per example
 def test_a_batch_gives_each_entity_its_own_sets(records: list[dict[str, Any]]) -> None:
     ids = [f"e{i}" for i in range(len(records))]
     suffixes, sets = index_batch(ids, records)
@@ -85,3 +86,14 @@ def test_one_shape_with_other_refs_and_a_null() -> None:
         "r:siteRef:s1": ["a"],
         "r:siteRef:s2": ["b"],
     }
+
+
+def test_the_cache_of_shapes_is_bounded(monkeypatch: Any) -> None:
+    # Tag names come from clients: a stream of new shapes must not grow memory forever.
+    from projecthaystack.stores.redis import _query
+
+    monkeypatch.setattr(_query, "_SHAPES", {})
+    monkeypatch.setattr(_query, "_SHAPES_KEPT", 3)
+    for i in range(10):
+        assert index_suffixes({"id": Ref("a"), f"tag{i}": Marker}) == [f"t:tag{i}"]
+        assert len(_query._SHAPES) <= 3

@@ -56,34 +56,20 @@ def _name_parts(name: str) -> tuple[str, str]:
     return parts
 
 
-def index_suffixes(record: Mapping[str, Any]) -> list[str]:
-    """The index sets (as key suffixes) an entity belongs to: a ``t:`` set per tag, then
-    an ``r:`` set per Ref it holds and a ``d:`` set per Dict.
-
-    >>> index_suffixes({"id": Ref("p"), "siteRef": Ref("s:1"), "a": {}})
-    ['t:siteRef', 't:a', 'r:siteRef:s%3A1', 'd:a']
-    """
-    return index_batch([""], [record])[0][0]
-
-
 _REF, _REFS, _DICT = range(3)
-_Sets = dict[str, list[str]]  # index suffix -> the ids of the batch that go in that set
-_Targets = dict[str, tuple[str, list[str]]]  # a Ref's id -> its set's suffix and members
+_Key = tuple[tuple[str, ...], tuple[type, ...]]  # tag names, their values' types
+_Known = dict[str, dict[str, str]]  # "r:" prefix -> Ref id -> its set's suffix
 
 
 class _Shape:
     """What entities with the same tag names, in the same order, holding values of the
     same types, share: their ``t:`` sets, and where their Refs and Dicts are."""
 
-    __slots__ = ("ids", "odd", "tags")
+    __slots__ = ("odd", "tags")
 
-    def __init__(
-        self, names: tuple[str, ...], types: tuple[type, ...], targets: dict[str, _Targets]
-    ) -> None:
+    def __init__(self, names: tuple[str, ...], types: tuple[type, ...]) -> None:
         self.tags: list[str] = []
-        # (position, what, the "d:" suffix or the "r:" prefix, that prefix's targets)
-        self.odd: list[tuple[int, int, str, _Targets]] = []
-        self.ids: list[str] = []
+        self.odd: list[tuple[int, int, str]] = []  # (position, what, "r:" prefix or "d:" set)
         for pos, (name, t) in enumerate(zip(names, types, strict=True)):
             if name == "id":
                 continue  # every entity has an id: the universe answers ``id``
@@ -92,28 +78,71 @@ class _Shape:
             if t in _SCALARS:
                 continue  # most tags: no Ref and no Dict inside (skips an ABC check)
             if t is Ref or t is list:
-                what = _REF if t is Ref else _REFS
-                self.odd.append((pos, what, ref, targets.setdefault(ref, {})))
+                self.odd.append((pos, _REF if t is Ref else _REFS, ref))
             elif issubclass(t, Mapping):
-                self.odd.append((pos, _DICT, "d:" + tag[2:], {}))
+                self.odd.append((pos, _DICT, "d:" + tag[2:]))
 
 
-def _target(sets: _Sets, targets: _Targets, prefix: str, target: str) -> tuple[str, list[str]]:
-    """A Ref target's set, met for the first time in the batch: its suffix and members."""
-    suffix = prefix + encode_part(target)
-    targets[target] = got = (suffix, sets.setdefault(suffix, []))
-    return got
+_SHAPES: dict[_Key, _Shape] = {}
+_SHAPES_KEPT = 10_000  # tag names are client input: the cache is bounded
+
+
+def _shape_of(record: Mapping[str, Any]) -> tuple[Mapping[str, Any], _Shape]:
+    """``record`` without its null tags (a null tag is no tag), and its shape."""
+    types = tuple(map(type, record.values()))
+    if _NONE in types:
+        record = {k: v for k, v in record.items() if v is not None}
+        types = tuple(map(type, record.values()))
+    key = (tuple(record), types)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) >= _SHAPES_KEPT:
+            _SHAPES.clear()
+        shape = _SHAPES[key] = _Shape(*key)
+    return record, shape
+
+
+def _suffixes(record: Mapping[str, Any], shape: _Shape, known: _Known) -> list[str]:
+    """The sets of ``record`` (of ``shape``): the shape's ``t:`` sets, then the ``r:``
+    and ``d:`` sets of its values.  ``known`` keeps each Ref's suffix for the next
+    entity that holds it."""
+    own = list(shape.tags)
+    if not shape.odd:
+        return own
+    values = tuple(record.values())
+    for pos, what, part in shape.odd:
+        if what == _DICT:
+            own.append(part)
+            continue
+        val, seen = values[pos], known.setdefault(part, {})
+        start = len(own)
+        for ref in (val,) if what == _REF else val:
+            if type(ref) is Ref:
+                suffix = seen.get(ref.id) or seen.setdefault(ref.id, part + encode_part(ref.id))
+                if what == _REF or suffix not in own[start:]:  # a Ref listed twice: once
+                    own.append(suffix)
+    return own
+
+
+def index_suffixes(record: Mapping[str, Any]) -> list[str]:
+    """The index sets (as key suffixes) an entity belongs to: a ``t:`` set per tag, then
+    an ``r:`` set per Ref it holds and a ``d:`` set per Dict.
+
+    >>> index_suffixes({"id": Ref("p"), "siteRef": Ref("s:1"), "a": {}})
+    ['t:siteRef', 't:a', 'r:siteRef:s%3A1', 'd:a']
+    """
+    return _suffixes(*_shape_of(record), {})
 
 
 def index_batch(
     ids: Sequence[str], records: Sequence[Mapping[str, Any]]
-) -> tuple[list[list[str]], _Sets]:
+) -> tuple[list[list[str]], dict[str, list[str]]]:
     """Each entity's index suffixes (as :func:`index_suffixes`), and every set the batch
-    fills with the ids that go in it.
+    fills with the ids that go in it; ``ids`` are distinct.
 
     Entities of one shape share the work: a building has a few hundred shapes for
     thousands of entities, so each entity costs a dictionary look-up plus its Refs,
-    not a step per tag.
+    not a step per tag, and each Ref target's set is named once per batch.
 
     >>> batch = [{"dis": "A"}, {"dis": "B", "x": None, "siteRef": Ref("s")}]
     >>> suffixes, sets = index_batch(["a", "b"], batch)
@@ -122,47 +151,32 @@ def index_batch(
     >>> sets
     {'r:siteRef:s': ['b'], 't:dis': ['a', 'b'], 't:siteRef': ['b']}
     """
-    shapes: dict[tuple[tuple[str, ...], tuple[type, ...]], _Shape] = {}
-    targets: dict[str, _Targets] = {}
+    known: _Known = {}
+    by_shape: dict[_Shape, list[str]] = {}
     suffixes: list[list[str]] = []
-    sets: _Sets = {}
+    sets: dict[str, list[str]] = {}
     for id, given in zip(ids, records, strict=True):
-        rec, types = given, tuple(map(type, given.values()))
-        if _NONE in types:  # a null tag is no tag
-            rec = {k: v for k, v in given.items() if v is not None}
-            types = tuple(map(type, rec.values()))
-        key = (tuple(rec), types)
-        shape = shapes.get(key)
-        if shape is None:
-            shape = shapes[key] = _Shape(*key, targets)
-        shape.ids.append(id)
-        own = list(shape.tags)
-        if shape.odd:
-            values = tuple(rec.values())
-            for pos, what, part, known in shape.odd:
-                val = values[pos]
-                if what == _REF:
-                    got = known.get(val.id) or _target(sets, known, part, val.id)
-                    own.append(got[0])
-                    got[1].append(id)
-                elif what == _DICT:
-                    own.append(part)
-                    sets.setdefault(part, []).append(id)
-                else:
-                    for item in val:
-                        if type(item) is Ref:
-                            got = known.get(item.id) or _target(sets, known, part, item.id)
-                            if not got[1] or got[1][-1] != id:  # a Ref listed twice: once
-                                own.append(got[0])
-                                got[1].append(id)
+        record, shape = _shape_of(given)
+        own = _suffixes(record, shape, known)
         suffixes.append(own)
-    for shape in shapes.values():
-        for k in shape.tags:
-            members = sets.get(k)
-            if members is None:
-                sets[k] = list(shape.ids)
+        members = by_shape.get(shape)
+        if members is None:
+            by_shape[shape] = [id]
+        else:
+            members.append(id)
+        for k in own[len(shape.tags) :]:  # the shape's t: sets are filled below, at once
+            got = sets.get(k)
+            if got is None:
+                sets[k] = [id]
             else:
-                members.extend(shape.ids)
+                got.append(id)
+    for shape, members in by_shape.items():
+        for k in shape.tags:
+            got = sets.get(k)
+            if got is None:
+                sets[k] = list(members)
+            else:
+                got.extend(members)
     return suffixes, sets
 
 
